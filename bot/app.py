@@ -1,0 +1,143 @@
+"""Wiring: `Tocsin(settings)` builds the store, the Slack facade, the relay and the Bolt app, and serves them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
+
+from bot.config import Settings
+from bot.relay import Relay
+from bot.slack import SlackFacade, make_client
+from handlers.deps import Deps
+from handlers.messages import Composer
+from handlers.render import Renderer
+from handlers.routes import register
+from store.db import Database
+
+log = logging.getLogger("tocsin")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Tocsin:
+    """One running bot: HTTP (`web_app()`) or Socket Mode, plus its background relay."""
+
+    def __init__(
+        self, settings: Settings, *, mode: str = "http", clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        policy = settings.policy
+        self.settings = settings
+        self.clock = clock
+        self.db = Database(settings.database_url)
+        self.client = make_client(token=settings.bot_token, base_url=settings.slack_api_url)
+        self.slack = SlackFacade(self.client)
+        self.renderer = Renderer(timezone=policy.timezone)
+        self.composer = Composer(policy=policy, renderer=self.renderer)
+        self.relay = Relay(db=self.db, slack=self.slack, composer=self.composer, clock=clock)
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._stopping = asyncio.Event()
+        self._identity: dict[str, Any] = {}
+        self.deps = Deps(
+            db=self.db,
+            policy=policy,
+            composer=self.composer,
+            renderer=self.renderer,
+            slack=self.slack,
+            clock=clock,
+            spawn=self.spawn,
+            wake_relay=self.relay.wake,
+        )
+        self.bolt = AsyncApp(
+            client=self.client,
+            signing_secret=settings.signing_secret or "socket-mode",
+            authorize=self._authorize,
+            process_before_response=True,
+            request_verification_enabled=mode == "http",
+            logger=logging.getLogger("tocsin.bolt"),
+        )
+        register(self.bolt, self.deps)
+
+    async def _authorize(self, enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+        """The bot token is known; no auth.test on the request path, so acks never wait on Slack."""
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            bot_token=self.settings.bot_token,
+            bot_user_id=self._identity.get("user_id"),
+            bot_id=self._identity.get("bot_id"),
+        )
+
+    def spawn(self, work: Awaitable[Any]) -> None:
+        """Run `work` after the ack, tracked so shutdown can wait for it."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", exc_info=task.exception(), extra={"event": "task_failed"})
+
+    async def start(self) -> None:
+        await self.db.upgrade()
+        self.spawn(self.relay.run(self._stopping))
+        self.spawn(self._learn_identity())
+        log.info("started", extra={"event": "started", "database": self.db.dialect})
+
+    async def _learn_identity(self) -> None:
+        try:
+            self._identity = await self.slack.identity()
+        except (SlackApiError, OSError, TimeoutError) as error:
+            log.warning(
+                "auth.test failed; carrying on",
+                extra={"event": "auth_test_failed", "error": str(error)[:200]},
+            )
+
+    async def stop(self, grace: float = 5.0) -> None:
+        self._stopping.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.db.dispose()
+        log.info("stopped", extra={"event": "stopped"})
+
+    # HTTP mode -----------------------------------------------------------------------------------
+
+    def web_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/slack/events", self._on_slack)
+        app.router.add_get("/healthz", self._on_health)
+
+        async def on_startup(_: web.Application) -> None:
+            await self.start()
+
+        async def on_cleanup(_: web.Application) -> None:
+            await self.stop()
+
+        app.on_startup.append(on_startup)
+        app.on_cleanup.append(on_cleanup)
+        return app
+
+    async def _on_slack(self, request: web.Request) -> web.Response:
+        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    async def _on_health(self, request: web.Request) -> web.Response:
+        try:
+            await asyncio.wait_for(self.db.ping(), timeout=2)
+        except Exception as error:  # any failure to answer means unhealthy
+            return web.json_response({"status": "unavailable", "database": type(error).__name__}, status=503)
+        return web.json_response({"status": "ok"})

@@ -1,0 +1,125 @@
+"""`tocsin serve | socket | manifest | check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from bot import logs
+from bot.app import Tocsin
+from bot.config import DEFAULT_CONFIG, ConfigError, Settings, load_policy, load_settings
+from bot.manifest import render
+
+log = logging.getLogger("tocsin")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tocsin", description="Incident management in Slack.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve Slack's HTTP requests at /slack/events")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=3000)
+    commands.add_parser("socket", help="connect to Slack over Socket Mode (needs SLACK_APP_TOKEN)")
+    manifest = commands.add_parser("manifest", help="print the Slack app manifest")
+    manifest.add_argument("--url", help="public base URL of `tocsin serve`, e.g. https://bot.example.com")
+    manifest.add_argument("--socket", action="store_true", help="for Socket Mode (no public URL)")
+    check = commands.add_parser("check-config", help="validate app.yaml")
+    check.add_argument("path", nargs="?", help=f"default: $TOCSIN_CONFIG or {DEFAULT_CONFIG}")
+    args = parser.parse_args(argv)
+
+    if args.command == "manifest":
+        if not args.socket and not args.url:
+            print("manifest: give --url https://your-host (HTTP mode) or --socket", file=sys.stderr)
+            return 2
+        print(render(url=args.url, socket=args.socket), end="")
+        return 0
+    if args.command == "check-config":
+        path = Path(args.path or os.environ.get("TOCSIN_CONFIG") or DEFAULT_CONFIG)
+        try:
+            load_policy(path)
+        except ConfigError as error:
+            for line in error.problems:
+                print(line, file=sys.stderr)
+            return 1
+        print(f"{path}: ok")
+        return 0
+
+    mode = "http" if args.command == "serve" else "socket"
+    try:
+        settings = load_settings(os.environ, mode=mode)
+    except ConfigError as error:
+        for line in error.problems:
+            print(line, file=sys.stderr)
+        return 2
+    logs.configure(os.environ.get("TOCSIN_LOG_LEVEL", "INFO"))
+    try:
+        if mode == "http":
+            asyncio.run(_serve(settings, args.host, args.port))
+        else:
+            asyncio.run(_socket(settings))
+    except StartupError as error:
+        print(f"tocsin: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class StartupError(Exception):
+    pass
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    tocsin = Tocsin(settings, mode="http")
+    runner = web.AppRunner(tocsin.web_app(), access_log=None)
+    try:
+        await runner.setup()
+    except Exception as error:
+        raise StartupError(f"cannot start: {type(error).__name__}: {str(error)[:300]}") from None
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+    except OSError as error:
+        await runner.cleanup()
+        raise StartupError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    log.info("listening", extra={"event": "listening", "host": host, "port": port})
+    await _stop_event().wait()
+    log.info("shutting down", extra={"event": "shutdown"})
+    await runner.cleanup()
+
+
+async def _socket(settings: Settings) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    tocsin = Tocsin(settings, mode="socket")
+    try:
+        await tocsin.start()
+    except Exception as error:
+        raise StartupError(f"cannot start: {type(error).__name__}: {str(error)[:300]}") from None
+    handler = AsyncSocketModeHandler(tocsin.bolt, settings.app_token, web_client=tocsin.client)
+    stop = _stop_event()
+    try:
+        await handler.connect_async()
+        log.info("connected over Socket Mode", extra={"event": "socket_connected"})
+        await stop.wait()
+    finally:
+        await handler.close_async()
+        await tocsin.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

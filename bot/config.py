@@ -1,0 +1,380 @@
+"""Settings, built from the environment and app.yaml into typed, validated, frozen objects.
+
+Nothing here runs at import time: `load_settings(environ)` does the reading, and every problem is
+reported with the key it concerns, all at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from store.policy import IMPACTS, PRIORITIES, URGENCIES, EscalationLevel, Policy, PriorityPolicy
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./tocsin.db"
+DEFAULT_CONFIG = "./app.yaml"
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_SLACK_ID = re.compile(r"[UWSCG][A-Z0-9]{2,}")
+_CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_NAME_FIELDS = {"number", "slug", "prefix"}
+
+
+class ConfigError(Exception):
+    """Configuration is unusable; `problems` has one line per problem, each naming its key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    policy: Policy
+    bot_token: str
+    signing_secret: str
+    app_token: str | None
+    slack_api_url: str | None
+    database_url: str
+    config_path: Path
+
+
+def parse_duration(value: Any) -> timedelta | None:
+    """`90s`, `15m`, `4h`, `2d`, or combinations such as `1h30m`; None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        return None
+    match = _DURATION.fullmatch(value.strip())
+    if not value.strip() or match is None:
+        return None
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    return total if total >= timedelta(seconds=1) else None
+
+
+class _Reader:
+    """Walks the YAML tree, collecting problems with their key paths instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def mapping(self, node: Any, path: str, known: set[str] | None = None) -> Mapping[str, Any]:
+        if not isinstance(node, dict):
+            self.problem(path, f"must be a mapping, not {_show(node)}")
+            return {}
+        for key in node:
+            if known is not None and key not in known:
+                self.problem(
+                    f"{path}.{key}" if path else str(key),
+                    f"unknown key (expected one of {', '.join(sorted(known))})",
+                )
+        return node
+
+    def required(self, node: Mapping[str, Any], key: str, path: str) -> Any:
+        if key not in node:
+            self.problem(_join(path, key), "is required")
+        return node.get(key)
+
+    def duration(
+        self, node: Mapping[str, Any], key: str, path: str, default: timedelta | None = None
+    ) -> timedelta:
+        if key not in node and default is not None:
+            return default
+        value = self.required(node, key, path)
+        parsed = parse_duration(value)
+        if parsed is None:
+            if key in node:
+                self.problem(_join(path, key), f"{_show(value)} is not a duration (use 90s, 15m, 4h or 2d)")
+            return default or timedelta(seconds=1)
+        return parsed
+
+    def boolean(self, node: Mapping[str, Any], key: str, path: str, default: bool | None = None) -> bool:
+        if key not in node and default is not None:
+            return default
+        value = self.required(node, key, path)
+        if not isinstance(value, bool):
+            if key in node:
+                self.problem(_join(path, key), f"{_show(value)} is not true or false")
+            return bool(default)
+        return value
+
+    def string(
+        self,
+        node: Mapping[str, Any],
+        key: str,
+        path: str,
+        pattern: re.Pattern[str] | None = None,
+        default: str | None = None,
+        what: str = "a string",
+    ) -> str:
+        if key not in node and default is not None:
+            return default
+        value = self.required(node, key, path)
+        if not isinstance(value, str) or not value or (pattern is not None and not pattern.fullmatch(value)):
+            if key in node:
+                self.problem(_join(path, key), f"{_show(value)} is not {what}")
+            return default or ""
+        return value
+
+    def strings(
+        self,
+        node: Mapping[str, Any],
+        key: str,
+        path: str,
+        pattern: re.Pattern[str],
+        what: str,
+        allow_empty: bool = False,
+    ) -> tuple[str, ...]:
+        value = node.get(key, [] if allow_empty else None)
+        if not isinstance(value, list) or (not value and not allow_empty):
+            self.problem(_join(path, key), f"must be a {'' if allow_empty else 'non-empty '}list of {what}")
+            return ()
+        good = []
+        for index, item in enumerate(value):
+            if isinstance(item, str) and pattern.fullmatch(item):
+                good.append(item)
+            else:
+                self.problem(f"{_join(path, key)}[{index}]", f"{_show(item)} is not {what}")
+        if len(set(good)) != len(good):
+            self.problem(_join(path, key), "has duplicates")
+        return tuple(good)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _show(value: Any) -> str:
+    return (
+        '""'
+        if value == ""
+        else "nothing"
+        if value is None
+        else f'"{value}"'
+        if isinstance(value, str)
+        else str(value)
+    )
+
+
+TOP_KEYS = {
+    "incident_prefix",
+    "default_priority",
+    "timezone",
+    "channels",
+    "priorities",
+    "priority_matrix",
+    "sla",
+    "escalation",
+    "categories",
+    "codes",
+    "pir",
+    "permissions",
+    "scheduler",
+}
+
+
+def parse_policy(raw: Any) -> Policy:
+    """Validate app.yaml's content; raise ConfigError listing every problem."""
+    r = _Reader()
+    top = r.mapping(raw, "", TOP_KEYS) if raw is not None else {}
+    if raw is None:
+        r.problem("app.yaml", "is empty")
+    prefix = r.string(
+        top, "incident_prefix", "", re.compile(r"[A-Z][A-Z0-9]{0,9}"), "INC", "1-10 capital letters or digits"
+    )
+    default_priority = r.string(
+        top, "default_priority", "", re.compile("|".join(PRIORITIES)), "P3", "one of P1-P4"
+    )
+    tz_name = r.string(top, "timezone", "", default="UTC")
+    try:
+        timezone = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.problem("timezone", f'"{tz_name}" is not a time zone (e.g. UTC, Europe/Paris)')
+        timezone = ZoneInfo("UTC")
+
+    channels = r.mapping(
+        top.get("channels", {}), "channels", {"announce", "leadership", "per_incident", "name_template"}
+    )
+    channel_id = re.compile(r"[CG][A-Z0-9]{2,}")
+    announce = (
+        r.string(channels, "announce", "channels", channel_id, what="a channel id (C...)")
+        if "announce" in channels and channels["announce"] is not None
+        else None
+    )
+    leadership = (
+        r.string(channels, "leadership", "channels", channel_id, what="a channel id (C...)")
+        if "leadership" in channels and channels["leadership"] is not None
+        else None
+    )
+    per_incident = r.boolean(channels, "per_incident", "channels", True)
+    name_template = r.string(channels, "name_template", "channels", default="inc-{number}-{slug}")
+    fields = set(re.findall(r"{(\w*)}", name_template))
+    if "number" not in fields or not fields <= _NAME_FIELDS:
+        r.problem(
+            "channels.name_template",
+            f'"{name_template}" must contain {{number}} and only {{number}}, {{slug}}, {{prefix}}',
+        )
+
+    priorities: dict[str, PriorityPolicy] = {}
+    pnode = r.mapping(r.required(top, "priorities", ""), "priorities", set(PRIORITIES))
+    for name in PRIORITIES:
+        path = f"priorities.{name}"
+        if name not in pnode:
+            r.problem(path, "is required")
+            continue
+        node = r.mapping(
+            pnode[name], path, {"response", "resolution", "update_every", "pir_required", "notify_leadership"}
+        )
+        policy = PriorityPolicy(
+            response=r.duration(node, "response", path),
+            resolution=r.duration(node, "resolution", path),
+            update_every=r.duration(node, "update_every", path),
+            pir_required=r.boolean(node, "pir_required", path, False),
+            notify_leadership=r.boolean(node, "notify_leadership", path, False),
+        )
+        if policy.response > policy.resolution:
+            r.problem(path, "response target is longer than the resolution target")
+        priorities[name] = policy
+
+    matrix: dict[str, dict[str, str]] = {}
+    mnode = r.mapping(r.required(top, "priority_matrix", ""), "priority_matrix", set(IMPACTS))
+    for impact in IMPACTS:
+        row = r.mapping(mnode.get(impact), f"priority_matrix.{impact}", set(URGENCIES))
+        matrix[impact] = {}
+        for urgency in URGENCIES:
+            matrix[impact][urgency] = (
+                r.string(
+                    row,
+                    urgency,
+                    f"priority_matrix.{impact}",
+                    re.compile("|".join(PRIORITIES)),
+                    "P4" if row else None,
+                    "one of P1-P4",
+                )
+                if row
+                else "P4"
+            )
+
+    sla = r.mapping(top.get("sla", {}), "sla", {"warn_at"})
+    warn_at = sla.get("warn_at", 0.75)
+    if isinstance(warn_at, bool) or not isinstance(warn_at, int | float) or not 0 < warn_at < 1:
+        r.problem("sla.warn_at", f"{_show(warn_at)} is not a share between 0 and 1 (e.g. 0.75)")
+        warn_at = 0.75
+
+    esc = r.mapping(r.required(top, "escalation", ""), "escalation", {"repeat_every", "levels"})
+    repeat_every = r.duration(esc, "repeat_every", "escalation", timedelta(minutes=10))
+    levels: list[EscalationLevel] = []
+    raw_levels = esc.get("levels")
+    if not isinstance(raw_levels, list) or not raw_levels:
+        r.problem("escalation.levels", "must be a non-empty list of levels")
+        raw_levels = []
+    for index, item in enumerate(raw_levels):
+        path = f"escalation.levels[{index}]"
+        node = r.mapping(item, path, {"name", "notify", "after"})
+        name = r.string(node, "name", path)
+        notify = r.strings(
+            node, "notify", path, _SLACK_ID, "a user (U...), user group (S...) or channel (C...) id"
+        )
+        after = r.duration(node, "after", path) if index > 0 or "after" in node else None
+        levels.append(EscalationLevel(name=name, notify=notify, after=after))
+
+    categories = r.strings(
+        top, "categories", "", re.compile(r"[a-z0-9][a-z0-9_ -]{0,63}"), "a lowercase category name"
+    )
+    codes = r.mapping(r.required(top, "codes", ""), "codes", {"cause", "resolution"})
+    cause_codes = r.strings(codes, "cause", "codes", _CODE, "a lowercase code")
+    resolution_codes = r.strings(codes, "resolution", "codes", _CODE, "a lowercase code")
+    pir = r.mapping(top.get("pir", {}), "pir", {"due_after", "remind_every"})
+    permissions = r.mapping(top.get("permissions", {}), "permissions", {"admins"})
+    admins = r.strings(
+        permissions,
+        "admins",
+        "permissions",
+        re.compile(r"[UW][A-Z0-9]{2,}"),
+        "a user id (U...)",
+        allow_empty=True,
+    )
+    scheduler = r.mapping(top.get("scheduler", {}), "scheduler", {"tick"})
+    tick = r.duration(scheduler, "tick", "scheduler", timedelta(seconds=30))
+
+    result = Policy(
+        incident_prefix=prefix,
+        default_priority=default_priority,
+        timezone=timezone,
+        announce_channel=announce,
+        leadership_channel=leadership,
+        per_incident=per_incident,
+        name_template=name_template,
+        priorities=MappingProxyType(priorities),
+        priority_matrix=MappingProxyType({k: MappingProxyType(v) for k, v in matrix.items()}),
+        warn_at=float(warn_at),
+        repeat_every=repeat_every,
+        escalation_levels=tuple(levels),
+        categories=categories or ("other",),
+        cause_codes=cause_codes,
+        resolution_codes=resolution_codes,
+        pir_due_after=r.duration(pir, "due_after", "pir", timedelta(days=5)),
+        pir_remind_every=r.duration(pir, "remind_every", "pir", timedelta(days=1)),
+        admins=frozenset(admins),
+        tick=tick,
+    )
+    if r.problems:
+        raise ConfigError(r.problems)
+    return result
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot be read ({error.strerror or error})"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{path}: is not valid YAML{where}"]) from None
+    return parse_policy(raw)
+
+
+def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings:
+    """Settings for `mode` "http" (needs the signing secret) or "socket" (needs the app token)."""
+    problems: list[str] = []
+    need = ["SLACK_BOT_TOKEN"] + (["SLACK_SIGNING_SECRET"] if mode == "http" else ["SLACK_APP_TOKEN"])
+    for name in need:
+        if not environ.get(name, "").strip():
+            problems.append(f"{name}: is not set")
+    api_url = environ.get("SLACK_API_URL") or None
+    if api_url and not re.match(r"https?://", api_url):
+        problems.append(f'SLACK_API_URL: "{api_url}" is not an http(s) URL')
+    if api_url and not api_url.endswith("/"):
+        api_url += "/"
+    database_url = environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    if not re.match(r"(sqlite\+aiosqlite|postgresql\+asyncpg)://", database_url):
+        problems.append("DATABASE_URL: must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+    config_path = Path(environ.get("TOCSIN_CONFIG") or DEFAULT_CONFIG)
+    policy = None
+    try:
+        policy = load_policy(config_path)
+    except ConfigError as error:
+        problems.extend(error.problems)
+    if problems or policy is None:
+        raise ConfigError(problems)
+    return Settings(
+        policy=policy,
+        bot_token=environ.get("SLACK_BOT_TOKEN", "").strip(),
+        signing_secret=environ.get("SLACK_SIGNING_SECRET", "").strip(),
+        app_token=environ.get("SLACK_APP_TOKEN", "").strip() or None,
+        slack_api_url=api_url,
+        database_url=database_url,
+        config_path=config_path,
+    )

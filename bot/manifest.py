@@ -1,0 +1,46 @@
+"""The Slack app manifest for this configuration: paste it into https://api.slack.com/apps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from bot.slack import bot_scopes
+from handlers.routes import COMMAND
+
+
+def manifest(*, url: str | None, socket: bool) -> dict[str, Any]:
+    events_url = f"{url.rstrip('/')}/slack/events" if url and not socket else None
+    command: dict[str, Any] = {
+        "command": COMMAND,
+        "description": "Declare and run incidents",
+        "usage_hint": "declare [P1-P4] <title> | ack | status | update | resolve | help",
+        "should_escape": True,
+    }
+    interactivity: dict[str, Any] = {"is_enabled": True}
+    if events_url:
+        command["url"] = events_url
+        interactivity["request_url"] = events_url
+    return {
+        "display_information": {
+            "name": "Tocsin",
+            "description": "Incident management where responders already are.",
+            "background_color": "#8b1e1e",
+        },
+        "features": {
+            "bot_user": {"display_name": "Tocsin", "always_online": True},
+            "slash_commands": [command],
+        },
+        "oauth_config": {"scopes": {"bot": bot_scopes()}},
+        "settings": {
+            "interactivity": interactivity,
+            "org_deploy_enabled": False,
+            "socket_mode_enabled": socket,
+            "token_rotation_enabled": False,
+        },
+    }
+
+
+def render(*, url: str | None, socket: bool) -> str:
+    return yaml.safe_dump(manifest(url=url, socket=socket), sort_keys=False)

@@ -1,0 +1,246 @@
+"""The outbox relay: delivers each outbox row to Slack once, in order within its incident.
+
+Failures Slack will never accept (channel_not_found, invalid_blocks, ...) are recorded and logged, not
+retried; rate limits wait for Retry-After; outages and 5xx back off and try again, holding back the
+incident's later messages so they keep their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+
+from bot.slack import SlackFacade, slack_error
+from handlers.messages import Composer
+from store import outbox, service
+from store.db import Database
+from store.models import Incident, OutboxMessage
+
+log = logging.getLogger("tocsin.relay")
+
+PERMANENT = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "restricted_action",
+        "missing_scope",
+        "not_authed",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "no_permission",
+        "invalid_name",
+        "invalid_name_specials",
+        "invalid_name_maxlength",
+        "invalid_name_required",
+        "name_taken",
+        "user_not_found",
+        "user_is_restricted",
+        "too_many_attachments",
+        "invalid_arguments",
+        "unknown_method",
+        "thread_not_found",
+        "channel_is_archived",
+        "not_allowed_token_type",
+        "ekm_access_denied",
+    }
+)
+HARMLESS = frozenset({"already_in_channel", "cant_invite_self", "already_pinned"})
+
+
+@dataclass
+class Outcome:
+    error: str | None = None
+    retry_at: datetime | None = None
+    saves: dict[str, Any] | None = None  # incident columns to store (channel id, card ts, ...)
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        slack: SlackFacade,
+        composer: Composer,
+        clock: Callable[[], datetime],
+        lease: timedelta = timedelta(seconds=60),
+        batch: int = 50,
+        idle_poll: float = 1.0,
+    ) -> None:
+        self.db, self.slack, self.composer, self.clock = db, slack, composer, clock
+        self.lease, self.batch, self.idle_poll = lease, batch, idle_poll
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                delivered = await self.deliver_once()
+            except Exception:  # the relay must outlive any one bad row or database hiccup
+                log.exception("relay pass failed", extra={"event": "relay_failed"})
+                delivered = 0
+            if delivered:
+                continue
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())]
+            await asyncio.wait(waiters, timeout=self.idle_poll, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def deliver_once(self) -> int:
+        """Claim what is deliverable now and deliver it; incidents in parallel, each in order."""
+        async with self.db.write() as session:
+            rows = await outbox.claim(session, now=self.clock(), lease=self.lease, limit=self.batch)
+        if rows:
+            await asyncio.gather(*(self._deliver(row) for row in rows))
+        return len(rows)
+
+    async def _deliver(self, row: OutboxMessage) -> None:
+        incident = await self._incident(row.incident_number)
+        try:
+            outcome = await self._perform(row, incident)
+        except SlackApiError as error:
+            outcome = self._classify(row, error)
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            outcome = Outcome(error=f"connection: {type(error).__name__}", retry_at=self._backoff(row))
+        await self._record(row, outcome, incident)
+
+    def _classify(self, row: OutboxMessage, error: SlackApiError) -> Outcome:
+        code, status = slack_error(error), error.response.status_code
+        if code in HARMLESS:
+            return Outcome()
+        if status == 429 or code == "ratelimited":
+            wait = int(
+                error.response.headers.get("Retry-After", error.response.headers.get("retry-after", 1)) or 1
+            )
+            return Outcome(
+                error=f"rate limited; retry after {wait}s", retry_at=self.clock() + timedelta(seconds=wait)
+            )
+        if code in PERMANENT:
+            return Outcome(error=code)
+        return Outcome(error=code, retry_at=self._backoff(row))
+
+    def _backoff(self, row: OutboxMessage) -> datetime:
+        return self.clock() + timedelta(seconds=min(2 ** max(row.attempts - 1, 0), 60))
+
+    async def _incident(self, number: int | None) -> Incident | None:
+        if number is None:
+            return None
+        async with self.db.read() as session:
+            return await session.get(Incident, number)
+
+    async def _record(self, row: OutboxMessage, outcome: Outcome, incident: Incident | None) -> None:
+        now = self.clock()
+        fields = {
+            "incident_id": self.composer.public_id(incident) if incident else None,
+            "op": row.op,
+            "outbox_id": row.id,
+        }
+        async with self.db.write() as session:
+            if outcome.error is None:
+                await outbox.delivered(session, message_id=row.id, now=now)
+                log.info("delivered", extra={"event": "outbox_delivered", **fields})
+            elif outcome.retry_at is not None:
+                await outbox.retry_later(session, message_id=row.id, error=outcome.error, at=outcome.retry_at)
+                log.warning(
+                    "will retry",
+                    extra={
+                        "event": "outbox_retry",
+                        "error": outcome.error,
+                        "attempts": row.attempts,
+                        **fields,
+                    },
+                )
+            else:
+                await outbox.failed(session, message_id=row.id, error=outcome.error, now=now)
+                log.error("gave up", extra={"event": "outbox_failed", "error": outcome.error, **fields})
+            if outcome.saves and row.incident_number is not None:
+                await service.save_slack_refs(session, number=row.incident_number, **outcome.saves)
+
+    async def _perform(self, row: OutboxMessage, incident: Incident | None) -> Outcome:
+        payload = row.payload
+        if row.op == "create_channel":
+            try:
+                channel_id, name = await self.slack.create_channel(name=payload["name"])
+            except SlackApiError as error:
+                outcome = self._classify(row, error)
+                if outcome.retry_at is None and incident is not None and incident.origin_channel_id:
+                    # The channel can never be made: carry on in the channel the incident was declared in.
+                    outcome.saves = {"channel_id": incident.origin_channel_id}
+                return outcome
+            return Outcome(saves={"channel_id": channel_id, "channel_name": name})
+        if row.op in ("invite", "topic", "pin", "refresh"):
+            return await self._channel_op(row.op, payload, incident)
+        if row.op == "post":
+            return await self._post(payload, incident)
+        return Outcome(error=f"unknown outbox op {row.op!r}")
+
+    async def _channel_op(self, op: str, payload: dict[str, Any], incident: Incident | None) -> Outcome:
+        if incident is not None and op == "refresh":
+            await self._refresh(payload["target"], incident)
+            return Outcome()
+        if incident is None or not incident.channel_id:
+            return Outcome(error="no incident channel")
+        if op == "invite":
+            await self.slack.invite(channel=incident.channel_id, users=payload["users"])
+        elif op == "topic":
+            await self.slack.set_topic(channel=incident.channel_id, topic=payload["topic"])
+        elif op == "pin" and incident.card_ts:
+            await self.slack.pin(channel=incident.channel_id, ts=incident.card_ts)
+        return Outcome()
+
+    async def _refresh(self, target: str, incident: Incident) -> None:
+        if target == "card" and incident.card_ts and incident.channel_id:
+            message, channel, ts = self.composer.card(incident), incident.channel_id, incident.card_ts
+        elif target == "announcement" and incident.announcement_ts and self.composer.policy.announce_channel:
+            message, channel, ts = (
+                self.composer.announcement(incident),
+                self.composer.policy.announce_channel,
+                incident.announcement_ts,
+            )
+        else:
+            return
+        metadata = self.composer.metadata("incident_declared", incident)
+        await self.slack.update(
+            channel=channel, ts=ts, text=message.text, blocks=message.blocks, metadata=metadata
+        )
+
+    async def _post(self, payload: dict[str, Any], incident: Incident | None) -> Outcome:
+        channel = payload.get("channel")
+        if payload.get("to") == "incident":
+            channel = incident.channel_id if incident else None
+            if not channel:
+                return Outcome(error="no incident channel")
+        text, blocks = payload.get("text", ""), payload.get("blocks")
+        if payload.get("render") and incident is not None:
+            message = (
+                self.composer.card(incident)
+                if payload["render"] == "card"
+                else self.composer.announcement(incident)
+            )
+            text, blocks = message.text, message.blocks
+        thread_ts = incident.announcement_ts if payload.get("thread") == "announcement" and incident else None
+        ts = await self.slack.post(
+            channel=channel, text=text, blocks=blocks, metadata=payload.get("metadata"), thread_ts=thread_ts
+        )
+        save_as = payload.get("save_as")
+        return Outcome(saves={f"{save_as}_ts": ts} if save_as else None)

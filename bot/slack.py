@@ -1,0 +1,138 @@
+"""The one outbound facade between Tocsin and slack_sdk's Web API client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+log = logging.getLogger("tocsin.slack")
+
+# The bot scope each Web API method the facade calls needs; the manifest asks for exactly these.
+METHOD_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "conversations.create": "channels:manage",
+    "conversations.invite": "channels:manage",
+    "conversations.setTopic": "channels:manage",
+    "pins.add": "pins:write",
+    "views.open": None,
+    "auth.test": None,
+}
+# The slash command needs `commands`; posting to announce/leadership/page channels the bot has not
+# joined needs `chat:write.public`.
+EXTRA_SCOPES = ("commands", "chat:write.public")
+
+
+def bot_scopes() -> list[str]:
+    return sorted({scope for scope in METHOD_SCOPES.values() if scope} | set(EXTRA_SCOPES))
+
+
+def make_client(*, token: str, base_url: str | None) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url or AsyncWebClient.BASE_URL,
+        timeout=10,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=1),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def slack_error(error: SlackApiError) -> str:
+    return str(error.response.get("error") or f"http_{error.response.status_code}")
+
+
+class SlackFacade:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def identity(self) -> dict[str, Any]:
+        response = await self.client.auth_test()
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    async def open_view(self, *, trigger_id: str, view: dict[str, Any]) -> None:
+        try:
+            await self.client.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as error:
+            log.warning(
+                "views.open failed", extra={"event": "views_open_failed", "error": slack_error(error)}
+            )
+
+    async def respond(
+        self, *, response_url: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        webhook = AsyncWebhookClient(
+            response_url, timeout=10, retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)]
+        )
+        response = await webhook.send(
+            text=text, blocks=blocks, response_type="ephemeral", replace_original=False
+        )
+        if response.status_code != 200:
+            log.warning(
+                "response_url answer failed",
+                extra={"event": "respond_failed", "status": response.status_code},
+            )
+
+    async def post(
+        self,
+        *,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        metadata: dict[str, Any] | None,
+        thread_ts: str | None = None,
+    ) -> str:
+        response = await self.client.chat_postMessage(
+            channel=channel,
+            text=text,
+            blocks=blocks or None,
+            metadata=metadata,
+            thread_ts=thread_ts,
+            unfurl_links=False,
+        )
+        return str(response["ts"])
+
+    async def update(
+        self,
+        *,
+        channel: str,
+        ts: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        await self.client.chat_update(
+            channel=channel, ts=ts, text=text, blocks=blocks or None, metadata=metadata
+        )
+
+    async def create_channel(self, *, name: str) -> tuple[str, str]:
+        """Create a public channel; a taken name gets a numbered suffix. Returns (id, name)."""
+        for attempt in range(1, 21):
+            candidate = name if attempt == 1 else f"{name[: 80 - len(str(attempt)) - 1]}-{attempt}"
+            try:
+                response = await self.client.conversations_create(name=candidate, is_private=False)
+            except SlackApiError as error:
+                if slack_error(error) == "name_taken":
+                    continue
+                raise
+            channel = response["channel"]
+            return str(channel["id"]), str(channel["name"])
+        raise SlackApiError("no free channel name", {"ok": False, "error": "name_taken"})
+
+    async def invite(self, *, channel: str, users: list[str]) -> None:
+        await self.client.conversations_invite(channel=channel, users=",".join(users))
+
+    async def set_topic(self, *, channel: str, topic: str) -> None:
+        await self.client.conversations_setTopic(channel=channel, topic=topic)
+
+    async def pin(self, *, channel: str, ts: str) -> None:
+        await self.client.pins_add(channel=channel, timestamp=ts)

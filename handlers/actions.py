@@ -1,0 +1,91 @@
+"""Buttons on the incident card. Acked at once; private answers go back through the response_url."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from handlers import flows, views
+from handlers.deps import Deps
+from handlers.replies import describe
+from store import service
+from store.errors import DomainError
+from store.machine import Action
+
+Ack = Callable[..., Awaitable[None]]
+
+
+def _target(body: dict[str, Any], deps: Deps) -> tuple[str, str]:
+    """(incident ref, clicking user) from a block_actions payload."""
+    value = body["actions"][0].get("value", "")
+    ref = deps.policy.public_id(int(value)) if value.isdigit() else value
+    return ref, body["user"]["id"]
+
+
+async def _run(
+    ack: Ack, body: dict[str, Any], deps: Deps, work: Callable[[str, str], Awaitable[str | None]]
+) -> None:
+    await ack()
+    ref, user = _target(body, deps)
+    try:
+        answer = await work(ref, user)
+    except DomainError as error:
+        answer = describe(error, renderer=deps.renderer)
+    if answer and body.get("response_url"):
+        deps.spawn(deps.slack.respond(response_url=body["response_url"], text=answer))
+
+
+async def on_action_acknowledge(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
+    async def work(ref: str, user: str) -> str | None:
+        await flows.change_incident(
+            deps,
+            ref=ref,
+            channel=None,
+            use_case=lambda s, i: service.apply(
+                s, i, Action.ACK, policy=deps.policy, actor=user, now=deps.clock()
+            ),
+        )
+        return None
+
+    await _run(ack, body, deps, work)
+
+
+async def on_action_escalate(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
+    async def work(ref: str, user: str) -> str | None:
+        change = await flows.change_incident(
+            deps,
+            ref=ref,
+            channel=None,
+            use_case=lambda s, i: service.escalate(s, i, policy=deps.policy, actor=user, now=deps.clock()),
+        )
+        return (
+            ":pager: That was already the last level; it has been paged again."
+            if change.extra["repeat"]
+            else None
+        )
+
+    await _run(ack, body, deps, work)
+
+
+async def on_action_update(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
+    async def work(ref: str, user: str) -> str | None:
+        incident = await flows.read_incident(deps, ref=ref, channel=None)
+        service.ensure_state_allows_update(incident, policy=deps.policy)
+        deps.spawn(
+            deps.slack.open_view(trigger_id=body["trigger_id"], view=views.update_view(deps, incident))
+        )
+        return None
+
+    await _run(ack, body, deps, work)
+
+
+async def on_action_resolve(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
+    async def work(ref: str, user: str) -> str | None:
+        incident = await flows.read_incident(deps, ref=ref, channel=None)
+        views.check_resolvable(incident, actor=user, deps=deps)
+        deps.spawn(
+            deps.slack.open_view(trigger_id=body["trigger_id"], view=views.resolve_view(deps, incident))
+        )
+        return None
+
+    await _run(ack, body, deps, work)

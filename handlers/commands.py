@@ -1,0 +1,337 @@
+"""`/incident <subcommand>`: parse the text, run one use case, answer privately in the ack."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from handlers import flows, views
+from handlers.deps import Deps
+from handlers.render import Message
+from handlers.replies import describe
+from store import service
+from store.errors import DomainError, InvalidInput
+from store.machine import STATUS_ACTIONS, Action
+from store.policy import PRIORITIES, ROLES
+
+_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+_CODE_ARG = re.compile(r"\b(cause|resolution)=(\S*)")
+
+
+@dataclass(frozen=True)
+class Invocation:
+    user: str
+    channel: str
+    verb: str
+    rest: str
+    ref: str | None
+    trigger_id: str
+    response_url: str
+
+    @property
+    def args(self) -> list[str]:
+        return self.rest.split()
+
+
+Handler = Callable[[Invocation, Deps], Awaitable[Message | None]]
+
+
+def parse(command: dict[str, Any], *, prefix: str) -> Invocation:
+    """`[INC-7] verb rest` or `verb [INC-7] rest`."""
+    words = (command.get("text") or "").strip().split(maxsplit=1)
+    ref_pattern = re.compile(rf"{re.escape(prefix)}-\d+", re.IGNORECASE)
+    ref = None
+    if words and ref_pattern.fullmatch(words[0]):
+        ref, words = words[0].upper(), (words[1].split(maxsplit=1) if len(words) > 1 else [])
+    verb = words[0].lower() if words else ("show" if ref else "help")
+    rest = words[1].strip() if len(words) > 1 else ""
+    if ref is None and rest:
+        first, _, remainder = rest.partition(" ")
+        if ref_pattern.fullmatch(first):
+            ref, rest = first.upper(), remainder.strip()
+    return Invocation(
+        user=command["user_id"],
+        channel=command.get("channel_id", ""),
+        verb=verb,
+        rest=rest,
+        ref=ref,
+        trigger_id=command.get("trigger_id", ""),
+        response_url=command.get("response_url", ""),
+    )
+
+
+async def on_command_incident(
+    ack: Callable[..., Awaitable[None]], command: dict[str, Any], deps: Deps
+) -> None:
+    invocation = parse(command, prefix=deps.policy.incident_prefix)
+    handler = HANDLERS.get(invocation.verb)
+    try:
+        reply = await handler(invocation, deps) if handler else _unknown(invocation, deps)
+    except DomainError as error:
+        reply = Message(describe(error, renderer=deps.renderer))
+    if reply is None:
+        await ack()
+    else:
+        await ack(text=reply.text, blocks=reply.blocks or None, response_type="ephemeral")
+
+
+def _unknown(invocation: Invocation, deps: Deps) -> Message:
+    help_message = deps.renderer.message("help.json.j2", prefix=deps.policy.incident_prefix)
+    verb = invocation.verb[:40].replace("`", "'")
+    return Message(f":warning: Unknown subcommand `{verb}`. {help_message.text}", help_message.blocks)
+
+
+def _ok(text: str) -> Message:
+    return Message(f":white_check_mark: {text}")
+
+
+async def do_help(invocation: Invocation, deps: Deps) -> Message:
+    return deps.renderer.message("help.json.j2", prefix=deps.policy.incident_prefix)
+
+
+async def do_declare(invocation: Invocation, deps: Deps) -> Message | None:
+    if not invocation.rest:
+        view = views.declare_view(deps, origin_channel=invocation.channel)
+        deps.spawn(deps.slack.open_view(trigger_id=invocation.trigger_id, view=view))
+        return None
+    priority, title = None, invocation.rest
+    first, _, remainder = title.partition(" ")
+    if re.fullmatch(r"[Pp]\d+", first):
+        priority, title = first.upper(), remainder
+        if priority not in PRIORITIES:
+            raise InvalidInput(
+                field="priority", problem=f"unknown priority {first}", choices=list(PRIORITIES)
+            )
+    change = await flows.declare(
+        deps, title=title, priority=priority, reporter=invocation.user, origin_channel=invocation.channel
+    )
+    incident = change.incident
+    where = (
+        "an incident channel is being opened and you will be invited"
+        if deps.policy.per_incident
+        else "the card is posted here"
+    )
+    return _ok(f"Declared *{deps.policy.public_id(incident.number)}* [{incident.priority}]: {where}.")
+
+
+def _transition(action: Action, **extra: str) -> Handler:
+    async def handler(invocation: Invocation, deps: Deps) -> Message:
+        change = await flows.change_incident(
+            deps,
+            ref=invocation.ref,
+            channel=invocation.channel,
+            use_case=lambda s, i: service.apply(
+                s,
+                i,
+                action,
+                policy=deps.policy,
+                actor=invocation.user,
+                now=deps.clock(),
+                **_extra(invocation, action),
+            ),
+        )
+        return _ok(f"{deps.policy.public_id(change.incident.number)} is now *{change.after}*.")
+
+    return handler
+
+
+def _extra(invocation: Invocation, action: Action) -> dict[str, str]:
+    if action in (Action.REOPEN, Action.CANCEL):
+        return {"reason": invocation.rest}
+    return {}
+
+
+async def do_status(invocation: Invocation, deps: Deps) -> Message:
+    word = invocation.rest.lower()
+    if word not in STATUS_ACTIONS:
+        raise InvalidInput(
+            field="status",
+            problem=f"unknown status {word!r}" if word else "say which status",
+            choices=list(STATUS_ACTIONS),
+        )
+    return await _transition(STATUS_ACTIONS[word])(invocation, deps)
+
+
+async def do_resolve(invocation: Invocation, deps: Deps) -> Message | None:
+    if not invocation.rest:
+        incident = await flows.read_incident(deps, ref=invocation.ref, channel=invocation.channel)
+        views.check_resolvable(incident, actor=invocation.user, deps=deps)
+        deps.spawn(
+            deps.slack.open_view(trigger_id=invocation.trigger_id, view=views.resolve_view(deps, incident))
+        )
+        return None
+    codes = dict(_CODE_ARG.findall(invocation.rest))
+    summary = _CODE_ARG.sub("", invocation.rest).strip()
+    if "cause" not in codes or "resolution" not in codes:
+        raise InvalidInput(
+            field="resolve",
+            problem="resolve needs a summary, cause=<code> and resolution=<code>, e.g. `/incident resolve Rolled back the deploy cause=application-error resolution=rollback`",
+        )
+    change = await flows.change_incident(
+        deps,
+        ref=invocation.ref,
+        channel=invocation.channel,
+        use_case=lambda s, i: service.apply(
+            s,
+            i,
+            Action.RESOLVE,
+            policy=deps.policy,
+            actor=invocation.user,
+            now=deps.clock(),
+            summary=summary,
+            cause=codes["cause"],
+            resolution=codes["resolution"],
+        ),
+    )
+    return _ok(f"{deps.policy.public_id(change.incident.number)} is resolved.")
+
+
+async def do_priority(invocation: Invocation, deps: Deps) -> Message:
+    if len(invocation.args) != 1:
+        raise InvalidInput(field="priority", problem="say which priority", choices=list(PRIORITIES))
+    change = await flows.change_incident(
+        deps,
+        ref=invocation.ref,
+        channel=invocation.channel,
+        use_case=lambda s, i: service.change_priority(
+            s, i, invocation.args[0], policy=deps.policy, actor=invocation.user, now=deps.clock()
+        ),
+    )
+    return _ok(f"{deps.policy.public_id(change.incident.number)} is now {change.after}.")
+
+
+async def do_assign(invocation: Invocation, deps: Deps) -> Message:
+    args = invocation.args
+    if not args or args[0].lower() not in ROLES:
+        raise InvalidInput(
+            field="role",
+            problem=f"unknown role {args[0]!r}" if args else "say which role",
+            choices=list(ROLES),
+        )
+    user = _USER.fullmatch(args[1]) if len(args) == 2 else None
+    if user is None:
+        raise InvalidInput(
+            field="user", problem="name one person with @, e.g. `/incident assign commander @alice`"
+        )
+    change = await flows.change_incident(
+        deps,
+        ref=invocation.ref,
+        channel=invocation.channel,
+        use_case=lambda s, i: service.assign(
+            s, i, args[0], user.group(1), policy=deps.policy, actor=invocation.user, now=deps.clock()
+        ),
+    )
+    return _ok(f"<@{change.after}> is now {change.text} of {deps.policy.public_id(change.incident.number)}.")
+
+
+async def do_update(invocation: Invocation, deps: Deps) -> Message | None:
+    if not invocation.rest:
+        incident = await flows.read_incident(deps, ref=invocation.ref, channel=invocation.channel)
+        deps.spawn(
+            deps.slack.open_view(trigger_id=invocation.trigger_id, view=views.update_view(deps, incident))
+        )
+        return None
+    change = await flows.change_incident(
+        deps,
+        ref=invocation.ref,
+        channel=invocation.channel,
+        use_case=lambda s, i: service.post_update(
+            s, i, invocation.rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
+        ),
+    )
+    return _ok(
+        f"Update posted to {deps.policy.public_id(change.incident.number)}'s channel and status thread."
+    )
+
+
+async def do_note(invocation: Invocation, deps: Deps) -> Message:
+    change = await flows.change_incident(
+        deps,
+        ref=invocation.ref,
+        channel=invocation.channel,
+        use_case=lambda s, i: service.add_note(
+            s, i, invocation.rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
+        ),
+    )
+    return _ok(f"Noted in {deps.policy.public_id(change.incident.number)}'s timeline.")
+
+
+async def do_escalate(invocation: Invocation, deps: Deps) -> Message:
+    change = await flows.change_incident(
+        deps,
+        ref=invocation.ref,
+        channel=invocation.channel,
+        use_case=lambda s, i: service.escalate(
+            s, i, policy=deps.policy, actor=invocation.user, now=deps.clock(), reason=invocation.rest
+        ),
+    )
+    level = deps.composer.level(change.extra["level"])
+    again = " again (it is the last level)" if change.extra["repeat"] else ""
+    return _ok(
+        f"Paging level {change.extra['level']} ({level.name if level else '?'}){again} for {deps.policy.public_id(change.incident.number)}."
+    )
+
+
+async def do_pir(invocation: Invocation, deps: Deps) -> Message:
+    sub, _, link = invocation.rest.partition(" ")
+    if sub.lower() != "done" or not link.strip():
+        raise InvalidInput(field="pir", problem="usage: `/incident pir done <link to the review>`")
+    change = await flows.change_incident(
+        deps,
+        ref=invocation.ref,
+        channel=invocation.channel,
+        use_case=lambda s, i: service.pir_done(
+            s, i, link.strip(), policy=deps.policy, actor=invocation.user, now=deps.clock()
+        ),
+    )
+    return _ok(f"Post-incident review of {deps.policy.public_id(change.incident.number)} marked done.")
+
+
+async def do_show(invocation: Invocation, deps: Deps) -> Message:
+    async with deps.db.read() as session:
+        incident = await service.find(
+            session, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
+        )
+        return deps.composer.render("incident_show.json.j2", incident)
+
+
+async def do_timeline(invocation: Invocation, deps: Deps) -> Message:
+    async with deps.db.read() as session:
+        incident = await service.find(
+            session, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
+        )
+        entries = await service.timeline(session, incident)
+        return deps.composer.render("incident_timeline.json.j2", incident, entries=entries)
+
+
+async def do_list(invocation: Invocation, deps: Deps) -> Message:
+    async with deps.db.read() as session:
+        incidents = await service.list_open(session, limit=40)
+        total = await service.count_open(session)
+    return deps.renderer.message(
+        "incident_list.json.j2", incidents=incidents, total=total, policy=deps.policy
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "help": do_help,
+    "declare": do_declare,
+    "ack": _transition(Action.ACK),
+    "acknowledge": _transition(Action.ACK),
+    "status": do_status,
+    "priority": do_priority,
+    "assign": do_assign,
+    "update": do_update,
+    "note": do_note,
+    "escalate": do_escalate,
+    "resolve": do_resolve,
+    "close": _transition(Action.CLOSE),
+    "reopen": _transition(Action.REOPEN),
+    "cancel": _transition(Action.CANCEL),
+    "pir": do_pir,
+    "show": do_show,
+    "timeline": do_timeline,
+    "list": do_list,
+}

@@ -1,0 +1,35 @@
+"""What handlers are given by bot/ when it registers them; handlers never import bot/."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from handlers.messages import Composer
+from handlers.render import Renderer
+from store.db import Database
+from store.policy import Policy
+
+
+class Slack(Protocol):
+    """The part of the outbound facade handlers use directly: modals and private answers."""
+
+    async def open_view(self, *, trigger_id: str, view: dict[str, Any]) -> None: ...
+
+    async def respond(
+        self, *, response_url: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Deps:
+    db: Database
+    policy: Policy
+    composer: Composer
+    renderer: Renderer
+    slack: Slack
+    clock: Callable[[], datetime]
+    spawn: Callable[[Awaitable[Any]], None]
+    wake_relay: Callable[[], None]

@@ -1,0 +1,23 @@
+"""Action and callback ids: the contract between rendered blocks and the handlers that receive them."""
+
+ACKNOWLEDGE = "incident_acknowledge"
+UPDATE = "incident_update"
+ESCALATE = "incident_escalate"
+RESOLVE = "incident_resolve"
+CARD_ACTIONS = (ACKNOWLEDGE, UPDATE, ESCALATE, RESOLVE)
+
+DECLARE_VIEW = "incident_declare"
+RESOLVE_VIEW = "incident_resolve"
+UPDATE_VIEW = "incident_update"
+
+# block_id / action_id pairs of modal inputs
+TITLE = "title"
+DESCRIPTION = "description"
+IMPACT = "impact"
+URGENCY = "urgency"
+CATEGORY = "category"
+PRIORITY = "priority"
+SUMMARY = "summary"
+CAUSE = "cause"
+RESOLUTION = "resolution"
+UPDATE_TEXT = "update_text"

@@ -1,0 +1,212 @@
+"""What each domain change tells Slack: messages written to the outbox in the caller's transaction."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers import ids
+from handlers.render import Message, Renderer
+from store import outbox
+from store.models import Incident
+from store.policy import Policy
+from store.service import Change
+
+# Changes that alter what the card and the announcement show.
+_REFRESH_ANNOUNCEMENT = {
+    "ack",
+    "investigate",
+    "identify",
+    "monitor",
+    "resolve",
+    "reopen",
+    "close",
+    "cancel",
+    "priority",
+    "role",
+    "pir",
+}
+_STATE_EVENTS = {
+    "ack": "incident_acknowledged",
+    "investigate": "incident_status_changed",
+    "identify": "incident_status_changed",
+    "monitor": "incident_status_changed",
+    "resolve": "incident_resolved",
+    "reopen": "incident_reopened",
+    "close": "incident_closed",
+    "cancel": "incident_cancelled",
+    "priority": "incident_priority_changed",
+    "role": "incident_role_assigned",
+}
+
+
+def channel_name(template: str, *, number: int, title: str, prefix: str) -> str:
+    """A Slack-legal channel name: lowercase letters, digits, - and _, at most 80 characters."""
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
+    name = template.format(number=number, slug=slug, prefix=prefix.lower())
+    name = re.sub(r"[^a-z0-9_-]+", "-", name.lower())
+    name = re.sub(r"-{2,}", "-", name).strip("-")
+    return name[:80].rstrip("-") or f"inc-{number}"
+
+
+class Composer:
+    """Renders the messages for incidents; shared by the handlers, the relay and the scheduler."""
+
+    def __init__(self, *, policy: Policy, renderer: Renderer) -> None:
+        self.policy = policy
+        self.renderer = renderer
+
+    def public_id(self, incident: Incident) -> str:
+        return self.policy.public_id(incident.number)
+
+    def metadata(self, event_type: str, incident: Incident, **extra: Any) -> dict[str, Any]:
+        payload = {
+            "incident_id": self.public_id(incident),
+            "priority": incident.priority,
+            "state": incident.state.value,
+        }
+        payload.update(extra)
+        return {"event_type": event_type, "event_payload": payload}
+
+    def context(self, incident: Incident, **extra: Any) -> dict[str, Any]:
+        targets = self.policy.priorities[incident.priority]
+        return {
+            "incident": incident,
+            "id": self.public_id(incident),
+            "policy": self.policy,
+            "targets": targets,
+            "response_due": incident.declared_at + targets.response,
+            "resolution_due": incident.declared_at + targets.resolution,
+            "level": self.level(incident.escalation_level),
+            "ids": ids,
+            **extra,
+        }
+
+    def level(self, number: int) -> Any:
+        levels = self.policy.escalation_levels
+        return levels[number - 1] if 0 < number <= len(levels) else None
+
+    def card(self, incident: Incident) -> Message:
+        return self.renderer.message("incident_card.json.j2", **self.context(incident))
+
+    def announcement(self, incident: Incident) -> Message:
+        return self.renderer.message("incident_announcement.json.j2", **self.context(incident))
+
+    def render(self, name: str, incident: Incident, **extra: Any) -> Message:
+        return self.renderer.message(name, **self.context(incident, **extra))
+
+
+def _post(message: Message, metadata: dict[str, Any], **where: Any) -> dict[str, Any]:
+    return {**asdict(message), "metadata": metadata, **where}
+
+
+def publish(session: AsyncSession, change: Change, *, composer: Composer, now: datetime) -> None:
+    """Write the outbox rows that tell Slack about `change`, in the caller's transaction."""
+    for op, payload in plan(change, composer=composer):
+        outbox.enqueue(session, op=op, payload=payload, now=now, incident_number=change.incident.number)
+
+
+def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any]]]:
+    incident, policy = change.incident, composer.policy
+    ops: list[tuple[str, dict[str, Any]]] = []
+    if change.kind == "declared":
+        if policy.per_incident:
+            name = channel_name(
+                policy.name_template,
+                number=incident.number,
+                title=incident.title,
+                prefix=policy.incident_prefix,
+            )
+            topic = composer.renderer.text("incident_topic.txt.j2", **composer.context(incident))
+            ops.append(("open_channel", {"name": name, "invite": [incident.reporter], "topic": topic[:250]}))
+        declared = composer.metadata("incident_declared", incident)
+        ops.append(
+            (
+                "post",
+                {"to": "incident", "render": "card", "save_as": "card", "pin": True, "metadata": declared},
+            )
+        )
+        if policy.announce_channel:
+            ops.append(
+                (
+                    "post",
+                    {
+                        "channel": policy.announce_channel,
+                        "render": "announcement",
+                        "save_as": "announcement",
+                        "metadata": declared,
+                    },
+                )
+            )
+        if policy.priorities[incident.priority].notify_leadership:
+            ops.extend(_leadership(change, composer))
+        if incident.escalation_level:
+            ops.extend(_page(change, composer, level=1, repeat=False))
+        return ops
+
+    if change.kind == "escalation":
+        ops.extend(_page(change, composer, level=change.extra["level"], repeat=change.extra["repeat"]))
+    elif change.kind == "update":
+        metadata = composer.metadata("incident_status_update", incident)
+        message = composer.render("incident_status_update.json.j2", incident, change=change)
+        ops.append(("post", _post(message, metadata, to="incident")))
+        if policy.announce_channel:
+            ops.append(
+                ("post", _post(message, metadata, channel=policy.announce_channel, thread="announcement"))
+            )
+    elif change.kind in _STATE_EVENTS:
+        event = _STATE_EVENTS[change.kind]
+        extra: dict[str, Any] = {"from": change.before, "to": change.after}
+        if change.kind == "role":
+            extra = {"role": change.text, "user": change.after}
+        message = composer.render(f"{event}.json.j2", incident, change=change)
+        ops.append(("post", _post(message, composer.metadata(event, incident, **extra), to="incident")))
+        if change.kind == "priority" and _raised_to_leadership(change, policy):
+            ops.extend(_leadership(change, composer))
+    ops.append(("refresh", {"target": "card"}))
+    if change.kind in _REFRESH_ANNOUNCEMENT and policy.announce_channel:
+        ops.append(("refresh", {"target": "announcement"}))
+    return ops
+
+
+def _raised_to_leadership(change: Change, policy: Policy) -> bool:
+    before, after = change.before or "P4", change.after or "P4"
+    return after < before and policy.priorities[after].notify_leadership
+
+
+def _leadership(change: Change, composer: Composer) -> list[tuple[str, dict[str, Any]]]:
+    channel = composer.policy.leadership_channel
+    if not channel:
+        return []
+    incident = change.incident
+    message = composer.render("incident_leadership_notice.json.j2", incident, change=change)
+    return [
+        ("post", _post(message, composer.metadata("incident_leadership_notice", incident), channel=channel))
+    ]
+
+
+def _page(
+    change: Change, composer: Composer, *, level: int, repeat: bool
+) -> list[tuple[str, dict[str, Any]]]:
+    incident, target = change.incident, composer.level(level)
+    if target is None:
+        return []
+    metadata = composer.metadata("escalation_page", incident, level=level, repeat=repeat)
+    message = composer.render(
+        "escalation_page.json.j2",
+        incident,
+        change=change,
+        page_level=target,
+        page_number=level,
+        repeat=repeat,
+    )
+    ops = [("post", _post(message, metadata, to="incident"))]
+    for channel in (t for t in target.notify if t[:1] in ("C", "G")):
+        ops.append(("post", _post(message, metadata, channel=channel)))
+    return ops

@@ -1,0 +1,108 @@
+"""One Jinja2 environment over templates/, with filters for Slack mrkdwn, times and mentions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+STATE_EMOJI = {
+    "triage": ":rotating_light:",
+    "investigating": ":mag:",
+    "identified": ":dart:",
+    "monitoring": ":eyes:",
+    "resolved": ":white_check_mark:",
+    "closed": ":lock:",
+    "cancelled": ":no_entry_sign:",
+}
+PRIORITY_EMOJI = {
+    "P1": ":red_circle:",
+    "P2": ":large_orange_circle:",
+    "P3": ":large_yellow_circle:",
+    "P4": ":white_circle:",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """What Slack shows: a plain-text fallback and optional Block Kit blocks."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def mrkdwn(value: Any) -> str:
+    """Escape user text for Slack mrkdwn, so it can neither ping @channel nor forge a link."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mention(target: str | None) -> str:
+    if not target:
+        return "nobody"
+    if target.startswith("S"):
+        return f"<!subteam^{target}>"
+    if target[:1] in ("C", "G"):
+        return f"<#{target}>"
+    if target == "tocsin":
+        return "Tocsin"
+    return f"<@{target}>"
+
+
+def duration(value: timedelta | None) -> str:
+    if value is None:
+        return "-"
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts[:2])
+
+
+def truncate_text(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+class Renderer:
+    def __init__(self, *, timezone: ZoneInfo, directory: Path = TEMPLATES) -> None:
+        self.timezone = timezone
+        self.env = Environment(
+            loader=FileSystemLoader(str(directory)),
+            undefined=StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self.env.filters.update(
+            mrkdwn=mrkdwn,
+            mention=mention,
+            duration=duration,
+            when=self.when,
+            clip=truncate_text,
+            state_emoji=lambda s: STATE_EMOJI.get(str(s), ""),
+            priority_emoji=lambda p: PRIORITY_EMOJI.get(str(p), ""),
+        )
+
+    def when(self, value: datetime | None) -> str:
+        if value is None:
+            return "-"
+        return value.astimezone(self.timezone).strftime("%Y-%m-%d %H:%M %Z")
+
+    def text(self, name: str, **context: Any) -> str:
+        return self.env.get_template(name).render(**context).strip()
+
+    def json(self, name: str, **context: Any) -> Any:
+        return json.loads(self.text(name, **context))
+
+    def message(self, name: str, **context: Any) -> Message:
+        data = self.json(name, **context)
+        return Message(text=data["text"], blocks=data.get("blocks", []))

@@ -1,0 +1,55 @@
+"""Private answers: domain errors turned into one clear sentence, in one place."""
+
+from __future__ import annotations
+
+from handlers.render import Renderer, mention, mrkdwn
+from store.errors import (
+    AlreadyAcknowledged,
+    AmbiguousChannel,
+    DomainError,
+    Forbidden,
+    IllegalTransition,
+    InvalidInput,
+    NoIncidentHere,
+    NotFound,
+    PirRequired,
+    TooLong,
+)
+
+
+def describe(error: DomainError, *, renderer: Renderer) -> str:
+    match error:
+        case NotFound(ref=ref):
+            return f":warning: {mrkdwn(ref)} not found."
+        case NoIncidentHere():
+            return ":warning: This channel is not an incident channel. Give the incident's id, e.g. `/incident INC-7 show`, or `/incident list`."
+        case AmbiguousChannel(ids=found):
+            return f":warning: Several incidents use this channel ({', '.join(found)}). Give the id, e.g. `/incident {found[0]} show`."
+        case IllegalTransition(incident_id=incident, state=state, action=action, allowed=allowed):
+            allowed_text = ", ".join(f"`{a}`" for a in allowed) or "nothing (it is final)"
+            return f":no_entry: {incident} is *{state}*, so `{action}` is not possible now. Allowed now: {allowed_text}."
+        case Forbidden(incident_id=incident, action=action, commander=commander, admins=admins):
+            who = [
+                f"the commander ({mention(commander)})"
+                if commander
+                else "the commander (none yet: acknowledge to become commander)"
+            ]
+            if admins:
+                who.append("an admin (" + ", ".join(mention(a) for a in admins) + ")")
+            return f":lock: Only {' or '.join(who)} may {action} {incident}."
+        case InvalidInput(problem=problem, choices=choices):
+            extra = f" Choose one of: {', '.join(f'`{c}`' for c in choices)}." if choices else ""
+            return f":warning: {mrkdwn(problem[:1].upper() + problem[1:])}.{extra}"
+        case TooLong(field=field, length=length, limit=limit, text=text):
+            return (
+                f":warning: The {field} is {length:,} characters long; the limit is {limit:,}. Nothing was changed. "
+                f"Here is your text, to shorten and send again:\n```{mrkdwn(text)}```"
+            )
+        case AlreadyAcknowledged(incident_id=incident, by=by, at=at):
+            return f":information_source: {incident} was already acknowledged by {mention(by)} at {renderer.when(at)}."
+        case PirRequired(incident_id=incident, priority=priority):
+            return (
+                f":no_entry: {incident} is {priority}, which needs a post-incident review before it can close. "
+                f"Mark it done with `/incident {incident} pir done <link>`."
+            )
+    return f":warning: {mrkdwn(str(error))}"

@@ -1,0 +1,47 @@
+"""Attach every handler to the Bolt app, each closed over the dependencies bot/ built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from handlers import actions, commands, ids, views
+from handlers.deps import Deps
+
+COMMAND = "/incident"
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    async def on_command_incident(ack: Any, command: dict[str, Any]) -> None:
+        await commands.on_command_incident(ack, command, deps)
+
+    async def on_action_acknowledge(ack: Any, body: dict[str, Any]) -> None:
+        await actions.on_action_acknowledge(ack, body, deps)
+
+    async def on_action_update(ack: Any, body: dict[str, Any]) -> None:
+        await actions.on_action_update(ack, body, deps)
+
+    async def on_action_escalate(ack: Any, body: dict[str, Any]) -> None:
+        await actions.on_action_escalate(ack, body, deps)
+
+    async def on_action_resolve(ack: Any, body: dict[str, Any]) -> None:
+        await actions.on_action_resolve(ack, body, deps)
+
+    async def on_view_declare(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await views.on_view_declare(ack, body, view, deps)
+
+    async def on_view_resolve(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await views.on_view_resolve(ack, body, view, deps)
+
+    async def on_view_update(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await views.on_view_update(ack, body, view, deps)
+
+    app.command(COMMAND)(on_command_incident)
+    app.action(ids.ACKNOWLEDGE)(on_action_acknowledge)
+    app.action(ids.UPDATE)(on_action_update)
+    app.action(ids.ESCALATE)(on_action_escalate)
+    app.action(ids.RESOLVE)(on_action_resolve)
+    app.view(ids.DECLARE_VIEW)(on_view_declare)
+    app.view(ids.RESOLVE_VIEW)(on_view_resolve)
+    app.view(ids.UPDATE_VIEW)(on_view_update)

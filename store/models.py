@@ -1,0 +1,171 @@
+"""Tables. Every time is timezone-aware UTC in Python, whatever the database keeps."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC; always returns an aware UTC datetime (SQLite drops offsets)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class State(enum.StrEnum):
+    TRIAGE = "triage"
+    INVESTIGATING = "investigating"
+    IDENTIFIED = "identified"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATES = frozenset({State.TRIAGE, State.INVESTIGATING, State.IDENTIFIED, State.MONITORING})
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_state", "state"),
+        Index("ix_incidents_channel_id", "channel_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    title: Mapped[str] = mapped_column(String(150))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(64))
+    impact: Mapped[str | None] = mapped_column(String(32))
+    urgency: Mapped[str | None] = mapped_column(String(32))
+    priority: Mapped[str] = mapped_column(String(2))
+    state: Mapped[State] = mapped_column(
+        Enum(State, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+    )
+    reporter: Mapped[str] = mapped_column(String(32))
+    commander: Mapped[str | None] = mapped_column(String(32))
+    comms: Mapped[str | None] = mapped_column(String(32))
+    scribe: Mapped[str | None] = mapped_column(String(32))
+
+    origin_channel_id: Mapped[str | None] = mapped_column(String(32))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    channel_name: Mapped[str | None] = mapped_column(String(80))
+    card_ts: Mapped[str | None] = mapped_column(String(32))
+    announcement_ts: Mapped[str | None] = mapped_column(String(32))
+
+    declared_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(32))
+    identified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mitigated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_update_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    summary: Mapped[str | None] = mapped_column(Text)
+    cause_code: Mapped[str | None] = mapped_column(String(64))
+    resolution_code: Mapped[str | None] = mapped_column(String(64))
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    pir_link: Mapped[str | None] = mapped_column(String(500))
+    pir_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    timeline: Mapped[list[TimelineEntry]] = relationship(
+        back_populates="incident", order_by="TimelineEntry.id", lazy="raise"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+class TimelineEntry(Base):
+    """One audit row per change: who did what, when, from what to what."""
+
+    __tablename__ = "timeline"
+    __table_args__ = (Index("ix_timeline_incident", "incident_number", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_number: Mapped[int] = mapped_column(ForeignKey("incidents.number"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    from_value: Mapped[str | None] = mapped_column(String(64))
+    to_value: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str | None] = mapped_column(Text)
+
+    incident: Mapped[Incident] = relationship(back_populates="timeline", lazy="raise")
+
+
+class OutboxMessage(Base):
+    """A Slack operation waiting for delivery, written in the transaction that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(
+            "ix_outbox_pending",
+            "incident_number",
+            "id",
+            sqlite_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+            postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_number: Mapped[int | None] = mapped_column(ForeignKey("incidents.number"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    op: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,110 @@
+"""The durable outbox: Slack operations written in the same transaction as the change that caused them.
+
+A row is delivered once, in order within its incident. Relays on any number of processes claim rows
+with a lease; on PostgreSQL the claim skips rows another relay holds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from store.models import OutboxMessage
+
+
+def enqueue(
+    session: AsyncSession,
+    *,
+    op: str,
+    payload: dict[str, Any],
+    now: datetime,
+    incident_number: int | None,
+) -> OutboxMessage:
+    row = OutboxMessage(
+        incident_number=incident_number,
+        created_at=now,
+        op=op,
+        payload=payload,
+        attempts=0,
+        next_attempt_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def _pending() -> Any:
+    return and_(OutboxMessage.delivered_at.is_(None), OutboxMessage.failed_at.is_(None))
+
+
+async def claim(
+    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int = 50
+) -> list[OutboxMessage]:
+    """Claim the deliverable head of each incident's queue (earlier rows of an incident block later ones)."""
+    earlier = aliased(OutboxMessage)
+    blocked = exists().where(
+        earlier.incident_number == OutboxMessage.incident_number,
+        earlier.id < OutboxMessage.id,
+        earlier.delivered_at.is_(None),
+        earlier.failed_at.is_(None),
+    )
+    query = (
+        select(OutboxMessage)
+        .where(
+            _pending(),
+            OutboxMessage.next_attempt_at <= now,
+            or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
+            ~blocked,
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=OutboxMessage)
+    )
+    rows = list(await session.scalars(query))
+    for row in rows:
+        row.locked_until = now + lease
+        row.attempts += 1
+    await session.flush()
+    return rows
+
+
+async def delivered(session: AsyncSession, *, message_id: int, now: datetime) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(delivered_at=now, locked_until=None, last_error=None)
+    )
+
+
+async def retry_later(session: AsyncSession, *, message_id: int, error: str, at: datetime) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(next_attempt_at=at, locked_until=None, last_error=error)
+    )
+
+
+async def failed(session: AsyncSession, *, message_id: int, error: str, now: datetime) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(failed_at=now, locked_until=None, last_error=error)
+    )
+
+
+async def undelivered(session: AsyncSession, *, limit: int = 200) -> list[OutboxMessage]:
+    query = select(OutboxMessage).where(_pending()).order_by(OutboxMessage.id).limit(limit)
+    return list(await session.scalars(query))
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    query = (
+        select(OutboxMessage.next_attempt_at)
+        .where(_pending())
+        .order_by(OutboxMessage.next_attempt_at)
+        .limit(1)
+    )
+    return await session.scalar(query)

@@ -1,0 +1,61 @@
+"""The rules an incident obeys, as configured in app.yaml. Built by bot.config; read by the store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+PRIORITIES = ("P1", "P2", "P3", "P4")
+IMPACTS = ("extensive", "significant", "moderate", "minor")
+URGENCIES = ("critical", "high", "medium", "low")
+ROLES = ("commander", "comms", "scribe")
+
+
+@dataclass(frozen=True)
+class PriorityPolicy:
+    response: timedelta
+    resolution: timedelta
+    update_every: timedelta
+    pir_required: bool
+    notify_leadership: bool
+
+
+@dataclass(frozen=True)
+class EscalationLevel:
+    name: str
+    notify: tuple[str, ...]
+    after: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    incident_prefix: str = "INC"
+    default_priority: str = "P3"
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    announce_channel: str | None = None
+    leadership_channel: str | None = None
+    per_incident: bool = True
+    name_template: str = "inc-{number}-{slug}"
+    priorities: Mapping[str, PriorityPolicy] = field(default_factory=dict)
+    priority_matrix: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    warn_at: float = 0.75
+    repeat_every: timedelta = timedelta(minutes=10)
+    escalation_levels: tuple[EscalationLevel, ...] = ()
+    categories: tuple[str, ...] = ("other",)
+    cause_codes: tuple[str, ...] = ()
+    resolution_codes: tuple[str, ...] = ()
+    pir_due_after: timedelta = timedelta(days=5)
+    pir_remind_every: timedelta = timedelta(days=1)
+    admins: frozenset[str] = frozenset()
+    tick: timedelta = timedelta(seconds=30)
+
+    def priority_for(self, impact: str, urgency: str) -> str:
+        return self.priority_matrix[impact][urgency]
+
+    def is_admin(self, user: str) -> bool:
+        return user in self.admins
+
+    def public_id(self, number: int) -> str:
+        return f"{self.incident_prefix}-{number}"

@@ -1,0 +1,468 @@
+"""Use cases. Each takes the caller's session (one transaction) and keyword-only arguments."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import machine
+from store.errors import (
+    AlreadyAcknowledged,
+    AmbiguousChannel,
+    Forbidden,
+    IllegalTransition,
+    InvalidInput,
+    NoIncidentHere,
+    NotFound,
+    PirRequired,
+    TooLong,
+)
+from store.machine import Action
+from store.models import OPEN_STATES, Incident, State, TimelineEntry
+from store.policy import IMPACTS, PRIORITIES, ROLES, URGENCIES, Policy
+
+TITLE_MAX = 150
+TEXT_MAX = 2000
+REASON_MAX = 500
+LINK_MAX = 500
+
+SYSTEM_ACTOR = "tocsin"
+
+
+@dataclass
+class Change:
+    """What one use case did, for the messages that tell people about it."""
+
+    incident: Incident
+    kind: str
+    actor: str
+    before: str | None = None
+    after: str | None = None
+    text: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def check_length(name: str, text: str, limit: int) -> str:
+    text = text.strip()
+    if len(text) > limit:
+        raise TooLong(field=name, length=len(text), limit=limit, text=text)
+    return text
+
+
+def parse_ref(ref: str, *, policy: Policy) -> int | None:
+    match = re.fullmatch(rf"{re.escape(policy.incident_prefix)}-(\d{{1,9}})", ref, re.IGNORECASE)
+    return int(match.group(1)) if match else None
+
+
+async def find(
+    session: AsyncSession,
+    *,
+    policy: Policy,
+    ref: str | None = None,
+    channel: str | None = None,
+    lock: bool = False,
+) -> Incident:
+    """The incident named by `ref`, else the one whose channel this is."""
+    query = select(Incident)
+    if lock:
+        query = query.with_for_update()
+    if ref is not None:
+        number = parse_ref(ref, policy=policy)
+        found = None if number is None else await session.scalar(query.where(Incident.number == number))
+        if found is None:
+            raise NotFound(ref=ref)
+        return found
+    if channel is None:
+        raise NoIncidentHere()
+    rows = list(
+        await session.scalars(
+            query.where(Incident.channel_id == channel).order_by(Incident.number.desc()).limit(20)
+        )
+    )
+    if not rows:
+        raise NoIncidentHere()
+    live = [row for row in rows if row.state not in (State.CLOSED, State.CANCELLED)]
+    if len(live) > 1:
+        raise AmbiguousChannel(ids=[policy.public_id(row.number) for row in live])
+    return live[0] if live else rows[0]
+
+
+def _record(
+    session: AsyncSession,
+    incident: Incident,
+    *,
+    at: datetime,
+    actor: str,
+    kind: str,
+    before: str | None = None,
+    after: str | None = None,
+    text: str | None = None,
+) -> None:
+    session.add(
+        TimelineEntry(
+            incident_number=incident.number,
+            at=at,
+            actor=actor,
+            kind=kind,
+            from_value=before,
+            to_value=after,
+            text=text,
+        )
+    )
+
+
+def _require_commander(incident: Incident, action: str, actor: str, policy: Policy) -> None:
+    if actor == incident.commander or policy.is_admin(actor):
+        return
+    raise Forbidden(
+        incident_id=policy.public_id(incident.number),
+        action=action,
+        commander=incident.commander,
+        admins=sorted(policy.admins),
+    )
+
+
+def _require_state(incident: Incident, allowed: frozenset[State], action: str, policy: Policy) -> None:
+    if incident.state not in allowed:
+        raise IllegalTransition(
+            incident_id=policy.public_id(incident.number),
+            state=incident.state.value,
+            action=action,
+            allowed=[a.value for a in machine.allowed_actions(incident.state)],
+        )
+
+
+def _choose(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+    if value not in choices:
+        raise InvalidInput(field=name, problem=f"unknown {name} {value!r}", choices=list(choices))
+    return value
+
+
+def default_category(policy: Policy) -> str:
+    return "other" if "other" in policy.categories else policy.categories[-1]
+
+
+async def declare(
+    session: AsyncSession,
+    *,
+    policy: Policy,
+    title: str,
+    reporter: str,
+    now: datetime,
+    description: str = "",
+    category: str | None = None,
+    priority: str | None = None,
+    impact: str | None = None,
+    urgency: str | None = None,
+    origin_channel: str | None = None,
+) -> Change:
+    title = check_length("title", title, TITLE_MAX)
+    if not title:
+        raise InvalidInput(field="title", problem="a title is required")
+    description = check_length("description", description, TEXT_MAX)
+    category = _choose("category", category or default_category(policy), policy.categories)
+    if impact is not None:
+        _choose("impact", impact, IMPACTS)
+    if urgency is not None:
+        _choose("urgency", urgency, URGENCIES)
+    if priority is None and impact is not None and urgency is not None:
+        priority = policy.priority_for(impact, urgency)
+    priority = _choose("priority", (priority or policy.default_priority).upper(), PRIORITIES)
+    incident = Incident(
+        title=title,
+        description=description,
+        category=category,
+        impact=impact,
+        urgency=urgency,
+        priority=priority,
+        state=State.TRIAGE,
+        reporter=reporter,
+        origin_channel_id=origin_channel,
+        channel_id=None if policy.per_incident else origin_channel,
+        declared_at=now,
+        escalation_level=1 if policy.escalation_levels else 0,
+        reopen_count=0,
+    )
+    session.add(incident)
+    await session.flush()
+    _record(
+        session,
+        incident,
+        at=now,
+        actor=reporter,
+        kind="declared",
+        after=State.TRIAGE.value,
+        text=title,
+    )
+    if policy.escalation_levels:
+        _record(session, incident, at=now, actor=SYSTEM_ACTOR, kind="escalation", after="1")
+    return Change(incident=incident, kind="declared", actor=reporter, after=priority)
+
+
+async def apply(
+    session: AsyncSession,
+    incident: Incident,
+    action: Action,
+    *,
+    policy: Policy,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+    summary: str | None = None,
+    cause: str | None = None,
+    resolution: str | None = None,
+) -> Change:
+    """Move the incident along the transition table, or refuse and change nothing."""
+    public_id = policy.public_id(incident.number)
+    if action is Action.ACK and incident.acknowledged_at is not None:
+        raise AlreadyAcknowledged(public_id, incident.acknowledged_by, incident.acknowledged_at)
+    after = machine.target(incident.state, action)
+    if after is None:
+        raise IllegalTransition(
+            incident_id=public_id,
+            state=incident.state.value,
+            action=action.value,
+            allowed=[a.value for a in machine.allowed_actions(incident.state)],
+        )
+    if action in machine.COMMANDER_ACTIONS:
+        _require_commander(incident, action.value, actor, policy)
+    text: str | None = None
+    if action is Action.RESOLVE:
+        text = check_length("summary", summary or "", TEXT_MAX)
+        if not text:
+            raise InvalidInput(field="summary", problem="a resolution summary is required")
+        incident.cause_code = _choose("cause code", cause or "", policy.cause_codes)
+        incident.resolution_code = _choose("resolution code", resolution or "", policy.resolution_codes)
+        incident.summary = text
+        incident.resolved_at = now
+    elif action in (Action.REOPEN, Action.CANCEL):
+        text = check_length("reason", reason or "", REASON_MAX)
+        if not text:
+            raise InvalidInput(field="reason", problem=f"a reason is required to {action.value}")
+    if (
+        action is Action.CLOSE
+        and policy.priorities[incident.priority].pir_required
+        and not incident.pir_done_at
+    ):
+        raise PirRequired(incident_id=public_id, priority=incident.priority)
+
+    before = incident.state
+    incident.state = after
+    if action is Action.ACK:
+        incident.acknowledged_at, incident.acknowledged_by = now, actor
+        incident.commander = incident.commander or actor
+    elif action is Action.IDENTIFY:
+        incident.identified_at = incident.identified_at or now
+    elif action is Action.MONITOR:
+        incident.mitigated_at = now
+    elif action is Action.REOPEN:
+        incident.reopen_count += 1
+        incident.resolved_at = None
+    elif action is Action.CLOSE:
+        incident.closed_at = now
+    elif action is Action.CANCEL:
+        incident.cancelled_at = now
+    _record(
+        session,
+        incident,
+        at=now,
+        actor=actor,
+        kind=action.value,
+        before=before.value,
+        after=after.value,
+        text=text,
+    )
+    await session.flush()
+    return Change(
+        incident=incident,
+        kind=action.value,
+        actor=actor,
+        before=before.value,
+        after=after.value,
+        text=text,
+    )
+
+
+async def change_priority(
+    session: AsyncSession,
+    incident: Incident,
+    priority: str,
+    *,
+    policy: Policy,
+    actor: str,
+    now: datetime,
+) -> Change:
+    priority = _choose("priority", priority.upper(), PRIORITIES)
+    _require_state(incident, machine.PRIORITY_STATES, "priority", policy)
+    _require_commander(incident, "change priority", actor, policy)
+    before = incident.priority
+    if before == priority:
+        raise InvalidInput(
+            field="priority", problem=f"{policy.public_id(incident.number)} is already {priority}"
+        )
+    incident.priority = priority
+    _record(session, incident, at=now, actor=actor, kind="priority", before=before, after=priority)
+    await session.flush()
+    return Change(incident=incident, kind="priority", actor=actor, before=before, after=priority)
+
+
+async def assign(
+    session: AsyncSession,
+    incident: Incident,
+    role: str,
+    user: str,
+    *,
+    policy: Policy,
+    actor: str,
+    now: datetime,
+) -> Change:
+    role = _choose("role", role.lower(), ROLES)
+    _require_state(incident, machine.ASSIGN_STATES, "assign", policy)
+    _require_commander(incident, "assign roles", actor, policy)
+    before = getattr(incident, role)
+    setattr(incident, role, user)
+    _record(session, incident, at=now, actor=actor, kind="role", before=before, after=user, text=role)
+    await session.flush()
+    return Change(incident=incident, kind="role", actor=actor, before=before, after=user, text=role)
+
+
+async def post_update(
+    session: AsyncSession,
+    incident: Incident,
+    text: str,
+    *,
+    policy: Policy,
+    actor: str,
+    now: datetime,
+) -> Change:
+    text = check_length("update", text, TEXT_MAX)
+    if not text:
+        raise InvalidInput(field="update", problem="the update has no text")
+    _require_state(incident, machine.UPDATE_STATES, "update", policy)
+    incident.last_update_at = now
+    _record(session, incident, at=now, actor=actor, kind="update", text=text)
+    await session.flush()
+    return Change(incident=incident, kind="update", actor=actor, text=text)
+
+
+async def add_note(
+    session: AsyncSession,
+    incident: Incident,
+    text: str,
+    *,
+    policy: Policy,
+    actor: str,
+    now: datetime,
+) -> Change:
+    text = check_length("note", text, TEXT_MAX)
+    if not text:
+        raise InvalidInput(field="note", problem="the note has no text")
+    _record(session, incident, at=now, actor=actor, kind="note", text=text)
+    await session.flush()
+    return Change(incident=incident, kind="note", actor=actor, text=text)
+
+
+async def escalate(
+    session: AsyncSession,
+    incident: Incident,
+    *,
+    policy: Policy,
+    actor: str,
+    now: datetime,
+    reason: str = "",
+) -> Change:
+    """Page the next escalation level now; at the last level, page it again."""
+    reason = check_length("reason", reason, REASON_MAX)
+    _require_state(incident, machine.ESCALATE_STATES, "escalate", policy)
+    if not policy.escalation_levels:
+        raise InvalidInput(field="escalation", problem="no escalation levels are configured")
+    before = incident.escalation_level
+    level = min(before + 1, len(policy.escalation_levels))
+    incident.escalation_level = level
+    _record(
+        session,
+        incident,
+        at=now,
+        actor=actor,
+        kind="escalation",
+        before=str(before),
+        after=str(level),
+        text=reason or None,
+    )
+    await session.flush()
+    return Change(
+        incident=incident,
+        kind="escalation",
+        actor=actor,
+        before=str(before),
+        after=str(level),
+        text=reason or None,
+        extra={"level": level, "repeat": level == before},
+    )
+
+
+async def pir_done(
+    session: AsyncSession,
+    incident: Incident,
+    link: str,
+    *,
+    policy: Policy,
+    actor: str,
+    now: datetime,
+) -> Change:
+    link = check_length("link", link, LINK_MAX)
+    if not re.fullmatch(r"<?https?://[^\s<>|]+(\|[^>]*)?>?", link):
+        raise InvalidInput(field="link", problem="give the PIR's link, starting with https://")
+    link = link.strip("<>").split("|", 1)[0]
+    _require_state(incident, machine.PIR_STATES, "pir done", policy)
+    incident.pir_link, incident.pir_done_at = link, now
+    _record(session, incident, at=now, actor=actor, kind="pir", after="done", text=link)
+    await session.flush()
+    return Change(incident=incident, kind="pir", actor=actor, text=link)
+
+
+async def save_slack_refs(session: AsyncSession, *, number: int, **refs: str) -> None:
+    """Remember where Slack put things: channel_id, channel_name, card_ts, announcement_ts."""
+    allowed = {"channel_id", "channel_name", "card_ts", "announcement_ts"}
+    values = {key: value for key, value in refs.items() if key in allowed}
+    if values:
+        await session.execute(update(Incident).where(Incident.number == number).values(**values))
+
+
+async def list_open(session: AsyncSession, *, limit: int = 50) -> list[Incident]:
+    query = (
+        select(Incident)
+        .where(Incident.state.in_(list(OPEN_STATES)))
+        .order_by(Incident.priority, Incident.number)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def count_open(session: AsyncSession) -> int:
+    query = select(func.count()).select_from(Incident).where(Incident.state.in_(list(OPEN_STATES)))
+    return int(await session.scalar(query) or 0)
+
+
+async def timeline(session: AsyncSession, incident: Incident, *, limit: int = 200) -> list[TimelineEntry]:
+    query = (
+        select(TimelineEntry)
+        .where(TimelineEntry.incident_number == incident.number)
+        .order_by(TimelineEntry.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+def ensure_open(incident: Incident, *, action: str, policy: Policy) -> None:
+    """Refuse `action` unless the incident is still open."""
+    _require_state(incident, OPEN_STATES, action, policy)
+
+
+def ensure_state_allows_update(incident: Incident, *, policy: Policy) -> None:
+    _require_state(incident, machine.UPDATE_STATES, "update", policy)
