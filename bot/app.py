@@ -61,22 +61,27 @@ class Tocsin:
         self.bolt = AsyncApp(
             client=self.client,
             signing_secret=settings.signing_secret or "socket-mode",
-            authorize=self._authorize,
+            authorize=self._authorizer(),
             process_before_response=True,
             request_verification_enabled=mode == "http",
             logger=logging.getLogger("tocsin.bolt"),
         )
         register(self.bolt, self.deps)
 
-    async def _authorize(self, enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
-        """The bot token is known; no auth.test on the request path, so acks never wait on Slack."""
-        return AuthorizeResult(
-            enterprise_id=enterprise_id,
-            team_id=team_id,
-            bot_token=self.settings.bot_token,
-            bot_user_id=self._identity.get("user_id"),
-            bot_id=self._identity.get("bot_id"),
-        )
+    def _authorizer(self) -> Callable[..., Awaitable[AuthorizeResult]]:
+        """The bot token is known; no auth.test on the request path, so acks never wait on Slack.
+        (Bolt passes arguments by parameter name, so this is a plain function, not a method.)"""
+
+        async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+            return AuthorizeResult(
+                enterprise_id=enterprise_id,
+                team_id=team_id,
+                bot_token=self.settings.bot_token,
+                bot_user_id=self._identity.get("user_id"),
+                bot_id=self._identity.get("bot_id"),
+            )
+
+        return authorize
 
     def spawn(self, work: Awaitable[Any]) -> None:
         """Run `work` after the ack, tracked so shutdown can wait for it."""

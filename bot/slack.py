@@ -48,7 +48,10 @@ def make_client(*, token: str, base_url: str | None) -> AsyncWebClient:
 
 
 def slack_error(error: SlackApiError) -> str:
-    return str(error.response.get("error") or f"http_{error.response.status_code}")
+    """Slack's error code, or http_<status> when the body was not Slack's JSON (a 5xx page)."""
+    data = error.response.data
+    code = data.get("error") if isinstance(data, dict) else None
+    return str(code or f"http_{error.response.status_code}")
 
 
 class SlackFacade:

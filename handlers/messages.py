@@ -124,14 +124,12 @@ def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any
                 prefix=policy.incident_prefix,
             )
             topic = composer.renderer.text("incident_topic.txt.j2", **composer.context(incident))
-            ops.append(("open_channel", {"name": name, "invite": [incident.reporter], "topic": topic[:250]}))
+            ops.append(("create_channel", {"name": name}))
+            ops.append(("invite", {"users": [incident.reporter]}))
+            ops.append(("topic", {"topic": topic[:250]}))
         declared = composer.metadata("incident_declared", incident)
-        ops.append(
-            (
-                "post",
-                {"to": "incident", "render": "card", "save_as": "card", "pin": True, "metadata": declared},
-            )
-        )
+        ops.append(("post", {"to": "incident", "render": "card", "save_as": "card", "metadata": declared}))
+        ops.append(("pin", {"target": "card"}))
         if policy.announce_channel:
             ops.append(
                 (

@@ -1,0 +1,893 @@
+"""A fake Slack: the Web API, response URLs, file uploads and Socket Mode, on a real aiohttp server.
+
+Tests reach it through slack_sdk's own clients (``AsyncWebClient(base_url=fake.api_url)``) and then
+assert on what it recorded: ``calls``, ``messages``, ``ephemerals``, ``views``, ``files``,
+``responses``, and ``problems`` (protocol mistakes that Slack would let pass or silently drop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.basic_objects import JsonObject
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+
+T = TypeVar("T")
+
+JSON_STRING_FIELDS = ("blocks", "metadata", "view", "files", "attachments")
+CHANNEL_NAME = re.compile(r"^[a-z0-9_-]+$")
+EVENT_TYPE = re.compile(r"^[a-z0-9_]+$")
+MAX_CHANNEL_NAME = 80
+MAX_TOPIC = 250
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_TEXT = 40_000
+TRIGGER_LIFETIME = 3.0  # seconds a trigger_id stays usable
+RESPONSE_URL_USES = 5  # Slack accepts five posts per response_url
+MODEL_ERRORS = (SlackObjectFormationError, TypeError, ValueError, KeyError, AttributeError)
+
+
+@dataclass
+class Call:
+    """One recorded Web API call."""
+
+    method: str
+    args: dict
+    ok: bool
+    error: str | None
+    at: float
+
+
+@dataclass
+class Message:
+    """A message the bot posted to a channel; `history` holds the versions chat.update replaced."""
+
+    channel: str
+    ts: str
+    text: str | None
+    blocks: list | None
+    metadata: dict | None
+    thread_ts: str | None
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def event_type(self) -> str | None:
+        return (self.metadata or {}).get("event_type")
+
+    @property
+    def payload(self) -> dict:
+        return (self.metadata or {}).get("event_payload") or {}
+
+
+@dataclass
+class Channel:
+    id: str
+    name: str
+    topic: str = ""
+    members: set[str] = field(default_factory=set)
+    messages: list[Message] = field(default_factory=list)
+    pins: list[str] = field(default_factory=list)
+    is_private: bool = False
+    is_archived: bool = False
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+@dataclass
+class _Fault:
+    status: int
+    error: str | None
+    retry_after: int | None
+
+
+class SlackError(Exception):
+    """Raised by a method handler to answer ``{"ok": false, "error": error, **extra}``."""
+
+    def __init__(self, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.error = error
+        self.extra = extra
+
+
+class FakeSlack:
+    def __init__(
+        self,
+        *,
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        team_id: str = "T0001",
+        app_id: str = "A1",
+    ) -> None:
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.team_id = team_id
+        self.app_id = app_id
+        self.calls: list[Call] = []
+        self.channels: dict[str, Channel] = {}
+        self.messages: list[Message] = []
+        self.ephemerals: list[dict] = []
+        self.views: list[dict] = []
+        self.files: list[dict] = []
+        self.responses: list[dict] = []
+        self.problems: list[str] = []
+        self._faults: dict[str, list[_Fault]] = {}
+        self._down = False
+        self._ids = itertools.count(1)
+        self._last_ts = 0
+        self._dms: dict[str, str] = {}  # user id -> implicit DM channel id
+        self._open_views: dict[str, dict] = {}  # view id -> the view as Slack returns it
+        self._uploads: dict[str, dict] = {}  # file id -> {"filename", "length", "content"}
+        self._response_urls: dict[str, int] = {}  # issued url -> times used
+        self._triggers: dict[str, float] = {}  # issued trigger id -> monotonic time
+        self._used_triggers: set[str] = set()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._socket_open = asyncio.Event()
+        self._acks: dict[str, asyncio.Future[dict]] = {}
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._methods: dict[str, Callable[[dict], dict]] = {
+            "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
+            "conversations.create": self._conversations_create,
+            "conversations.invite": self._conversations_invite,
+            "conversations.setTopic": self._conversations_set_topic,
+            "conversations.info": self._conversations_info,
+            "conversations.join": self._conversations_join,
+            "conversations.archive": self._conversations_archive,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "pins.add": self._pins_add,
+            "views.open": self._views_open,
+            "views.push": self._views_push,
+            "views.update": self._views_update,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._on_api)
+        app.router.add_post("/upload/{file_id}", self._on_upload)
+        app.router.add_post("/response/{key}", self._on_response_url)
+        app.router.add_get("/socket", self._on_socket)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        for waiter in self._acks.values():
+            waiter.cancel()
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"fake slack stopping")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def base_url(self) -> str:
+        if not self._port:
+            raise RuntimeError("FakeSlack.start() has not been awaited")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    # ------------------------------------------------------------------ test controls
+
+    def add_channel(self, channel_id: str, name: str, members: Iterable[str] = ()) -> Channel:
+        channel = Channel(id=channel_id, name=name, members=set(members))
+        self.channels[channel_id] = channel
+        return channel
+
+    def new_response_url(self) -> str:
+        url = f"{self.base_url}/response/{uuid.uuid4().hex}"
+        self._response_urls[url] = 0
+        return url
+
+    def new_trigger_id(self) -> str:
+        """A trigger_id like Slack's; it is single use and expires after three seconds."""
+        trigger_id = f"{int(time.time() * 1000)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"
+        self._triggers[trigger_id] = time.monotonic()
+        return trigger_id
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int = 200,
+        error: str | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        if status == 200 and error is None:
+            raise ValueError("a status 200 fault needs an error, e.g. error='channel_not_found'")
+        self._faults.setdefault(method, []).extend(_Fault(status, error, retry_after) for _ in range(times))
+
+    def set_down(self, down: bool) -> None:
+        self._down = down
+
+    def posts(
+        self,
+        channel: str | None = None,
+        event_type: str | None = None,
+        thread_ts: str | None = None,
+    ) -> list[Message]:
+        return [
+            m
+            for m in self.messages
+            if (channel is None or m.channel == channel)
+            and (event_type is None or m.event_type == event_type)
+            and (thread_ts is None or m.thread_ts == thread_ts)
+        ]
+
+    def calls_of(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], T],
+        timeout: float = 5.0,  # noqa: ASYNC109 - a bounded poll: the timeout is the point
+        interval: float = 0.02,
+    ) -> T:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"condition not met within {timeout}s\n{self.summary()}")
+            await asyncio.sleep(interval)
+
+    def summary(self, last: int = 25) -> str:
+        lines = [f"recorded calls ({len(self.calls)}, last {last} shown):"]
+        for call in self.calls[-last:]:
+            outcome = "ok" if call.ok else f"error={call.error}"
+            lines.append(f"  {call.method} {outcome} {_shorten(call.args)}")
+        lines.append(f"response_url posts: {len(self.responses)}; ephemerals: {len(self.ephemerals)}")
+        lines.extend(f"problem: {p}" for p in self.problems)
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ socket mode
+
+    async def socket_connected(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        try:
+            await asyncio.wait_for(self._socket_open.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"no Socket Mode client connected within {timeout}s\n{self.summary()}"
+            ) from None
+
+    async def socket_send(
+        self,
+        type: str,
+        payload: dict,
+        *,
+        accepts_response_payload: bool = False,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> dict:
+        """Send one envelope to the connected client and return its ack."""
+        if not self._sockets:
+            raise AssertionError("no Socket Mode client is connected")
+        envelope_id = str(uuid.uuid4())
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "type": type,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+        }
+        if type == "events_api":
+            envelope.update(retry_attempt=0, retry_reason="")
+        waiter: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = waiter
+        try:
+            await self._sockets[-1].send_json(envelope)
+            return await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            raise AssertionError(f"no ack for {type} envelope {envelope_id} within {timeout}s") from None
+        finally:
+            self._acks.pop(envelope_id, None)
+
+    async def _on_socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(timeout=1.0)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self._sockets),
+                "debug_info": {"host": "fakeslack", "build_number": 1, "approximate_connection_time": 18060},
+                "connection_info": {"app_id": self.app_id},
+            }
+        )
+        self._socket_open.set()
+        try:
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    self._on_socket_text(frame.data)
+        finally:
+            self._sockets.remove(ws)
+            if not self._sockets:
+                self._socket_open.clear()
+        return ws
+
+    def _on_socket_text(self, data: str) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            self.problems.append(f"socket: client sent non-JSON text {data[:200]!r}")
+            return
+        waiter = self._acks.pop(message.get("envelope_id"), None) if isinstance(message, dict) else None
+        if waiter is None:
+            self.problems.append(
+                f"socket: message for no pending envelope (late or duplicate ack?): {data[:200]}"
+            )
+        elif not waiter.done():
+            waiter.set_result(message)
+
+    # ------------------------------------------------------------------ HTTP endpoints
+
+    async def _on_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        try:
+            args = await _read_args(request)
+        except ValueError:
+            self._record(method, {}, ok=False, error="invalid_json")
+            return web.json_response({"ok": False, "error": "invalid_json"})
+        token = _bearer(request) or args.get("token")
+        args.pop("token", None)
+
+        fault = _Fault(503, None, None) if self._down else self._next_fault(method)
+        if fault is not None and fault.status != 200:
+            self._record(
+                method, args, ok=False, error="ratelimited" if fault.status == 429 else f"http_{fault.status}"
+            )
+            return _fault_response(fault)
+        try:
+            self._authorize(method, token)
+            if fault is not None:
+                raise SlackError(fault.error or "fatal_error")
+            handler = self._methods.get(method)
+            if handler is None:
+                self.problems.append(f"{method}: not implemented by the fake (unknown_method)")
+                raise SlackError("unknown_method")
+            body = {"ok": True, **handler(args)}
+        except SlackError as e:
+            body = {"ok": False, "error": e.error, **e.extra}
+        self._record(method, args, ok=body["ok"], error=body.get("error"))
+        return web.json_response(body)
+
+    async def _on_upload(self, request: web.Request) -> web.Response:
+        upload = self._uploads.get(request.match_info["file_id"])
+        if upload is None:
+            self.problems.append(f"upload to an unknown upload URL {request.path}")
+            return web.Response(status=404, text="not found")
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            part = await reader.next()
+            content = await part.read() if part is not None else b""  # type: ignore[union-attr]
+        else:
+            content = await request.read()
+        if len(content) != upload["length"]:
+            self.problems.append(
+                f"upload {upload['filename']}: {len(content)} bytes sent, length said {upload['length']}"
+            )
+        upload["content"] = bytes(content)
+        return web.Response(text=f"OK - {len(content)}")
+
+    async def _on_response_url(self, request: web.Request) -> web.Response:
+        url = f"{self.base_url}{request.path}"
+        raw = await request.text()
+        if url not in self._response_urls:
+            self.problems.append(f"POST to a response_url the fake never issued: {url}")
+            return web.Response(status=404, text="no_active_hooks")
+        self._response_urls[url] += 1
+        if self._response_urls[url] > RESPONSE_URL_USES:
+            self.problems.append(f"response_url used more than {RESPONSE_URL_USES} times: {url}")
+            return web.Response(status=404, text="used_url")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self.problems.append(f"response_url body is not JSON: {raw[:200]!r}")
+            body = raw
+        self.responses.append({"url": url, "body": body})
+        return web.Response(text="ok")
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _record(self, method: str, args: dict, *, ok: bool, error: str | None) -> None:
+        self.calls.append(Call(method=method, args=args, ok=ok, error=error, at=time.monotonic()))
+
+    def _next_fault(self, method: str) -> _Fault | None:
+        queue = self._faults.get(method)
+        return queue.pop(0) if queue else None
+
+    def _authorize(self, method: str, token: str | None) -> None:
+        if not token:
+            raise SlackError("not_authed")
+        wanted = ("xapp-",) if method == "apps.connections.open" else ("xoxb-", "xoxp-")
+        if token.startswith(wanted):
+            return
+        if token.startswith(("xapp-", "xoxb-", "xoxp-")):
+            raise SlackError("not_allowed_token_type")
+        raise SlackError("invalid_auth")
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):08X}"
+
+    def _new_ts(self) -> str:
+        """Slack-style "seconds.micros" timestamps: near wall-clock time, unique and increasing."""
+        self._last_ts = max(int(time.time() * 1_000_000), self._last_ts + 100)
+        return f"{self._last_ts // 1_000_000}.{self._last_ts % 1_000_000:06d}"
+
+    def _channel(self, channel_id: Any) -> Channel:
+        channel = self.channels.get(channel_id) if isinstance(channel_id, str) else None
+        if channel is None:
+            raise SlackError("channel_not_found")
+        return channel
+
+    def _destination(self, channel_id: Any) -> Channel:
+        """A channel id, or a user id, which Slack treats as the bot's DM with that user."""
+        if (
+            isinstance(channel_id, str)
+            and channel_id.startswith(("U", "W"))
+            and channel_id not in self.channels
+        ):
+            if channel_id not in self._dms:
+                dm = Channel(id=self._new_id("D"), name=channel_id, members={channel_id, self.bot_user_id})
+                self.channels[dm.id] = dm
+                self._dms[channel_id] = dm.id
+            return self.channels[self._dms[channel_id]]
+        return self._channel(channel_id)
+
+    def _channel_json(self, channel: Channel) -> dict:
+        is_im = channel.id.startswith("D")
+        return {
+            "id": channel.id,
+            "name": channel.name,
+            "is_channel": not channel.is_private and not is_im,
+            "is_group": channel.is_private,
+            "is_im": is_im,
+            "is_private": channel.is_private or is_im,
+            "is_archived": channel.is_archived,
+            "is_general": False,
+            "is_member": self.bot_user_id in channel.members,
+            "created": channel.created,
+            "creator": self.bot_user_id,
+            "name_normalized": channel.name,
+            "topic": {
+                "value": channel.topic,
+                "creator": self.bot_user_id if channel.topic else "",
+                "last_set": 0,
+            },
+            "purpose": {"value": "", "creator": "", "last_set": 0},
+            "num_members": len(channel.members),
+        }
+
+    def _message_json(self, message: Message) -> dict:
+        body: dict[str, Any] = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "team": self.team_id,
+            "ts": message.ts,
+            "text": message.text or "",
+        }
+        if message.blocks:
+            body["blocks"] = message.blocks
+        if message.metadata:
+            body["metadata"] = message.metadata
+        if message.thread_ts:
+            body["thread_ts"] = message.thread_ts
+        return body
+
+    def _content(self, args: dict, where: str) -> tuple[str | None, list | None, dict | None]:
+        """Validate text/blocks/metadata the way chat.postMessage and chat.update do."""
+        text, blocks, metadata = args.get("text") or None, args.get("blocks") or None, args.get("metadata")
+        if text is None and blocks is None:
+            raise SlackError("no_text")
+        if blocks is not None:
+            errors = _block_errors(blocks, MAX_MESSAGE_BLOCKS)
+            if errors:
+                raise SlackError("invalid_blocks", errors=errors)
+        if text is not None and len(str(text)) > MAX_TEXT:
+            raise SlackError("msg_too_long")
+        if metadata is not None and not _valid_metadata(metadata):
+            raise SlackError("invalid_metadata_format")
+        if blocks is not None and text is None:
+            self.problems.append(f"{where}: blocks without a text fallback (missing text fallback)")
+        return text, blocks, metadata
+
+    def _find_message(self, channel: Channel, ts: Any) -> Message:
+        for message in channel.messages:
+            if message.ts == ts:
+                return message
+        raise SlackError("message_not_found")
+
+    def _use_trigger(self, trigger_id: Any) -> str:
+        if not isinstance(trigger_id, str) or not trigger_id:
+            raise SlackError("invalid_arguments", errors=["trigger_id is required"])
+        if trigger_id in self._used_triggers:
+            raise SlackError("trigger_exchanged")
+        issued = self._triggers.get(trigger_id)
+        if issued is not None and time.monotonic() - issued > TRIGGER_LIFETIME:
+            raise SlackError("expired_trigger_id")
+        self._used_triggers.add(trigger_id)
+        return trigger_id
+
+    def _store_view(self, view: dict, *, view_id: str | None = None, root_id: str | None = None) -> dict:
+        view_id = view_id or self._new_id("V")
+        stored = {
+            "id": view_id,
+            "team_id": self.team_id,
+            "type": view["type"],
+            "blocks": view.get("blocks", []),
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+            "title": view.get("title"),
+            "clear_on_close": bool(view.get("clear_on_close", False)),
+            "notify_on_close": bool(view.get("notify_on_close", False)),
+            "close": view.get("close"),
+            "submit": view.get("submit"),
+            "previous_view_id": None,
+            "root_view_id": root_id or view_id,
+            "app_id": self.app_id,
+            "external_id": view.get("external_id", ""),
+            "app_installed_team_id": self.team_id,
+            "bot_id": self.bot_id,
+        }
+        self._open_views[view_id] = stored
+        return stored
+
+    def _checked_view(self, view: Any) -> dict:
+        errors = _view_errors(view)
+        if errors:
+            raise SlackError("invalid_arguments", response_metadata={"messages": errors})
+        return view
+
+    # ------------------------------------------------------------------ Web API methods
+
+    def _auth_test(self, args: dict) -> dict:
+        return {
+            "url": "https://tocsin-test.slack.com/",
+            "team": "Tocsin Test",
+            "user": "tocsin",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _apps_connections_open(self, args: dict) -> dict:
+        return {"url": f"ws://127.0.0.1:{self._port}/socket"}
+
+    def _conversations_create(self, args: dict) -> dict:
+        name = args.get("name") or ""
+        if not name:
+            raise SlackError("invalid_name_required")
+        if len(name) > MAX_CHANNEL_NAME:
+            raise SlackError("invalid_name_maxlength")
+        if not CHANNEL_NAME.match(name):
+            raise SlackError("invalid_name_specials")
+        if any(c.name == name for c in self.channels.values()):
+            raise SlackError("name_taken")
+        channel = Channel(
+            id=self._new_id("C"),
+            name=name,
+            members={self.bot_user_id},
+            is_private=_flag(args.get("is_private")),
+        )
+        self.channels[channel.id] = channel
+        return {"channel": self._channel_json(channel)}
+
+    def _conversations_invite(self, args: dict) -> dict:
+        channel = self._channel(args.get("channel"))
+        users = [u.strip() for u in str(args.get("users") or "").split(",") if u.strip()]
+        if not users:
+            raise SlackError("no_user")
+        if self.bot_user_id in users:
+            raise SlackError("cant_invite_self")
+        if any(not u.startswith(("U", "W")) for u in users):
+            raise SlackError("user_not_found")
+        if channel.is_archived:
+            raise SlackError("is_archived")
+        if all(u in channel.members for u in users):
+            raise SlackError("already_in_channel")
+        channel.members.update(users)
+        return {"channel": self._channel_json(channel)}
+
+    def _conversations_set_topic(self, args: dict) -> dict:
+        channel = self._channel(args.get("channel"))
+        topic = str(args.get("topic") or "")
+        if len(topic) > MAX_TOPIC:
+            raise SlackError("too_long")
+        channel.topic = topic
+        return {"channel": self._channel_json(channel)}
+
+    def _conversations_info(self, args: dict) -> dict:
+        return {"channel": self._channel_json(self._channel(args.get("channel")))}
+
+    def _conversations_join(self, args: dict) -> dict:
+        channel = self._channel(args.get("channel"))
+        if channel.is_archived:
+            raise SlackError("is_archived")
+        already = self.bot_user_id in channel.members
+        channel.members.add(self.bot_user_id)
+        extra = {"warning": "already_in_channel"} if already else {}
+        return {"channel": self._channel_json(channel), **extra}
+
+    def _conversations_archive(self, args: dict) -> dict:
+        channel = self._channel(args.get("channel"))
+        if channel.is_archived:
+            raise SlackError("already_archived")
+        channel.is_archived = True
+        return {}
+
+    def _chat_post_message(self, args: dict) -> dict:
+        channel = self._destination(args.get("channel"))
+        if channel.is_archived:
+            raise SlackError("is_archived")
+        text, blocks, metadata = self._content(args, f"chat.postMessage to {channel.id}")
+        thread_ts = args.get("thread_ts") or None
+        if thread_ts is not None:
+            try:
+                self._find_message(channel, thread_ts)
+            except SlackError:
+                raise SlackError("thread_not_found") from None
+        if metadata is None and not channel.id.startswith("D"):
+            self.problems.append(
+                f"chat.postMessage to {channel.id}: channel message without metadata ({text!r})"
+            )
+        message = Message(channel.id, self._new_ts(), text, blocks, metadata, thread_ts)
+        channel.messages.append(message)
+        self.messages.append(message)
+        return {"channel": channel.id, "ts": message.ts, "message": self._message_json(message)}
+
+    def _chat_update(self, args: dict) -> dict:
+        channel = self._channel(args.get("channel"))
+        message = self._find_message(channel, args.get("ts"))
+        text, blocks, metadata = self._content(args, f"chat.update of {channel.id}/{message.ts}")
+        message.history.append({"text": message.text, "blocks": message.blocks, "metadata": message.metadata})
+        message.text, message.blocks = text, blocks
+        if metadata is not None:
+            message.metadata = metadata
+        return {
+            "channel": channel.id,
+            "ts": message.ts,
+            "text": text or "",
+            "message": self._message_json(message),
+        }
+
+    def _chat_post_ephemeral(self, args: dict) -> dict:
+        channel = self._channel(args.get("channel"))
+        user = args.get("user")
+        if not user:
+            raise SlackError("user_not_found")
+        text, blocks, _ = self._content(args, f"chat.postEphemeral to {channel.id}")
+        message_ts = self._new_ts()
+        self.ephemerals.append(
+            {
+                "channel": channel.id,
+                "user": user,
+                "text": text,
+                "blocks": blocks,
+                "thread_ts": args.get("thread_ts"),
+                "message_ts": message_ts,
+            }
+        )
+        return {"message_ts": message_ts}
+
+    def _pins_add(self, args: dict) -> dict:
+        channel = self._channel(args.get("channel"))
+        message = self._find_message(channel, args.get("timestamp"))
+        if message.ts in channel.pins:
+            raise SlackError("already_pinned")
+        channel.pins.append(message.ts)
+        return {}
+
+    def _views_open(self, args: dict) -> dict:
+        view = self._checked_view(args.get("view"))
+        external_id = view.get("external_id")
+        if external_id and any(v["external_id"] == external_id for v in self._open_views.values()):
+            raise SlackError("duplicate_external_id")
+        trigger_id = self._use_trigger(args.get("trigger_id"))
+        stored = self._store_view(view)
+        self.views.append(
+            {"method": "views.open", "trigger_id": trigger_id, "view": view, "view_id": stored["id"]}
+        )
+        return {"view": stored}
+
+    def _views_push(self, args: dict) -> dict:
+        view = self._checked_view(args.get("view"))
+        trigger_id = self._use_trigger(args.get("trigger_id"))
+        stored = self._store_view(view)
+        self.views.append(
+            {"method": "views.push", "trigger_id": trigger_id, "view": view, "view_id": stored["id"]}
+        )
+        return {"view": stored}
+
+    def _views_update(self, args: dict) -> dict:
+        view_id, external_id = args.get("view_id"), args.get("external_id")
+        if not view_id and not external_id:
+            raise SlackError("invalid_arguments", errors=["view_id or external_id is required"])
+        if view_id:
+            current = self._open_views.get(view_id)
+        else:
+            current = next((v for v in self._open_views.values() if v["external_id"] == external_id), None)
+        if current is None:
+            raise SlackError("not_found")
+        if args.get("hash") and args["hash"] != current["hash"]:
+            raise SlackError("hash_conflict")
+        view = self._checked_view(args.get("view"))
+        stored = self._store_view(view, view_id=current["id"], root_id=current["root_view_id"])
+        self.views.append(
+            {"method": "views.update", "trigger_id": None, "view": view, "view_id": stored["id"]}
+        )
+        return {"view": stored}
+
+    def _files_get_upload_url_external(self, args: dict) -> dict:
+        filename = args.get("filename")
+        try:
+            length = int(args.get("length"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise SlackError("invalid_arguments", errors=["length must be an integer"]) from None
+        if not filename:
+            raise SlackError("invalid_arguments", errors=["filename is required"])
+        file_id = self._new_id("F")
+        self._uploads[file_id] = {"filename": filename, "length": length, "content": None}
+        return {"upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, args: dict) -> dict:
+        items = args.get("files")
+        if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+            raise SlackError("invalid_arguments", errors=["files must be a JSON list of {id, title}"])
+        channel_id = args.get("channel_id") or None
+        if channel_id is not None:
+            self._channel(channel_id)
+        uploads = [self._uploads.get(item.get("id")) for item in items]
+        if any(u is None or u["content"] is None for u in uploads):
+            raise SlackError("file_not_found")
+        shared = []
+        for item, upload in zip(items, uploads, strict=True):
+            assert upload is not None
+            record = {
+                "id": item["id"],
+                "title": item.get("title") or upload["filename"],
+                "filename": upload["filename"],
+                "channel": channel_id,
+                "content": upload["content"],
+                "initial_comment": args.get("initial_comment"),
+                "thread_ts": args.get("thread_ts"),
+            }
+            self.files.append(record)
+            shared.append(
+                {
+                    "id": record["id"],
+                    "name": record["filename"],
+                    "title": record["title"],
+                    "size": len(record["content"]),
+                }
+            )
+        return {"files": shared}
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+async def _read_args(request: web.Request) -> dict[str, Any]:
+    """Query args merged with a JSON or form body; JSON-string fields (blocks, view, ...) decoded."""
+    args: dict[str, Any] = dict(request.query)
+    if request.method == "POST" and request.can_read_body:
+        if request.content_type == "application/json":
+            body = await request.json()
+            if isinstance(body, dict):
+                args.update(body)
+        else:
+            form = await request.post()
+            args.update({k: v for k, v in form.items() if isinstance(v, str)})
+    for key in JSON_STRING_FIELDS:
+        value = args.get(key)
+        if isinstance(value, str) and value.lstrip().startswith(("[", "{")):
+            with contextlib.suppress(ValueError):  # a bad string stays; the method's validation rejects it
+                args[key] = json.loads(value)
+    return args
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    return header.removeprefix("Bearer ").strip() or None
+
+
+def _fault_response(fault: _Fault) -> web.Response:
+    if fault.status == 429:
+        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+        return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers=headers)
+    return web.Response(status=fault.status, text=f"{fault.status} upstream error")
+
+
+def _flag(value: Any) -> bool:
+    return value in (True, 1, "1", "true", "True")
+
+
+def _valid_metadata(metadata: Any) -> bool:
+    return (
+        isinstance(metadata, dict)
+        and isinstance(metadata.get("event_type"), str)
+        and EVENT_TYPE.match(metadata["event_type"]) is not None
+        and isinstance(metadata.get("event_payload"), dict)
+    )
+
+
+def _block_errors(blocks: Any, limit: int) -> list[str]:
+    """What Slack would reject in a list of blocks, checked with slack_sdk's own models."""
+    if not isinstance(blocks, list):
+        return ["blocks must be a JSON list"]
+    errors = [f"no more than {limit} items allowed"] if len(blocks) > limit else []
+    block_ids: set[str] = set()
+    for i, raw in enumerate(blocks):
+        where = f"[json-pointer:/blocks/{i}]"
+        if not isinstance(raw, dict):
+            errors.append(f"block must be an object {where}")
+            continue
+        try:
+            block = Block.parse(raw)
+            if block is None:
+                errors.append(f"unsupported type {raw.get('type')!r} {where}")
+                continue
+            _validate_tree(block)
+        except MODEL_ERRORS as e:
+            errors.append(f"{e} {where}")
+        block_id = raw.get("block_id")
+        if block_id is not None:
+            if block_id in block_ids:
+                errors.append(f"duplicate block_id {block_id!r} {where}")
+            block_ids.add(block_id)
+    return errors
+
+
+def _validate_tree(obj: JsonObject) -> None:
+    """validate_json() on an object and on every model object nested in it (elements, texts, options)."""
+    obj.validate_json()
+    for name in obj.attributes:
+        value = getattr(obj, name, None)
+        for child in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(child, JsonObject):
+                _validate_tree(child)
+
+
+def _view_errors(view: Any) -> list[str]:
+    if not isinstance(view, dict):
+        return ["view must be a JSON object"]
+    try:
+        View(**view).validate_json()
+    except MODEL_ERRORS as e:
+        return [str(e)]
+    if view.get("type") == "modal" and not view.get("title"):
+        return ["a modal needs a title"]
+    return _block_errors(view.get("blocks") or [], MAX_VIEW_BLOCKS)
+
+
+def _shorten(args: dict, limit: int = 160) -> str:
+    text = json.dumps(args, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

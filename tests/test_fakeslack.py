@@ -1,0 +1,699 @@
+"""The fake Slack, driven through slack_sdk's real clients and slack_bolt's real AsyncApp."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from tests.fakeslack import FakeSlack
+from tests.signed import SlackRequests, load_payload, select, text_input
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+META = {"event_type": "incident_declared", "event_payload": {"incident_id": 7}}
+BLOCKS = [
+    {"type": "header", "text": {"type": "plain_text", "text": "Incident #7"}},
+    {"type": "section", "block_id": "summary", "text": {"type": "mrkdwn", "text": "*Database down*"}},
+    {
+        "type": "actions",
+        "block_id": "incident_actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": "acknowledge",
+                "text": {"type": "plain_text", "text": "Acknowledge"},
+                "value": "7",
+                "style": "primary",
+            }
+        ],
+    },
+    {"type": "context", "elements": [{"type": "mrkdwn", "text": "declared by <@U_ALICE>"}]},
+]
+MODAL = {
+    "type": "modal",
+    "callback_id": "declare",
+    "private_metadata": "C_GENERAL",
+    "title": {"type": "plain_text", "text": "Declare incident"},
+    "submit": {"type": "plain_text", "text": "Declare"},
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "title",
+            "label": {"type": "plain_text", "text": "Title"},
+            "element": {"type": "plain_text_input", "action_id": "value"},
+        },
+        {
+            "type": "input",
+            "block_id": "severity",
+            "label": {"type": "plain_text", "text": "Severity"},
+            "element": {
+                "type": "static_select",
+                "action_id": "value",
+                "options": [
+                    {"text": {"type": "plain_text", "text": s}, "value": s} for s in ("sev1", "sev2", "sev3")
+                ],
+            },
+        },
+    ],
+}
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def client(fake: FakeSlack) -> AsyncWebClient:
+    return AsyncWebClient(token="xoxb-test", base_url=fake.api_url)
+
+
+async def error_of(call: Any) -> str:
+    with pytest.raises(SlackApiError) as info:
+        await call
+    return info.value.response["error"]
+
+
+# ---------------------------------------------------------------------- auth
+
+
+async def test_auth_test_names_the_bot(fake: FakeSlack, client: AsyncWebClient) -> None:
+    response = await client.auth_test()
+    assert (response["user_id"], response["bot_id"], response["team_id"]) == ("UBOT", "BBOT", "T0001")
+    assert fake.calls_of("auth.test")[0].ok
+
+
+async def test_calls_without_a_bot_token_are_refused(fake: FakeSlack) -> None:
+    assert await error_of(AsyncWebClient(base_url=fake.api_url).auth_test()) == "not_authed"
+    app_level = AsyncWebClient(token="xapp-1-test", base_url=fake.api_url)
+    assert await error_of(app_level.auth_test()) == "not_allowed_token_type"
+    assert [c.error for c in fake.calls] == ["not_authed", "not_allowed_token_type"]
+
+
+async def test_unknown_methods_are_a_problem(fake: FakeSlack, client: AsyncWebClient) -> None:
+    assert await error_of(client.api_call("reactions.add", json={"name": "eyes"})) == "unknown_method"
+    assert fake.problems and "reactions.add" in fake.problems[0]
+
+
+# ---------------------------------------------------------------------- messages
+
+
+async def test_a_posted_message_is_kept_with_blocks_and_metadata(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake.add_channel("C_OPS", "ops")
+    response = await client.chat_postMessage(
+        channel="C_OPS", text="Incident #7", blocks=BLOCKS, metadata=META
+    )
+
+    [message] = fake.messages
+    assert (response["channel"], response["ts"]) == ("C_OPS", message.ts)
+    assert response["message"]["metadata"] == META
+    assert (message.text, message.blocks, message.metadata) == ("Incident #7", BLOCKS, META)
+    assert (message.event_type, message.payload) == ("incident_declared", {"incident_id": 7})
+    assert fake.channels["C_OPS"].messages == [message]
+    assert fake.posts(channel="C_OPS", event_type="incident_declared") == [message]
+    assert fake.posts(event_type="incident_resolved") == []
+    assert fake.calls_of("chat.postMessage")[0].args["blocks"] == BLOCKS
+    assert fake.problems == []
+
+
+async def test_timestamps_are_unique_and_increasing(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    for n in range(5):
+        await client.chat_postMessage(channel="C_OPS", text=f"update {n}", metadata=META)
+    stamps = [m.ts for m in fake.messages]
+    assert stamps == sorted(stamps, key=float) and len(set(stamps)) == 5
+    assert all(len(ts.split(".")[1]) == 6 for ts in stamps)
+
+
+async def test_form_encoded_calls_have_their_json_fields_decoded(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake.add_channel("C_OPS", "ops")
+    form = {"channel": "C_OPS", "text": "t", "blocks": json.dumps(BLOCKS), "metadata": json.dumps(META)}
+    await client.api_call("chat.postMessage", data=form)
+    assert fake.messages[0].blocks == BLOCKS
+    assert fake.calls[0].args["metadata"] == META
+
+
+@pytest.mark.parametrize(
+    "bad_block",
+    [
+        {"type": "sektion", "text": {"type": "mrkdwn", "text": "typo in the type"}},
+        {"type": "header", "text": {"type": "plain_text", "text": "x" * 151}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}},
+        {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "x" * 76}}
+            ],
+        },
+    ],
+    ids=["unknown-type", "long-header", "long-section", "long-button-text"],
+)
+async def test_invalid_blocks_are_refused(fake: FakeSlack, client: AsyncWebClient, bad_block: dict) -> None:
+    fake.add_channel("C_OPS", "ops")
+    call = client.chat_postMessage(channel="C_OPS", text="t", blocks=[*BLOCKS, bad_block], metadata=META)
+    assert await error_of(call) == "invalid_blocks"
+    assert fake.messages == []
+    assert fake.calls[0].error == "invalid_blocks"
+
+
+async def test_too_many_blocks_or_duplicate_block_ids_are_refused(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake.add_channel("C_OPS", "ops")
+    divider = {"type": "divider"}
+    assert (
+        await error_of(client.chat_postMessage(channel="C_OPS", text="t", blocks=[divider] * 51))
+        == "invalid_blocks"
+    )
+    twice = [BLOCKS[1], BLOCKS[1]]
+    assert (
+        await error_of(client.chat_postMessage(channel="C_OPS", text="t", blocks=twice)) == "invalid_blocks"
+    )
+
+
+async def test_message_errors_match_slack(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    post = client.chat_postMessage
+    assert await error_of(post(channel="C_NOPE", text="t", metadata=META)) == "channel_not_found"
+    no_text = client.api_call(
+        "chat.postMessage", json={"channel": "C_OPS", "metadata": META}
+    )  # skips sdk's warning
+    assert await error_of(no_text) == "no_text"
+    assert await error_of(post(channel="C_OPS", text="x" * 40_001, metadata=META)) == "msg_too_long"
+    bad_type = {"event_type": "Incident-Declared", "event_payload": {}}
+    assert await error_of(post(channel="C_OPS", text="t", metadata=bad_type)) == "invalid_metadata_format"
+    no_payload = {"event_type": "incident_declared"}
+    assert await error_of(post(channel="C_OPS", text="t", metadata=no_payload)) == "invalid_metadata_format"
+    assert await error_of(post(channel="C_OPS", text="t", thread_ts="1.000001")) == "thread_not_found"
+    assert fake.messages == []
+
+
+async def test_blocks_without_text_and_messages_without_metadata_are_problems(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake.add_channel("C_OPS", "ops")
+    # api_call skips slack_sdk's own missing-text warning, which pytest would turn into an error
+    await client.api_call("chat.postMessage", json={"channel": "C_OPS", "blocks": BLOCKS, "metadata": META})
+    await client.chat_postMessage(channel="C_OPS", text="no metadata")
+    assert len(fake.messages) == 2  # Slack accepts both
+    assert "missing text fallback" in fake.problems[0]
+    assert "without metadata" in fake.problems[1]
+
+
+async def test_thread_replies_and_direct_messages(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    parent = await client.chat_postMessage(channel="C_OPS", text="Incident #7", metadata=META)
+    await client.chat_postMessage(channel="C_OPS", text="update", thread_ts=parent["ts"], metadata=META)
+    assert [m.text for m in fake.posts(thread_ts=parent["ts"])] == ["update"]
+
+    dm = await client.chat_postMessage(channel="U_ALICE", text="you are commander")
+    again = await client.chat_postMessage(channel="U_ALICE", text="still you")
+    assert dm["channel"].startswith("D") and again["channel"] == dm["channel"]
+    assert fake.channels[dm["channel"]].members == {"U_ALICE", "UBOT"}
+    assert fake.problems == []  # DMs need no metadata
+
+
+async def test_update_keeps_history(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    posted = await client.chat_postMessage(channel="C_OPS", text="open", blocks=BLOCKS, metadata=META)
+    resolved = {"event_type": "incident_resolved", "event_payload": {"incident_id": 7}}
+    await client.chat_update(
+        channel="C_OPS", ts=posted["ts"], text="resolved", blocks=BLOCKS[:2], metadata=resolved
+    )
+    await client.chat_update(channel="C_OPS", ts=posted["ts"], text="resolved!")
+
+    [message] = fake.messages
+    assert (message.text, message.blocks, message.event_type) == ("resolved!", None, "incident_resolved")
+    assert [v["text"] for v in message.history] == ["open", "resolved"]
+    assert message.history[0] == {"text": "open", "blocks": BLOCKS, "metadata": META}
+    missing = client.chat_update(channel="C_OPS", ts="1.000001", text="x")
+    assert await error_of(missing) == "message_not_found"
+    bad = client.chat_update(channel="C_OPS", ts=posted["ts"], text="x", blocks=[{"type": "nope"}])
+    assert await error_of(bad) == "invalid_blocks"
+
+
+async def test_ephemerals_are_recorded_apart(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_GENERAL", "general")
+    response = await client.chat_postEphemeral(
+        channel="C_GENERAL", user="U_ALICE", text="only you", blocks=BLOCKS
+    )
+    assert fake.ephemerals == [
+        {
+            "channel": "C_GENERAL",
+            "user": "U_ALICE",
+            "text": "only you",
+            "blocks": BLOCKS,
+            "thread_ts": None,
+            "message_ts": response["message_ts"],
+        }
+    ]
+    assert fake.messages == [] and fake.problems == []
+
+
+async def test_pins(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    posted = await client.chat_postMessage(channel="C_OPS", text="Incident #7", metadata=META)
+    await client.pins_add(channel="C_OPS", timestamp=posted["ts"])
+    assert fake.channels["C_OPS"].pins == [posted["ts"]]
+    assert await error_of(client.pins_add(channel="C_OPS", timestamp=posted["ts"])) == "already_pinned"
+    assert await error_of(client.pins_add(channel="C_OPS", timestamp="1.000001")) == "message_not_found"
+
+
+# ---------------------------------------------------------------------- conversations
+
+
+async def test_create_validates_names_like_slack(fake: FakeSlack, client: AsyncWebClient) -> None:
+    created = await client.conversations_create(name="inc-7-db_down")
+    channel = created["channel"]
+    assert channel["id"].startswith("C") and channel["id"] == channel["id"].upper()
+    assert (channel["name"], channel["is_channel"], channel["is_private"]) == ("inc-7-db_down", True, False)
+    assert fake.channels[channel["id"]].members == {"UBOT"}
+
+    assert await error_of(client.conversations_create(name="inc-7-db_down")) == "name_taken"
+    assert await error_of(client.conversations_create(name="Inc 7!")) == "invalid_name_specials"
+    assert await error_of(client.conversations_create(name="x" * 81)) == "invalid_name_maxlength"
+    assert await error_of(client.conversations_create(name="")) == "invalid_name_required"
+    private = await client.conversations_create(name="inc-8", is_private=True)
+    assert private["channel"]["is_private"] is True
+    assert private["channel"]["id"] != channel["id"]
+
+
+async def test_invite_topic_info_join_archive(fake: FakeSlack, client: AsyncWebClient) -> None:
+    channel_id = (await client.conversations_create(name="inc-7"))["channel"]["id"]
+    await client.conversations_invite(channel=channel_id, users=["U_ALICE", "U_BOB"])
+    assert fake.channels[channel_id].members == {"UBOT", "U_ALICE", "U_BOB"}
+    assert (
+        await error_of(client.conversations_invite(channel=channel_id, users="U_ALICE"))
+        == "already_in_channel"
+    )
+    assert await error_of(client.conversations_invite(channel=channel_id, users="UBOT")) == "cant_invite_self"
+    assert (
+        await error_of(client.conversations_invite(channel="C_NOPE", users="U_ALICE")) == "channel_not_found"
+    )
+
+    topic = await client.conversations_setTopic(channel=channel_id, topic="SEV1 | commander @alice")
+    assert topic["channel"]["topic"]["value"] == fake.channels[channel_id].topic == "SEV1 | commander @alice"
+    assert (await client.conversations_info(channel=channel_id))["channel"]["num_members"] == 3
+
+    fake.add_channel("C_GENERAL", "general", members=["U_ALICE"])
+    await client.conversations_join(channel="C_GENERAL")
+    assert "UBOT" in fake.channels["C_GENERAL"].members
+
+    await client.conversations_archive(channel=channel_id)
+    assert (
+        await error_of(client.chat_postMessage(channel=channel_id, text="t", metadata=META)) == "is_archived"
+    )
+    assert await error_of(client.conversations_archive(channel=channel_id)) == "already_archived"
+
+
+# ---------------------------------------------------------------------- views
+
+
+async def test_views_open_update_and_push(fake: FakeSlack, client: AsyncWebClient) -> None:
+    trigger = fake.new_trigger_id()
+    opened = (await client.views_open(trigger_id=trigger, view=MODAL))["view"]
+    assert opened["id"].startswith("V") and opened["callback_id"] == "declare"
+    assert fake.views == [
+        {"method": "views.open", "trigger_id": trigger, "view": MODAL, "view_id": opened["id"]}
+    ]
+
+    changed = {**MODAL, "title": {"type": "plain_text", "text": "Declared"}, "external_id": "inc-7"}
+    await client.views_update(view_id=opened["id"], view=changed, hash=opened["hash"])
+    await client.views_update(external_id="inc-7", view=changed)
+    assert [v["view_id"] for v in fake.views] == [opened["id"]] * 3
+    stale = client.views_update(view_id=opened["id"], view=changed, hash=opened["hash"])
+    assert await error_of(stale) == "hash_conflict"
+    assert await error_of(client.views_update(view_id="V_NOPE", view=changed)) == "not_found"
+
+    await client.views_push(trigger_id=fake.new_trigger_id(), view=MODAL)
+    assert fake.views[-1]["method"] == "views.push"
+
+
+async def test_views_are_validated_and_triggers_used_once(fake: FakeSlack, client: AsyncWebClient) -> None:
+    too_long_title = {**MODAL, "title": {"type": "plain_text", "text": "x" * 25}}
+    assert await error_of(client.views_open(trigger_id=fake.new_trigger_id(), view=too_long_title)) == (
+        "invalid_arguments"
+    )
+    bad_block = {**MODAL, "blocks": [{"type": "input", "label": "no element"}]}
+    assert await error_of(client.views_open(trigger_id=fake.new_trigger_id(), view=bad_block)) == (
+        "invalid_arguments"
+    )
+
+    trigger = fake.new_trigger_id()
+    await client.views_open(trigger_id=trigger, view=MODAL)
+    assert await error_of(client.views_open(trigger_id=trigger, view=MODAL)) == "trigger_exchanged"
+
+    late = fake.new_trigger_id()
+    fake._triggers[late] -= 10  # issued ten seconds ago
+    assert await error_of(client.views_open(trigger_id=late, view=MODAL)) == "expired_trigger_id"
+
+
+# ---------------------------------------------------------------------- files
+
+
+async def test_files_upload_v2_end_to_end(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    response = await client.files_upload_v2(
+        channel="C_OPS",
+        content="# Postmortem\n\nIt was DNS.\n",
+        filename="postmortem.md",
+        title="Postmortem #7",
+        initial_comment="Postmortem draft",
+    )
+    [shared] = fake.files
+    assert response["file"]["id"] == shared["id"]
+    assert shared == {
+        "id": shared["id"],
+        "title": "Postmortem #7",
+        "filename": "postmortem.md",
+        "channel": "C_OPS",
+        "content": b"# Postmortem\n\nIt was DNS.\n",
+        "initial_comment": "Postmortem draft",
+        "thread_ts": None,
+    }
+    assert [c.method for c in fake.calls] == ["files.getUploadURLExternal", "files.completeUploadExternal"]
+    assert fake.problems == []
+
+
+async def test_upload_url_takes_multipart_too(fake: FakeSlack, client: AsyncWebClient) -> None:
+    issued = await client.files_getUploadURLExternal(filename="timeline.csv", length=8)
+    form = aiohttp.FormData()
+    form.add_field("file", b"at,what\n", filename="timeline.csv")
+    async with aiohttp.ClientSession() as session, session.post(issued["upload_url"], data=form) as response:
+        assert response.status == 200
+    await client.files_completeUploadExternal(files=[{"id": issued["file_id"], "title": "Timeline"}])
+    assert (fake.files[0]["content"], fake.files[0]["channel"]) == (b"at,what\n", None)
+    unfinished = await client.files_getUploadURLExternal(filename="x.md", length=1)
+    never_sent = client.files_completeUploadExternal(files=[{"id": unfinished["file_id"]}])
+    assert await error_of(never_sent) == "file_not_found"
+
+
+# ---------------------------------------------------------------------- scripted faults
+
+
+async def test_rate_limit_is_answered_as_scripted(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    fake.fail_next("chat.postMessage", status=429, retry_after=30)
+    with pytest.raises(SlackApiError) as info:
+        await client.chat_postMessage(channel="C_OPS", text="t", metadata=META)
+    response = info.value.response
+    assert (response.status_code, response.headers["Retry-After"], response["error"]) == (
+        429,
+        "30",
+        "ratelimited",
+    )
+
+    await client.chat_postMessage(channel="C_OPS", text="t", metadata=META)  # only the next call failed
+    assert [c.error for c in fake.calls] == ["ratelimited", None]
+    assert len(fake.messages) == 1
+
+
+async def test_slack_sdk_retry_handler_honours_retry_after(fake: FakeSlack) -> None:
+    fake.add_channel("C_OPS", "ops")
+    retrying = AsyncWebClient(
+        token="xoxb-test",
+        base_url=fake.api_url,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)],
+    )
+    fake.fail_next("chat.postMessage", status=429, retry_after=1)
+    await retrying.chat_postMessage(channel="C_OPS", text="t", metadata=META)
+    first, second = fake.calls_of("chat.postMessage")
+    assert (first.error, second.ok) == ("ratelimited", True)
+    assert second.at - first.at >= 1.0
+    assert len(fake.messages) == 1
+
+
+async def test_scripted_errors_and_server_faults(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    fake.fail_next("chat.postMessage", error="channel_not_found", times=2)
+    for _ in range(2):
+        assert (
+            await error_of(client.chat_postMessage(channel="C_OPS", text="t", metadata=META))
+            == "channel_not_found"
+        )
+
+    fake.fail_next("chat.postMessage", status=500)
+    with pytest.raises(SlackApiError) as info:
+        await client.chat_postMessage(channel="C_OPS", text="t", metadata=META)
+    assert info.value.response.status_code == 500
+    assert isinstance(info.value.response.data, str)  # a plain-text body, not Slack JSON
+
+    retrying = AsyncWebClient(
+        token="xoxb-test", base_url=fake.api_url, retry_handlers=[AsyncServerErrorRetryHandler()]
+    )
+    fake.fail_next("chat.postMessage", status=503)
+    await retrying.chat_postMessage(channel="C_OPS", text="t", metadata=META)
+    assert [c.error for c in fake.calls] == ["channel_not_found"] * 2 + ["http_500", "http_503", None]
+
+
+async def test_outage(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    fake.set_down(True)
+    for call in (client.auth_test(), client.chat_postMessage(channel="C_OPS", text="t", metadata=META)):
+        with pytest.raises(SlackApiError) as info:
+            await call
+        assert info.value.response.status_code == 503
+    fake.set_down(False)
+    await client.chat_postMessage(channel="C_OPS", text="t", metadata=META)
+    assert [c.error for c in fake.calls] == ["http_503", "http_503", None]
+
+
+# ---------------------------------------------------------------------- waiting and response urls
+
+
+async def test_wait_for_polls_until_true(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+
+    async def post_later() -> None:
+        await asyncio.sleep(0.05)
+        await client.chat_postMessage(channel="C_OPS", text="late", metadata=META)
+
+    task = asyncio.create_task(post_later())
+    [message] = await fake.wait_for(lambda: fake.posts(channel="C_OPS"))
+    await task
+    assert message.text == "late"
+
+
+async def test_wait_for_times_out_with_a_summary(fake: FakeSlack, client: AsyncWebClient) -> None:
+    await client.auth_test()
+    with pytest.raises(AssertionError, match=r"(?s)within 0.1s.*auth\.test ok"):
+        await fake.wait_for(lambda: fake.messages, timeout=0.1)
+
+
+async def test_response_url_posts_are_recorded(fake: FakeSlack) -> None:
+    url = fake.new_response_url()
+    response = await AsyncWebhookClient(url).send(text="Incident declared", response_type="in_channel")
+    assert response.status_code == 200
+    assert fake.responses == [
+        {"url": url, "body": {"text": "Incident declared", "response_type": "in_channel"}}
+    ]
+
+    unknown = await AsyncWebhookClient(f"{fake.base_url}/response/nope").send(text="x")
+    assert unknown.status_code == 404 and "never issued" in fake.problems[0]
+
+
+# ---------------------------------------------------------------------- socket mode
+
+
+async def start_socket_client(fake: FakeSlack, ack_with: dict | None) -> SocketModeClient:
+    socket = SocketModeClient(app_token="xapp-1-test", web_client=AsyncWebClient(base_url=fake.api_url))
+
+    async def on_request(client: AsyncBaseSocketModeClient, request: SocketModeRequest) -> None:
+        if ack_with is not None:
+            payload = {key: value.format(**request.payload) for key, value in ack_with.items()}
+            await client.send_socket_mode_response(SocketModeResponse(request.envelope_id, payload=payload))
+
+    socket.socket_mode_request_listeners.append(on_request)
+    await socket.connect()
+    return socket
+
+
+async def test_socket_mode_envelope_round_trip(fake: FakeSlack) -> None:
+    socket = await start_socket_client(fake, ack_with={"text": "declaring {text}"})
+    try:
+        await fake.socket_connected()
+        command = {**load_payload("slash_command"), "command": "/incident", "text": "db down"}
+        ack = await fake.socket_send("slash_commands", command, accepts_response_payload=True)
+    finally:
+        await socket.close()
+    assert set(ack) == {"envelope_id", "payload"}
+    assert ack["payload"] == {"text": "declaring db down"}
+    assert fake.calls_of("apps.connections.open")[0].ok
+    assert fake.problems == []
+
+
+async def test_socket_send_fails_without_an_ack(fake: FakeSlack) -> None:
+    with pytest.raises(AssertionError, match="no Socket Mode client"):
+        await fake.socket_send("events_api", {"type": "event_callback"})
+    socket = await start_socket_client(fake, ack_with=None)
+    try:
+        await fake.socket_connected()
+        with pytest.raises(AssertionError, match="no ack for interactive envelope"):
+            await fake.socket_send("interactive", load_payload("block_actions"), timeout=0.2)
+    finally:
+        await socket.close()
+
+
+# ---------------------------------------------------------------------- signed requests
+
+
+def test_signatures_are_accepted_by_slack_sdk(fake: FakeSlack) -> None:
+    requests = SlackRequests("http://127.0.0.1:9/slack/events", SECRET, fake)
+    body = b"token=x&team_id=T0001&text=db+down"
+    headers = requests.sign(body)
+    assert headers["X-Slack-Signature"].startswith("v0=")
+    assert headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert SignatureVerifier(SECRET).is_valid_request(body, headers)
+    assert not SignatureVerifier("another-secret").is_valid_request(body, headers)
+    assert not SignatureVerifier(SECRET).is_valid_request(body + b"&x=1", headers)
+    assert not SignatureVerifier(SECRET).is_valid_request(body, requests.sign(body, int(time.time()) - 600))
+
+
+def test_payload_files_have_slack_shapes() -> None:
+    command = load_payload("slash_command")
+    assert set(command) == {
+        "token",
+        "team_id",
+        "team_domain",
+        "channel_id",
+        "channel_name",
+        "user_id",
+        "user_name",
+        "command",
+        "text",
+        "api_app_id",
+        "is_enterprise_install",
+        "response_url",
+        "trigger_id",
+    }
+    assert all(isinstance(v, str) for v in command.values())  # form fields
+    assert load_payload("block_actions")["actions"][0]["type"] == "button"
+    assert load_payload("view_submission")["view"]["state"]["values"]
+
+
+@pytest.fixture
+async def bolt(fake: FakeSlack) -> AsyncIterator[tuple[SlackRequests, dict[str, Any]]]:
+    """A bare slack_bolt AsyncApp served over HTTP, recording what its listeners received."""
+    seen: dict[str, Any] = {}
+    app = AsyncApp(client=AsyncWebClient(token="xoxb-test", base_url=fake.api_url), signing_secret=SECRET)
+
+    @app.command("/incident")
+    async def on_command(ack: Any, body: dict, client: AsyncWebClient, respond: Any) -> None:
+        await ack(f"declaring {body['text']}")
+        seen["command"] = body
+        await client.views_open(trigger_id=body["trigger_id"], view=MODAL)
+        await respond("modal opened")
+
+    @app.action("acknowledge")
+    async def on_click(ack: Any, body: dict) -> None:
+        await ack()
+        seen["click"] = body
+
+    @app.view("declare")
+    async def on_submit(ack: Any, view: dict) -> None:
+        await ack()
+        seen["view"] = view
+
+    runner = web.AppRunner(app.web_app(path="/slack/events"))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    requests = SlackRequests(f"http://127.0.0.1:{port}/slack/events", SECRET, fake)
+    yield requests, seen
+    await requests.close()
+    await runner.cleanup()
+
+
+async def test_bolt_handles_a_signed_command(fake: FakeSlack, bolt: tuple[SlackRequests, dict]) -> None:
+    requests, seen = bolt
+    fake.add_channel("C_GENERAL", "general")
+    reply = await requests.command("db down")
+    assert (reply.status, reply.body) == (200, "declaring db down")  # bolt acks text as text/plain
+
+    await fake.wait_for(lambda: fake.responses)
+    assert seen["command"]["channel_name"] == "general" and seen["command"]["user_name"] == "alice"
+    assert fake.responses[0]["url"] == seen["command"]["response_url"]
+    assert fake.responses[0]["body"]["text"] == "modal opened"
+    assert fake.views[0]["trigger_id"] == seen["command"]["trigger_id"]
+    assert fake.problems == []
+
+
+async def test_bolt_refuses_a_bad_signature(bolt: tuple[SlackRequests, dict]) -> None:
+    requests, seen = bolt
+    body = b"command=%2Fincident&text=db+down"
+    headers = {**requests.sign(body), "X-Slack-Signature": "v0=" + "0" * 64}
+    reply = await requests.post(body, headers)
+    assert reply.status == 401 and "command" not in seen
+
+
+async def test_bolt_handles_a_click_on_a_posted_message(
+    fake: FakeSlack, bolt: tuple[SlackRequests, dict]
+) -> None:
+    requests, seen = bolt
+    fake.add_channel("C_OPS", "ops")
+    ts = (
+        await AsyncWebClient(token="xoxb-test", base_url=fake.api_url).chat_postMessage(
+            channel="C_OPS", text="Incident #7", blocks=BLOCKS, metadata=META
+        )
+    )["ts"]
+
+    reply = await requests.click("acknowledge", "7", message_ts=ts, user="U_BOB")
+    assert reply.status == 200
+    click = seen["click"]
+    assert click["container"] == {
+        "type": "message",
+        "message_ts": ts,
+        "channel_id": "C_OPS",
+        "is_ephemeral": False,
+    }
+    assert click["actions"][0]["block_id"] == "incident_actions"
+    assert click["actions"][0]["text"]["text"] == "Acknowledge"
+    assert click["message"]["blocks"] == BLOCKS and click["user"]["id"] == "U_BOB"
+    with pytest.raises(AssertionError, match="no button 'resolve'"):
+        await requests.click("resolve", "7", message_ts=ts)
+
+
+async def test_bolt_handles_a_modal_submission(fake: FakeSlack, bolt: tuple[SlackRequests, dict]) -> None:
+    requests, seen = bolt
+    fake.add_channel("C_GENERAL", "general")
+    await requests.command("db down")
+    await fake.wait_for(lambda: fake.views)
+
+    reply = await requests.submit("declare", {"title": {"value": text_input("DB down")}})
+    assert reply.status == 200
+    view = seen["view"]
+    assert view["id"] == fake.views[0]["view_id"] and view["private_metadata"] == "C_GENERAL"
+    assert view["state"]["values"] == {
+        "title": {"value": {"type": "plain_text_input", "value": "DB down"}},
+        "severity": {
+            "value": {"type": "static_select", "selected_option": None}
+        },  # untouched, as Slack sends it
+    }
+    with pytest.raises(AssertionError, match="is a plain_text_input"):
+        await requests.submit("declare", {"title": {"value": select("sev1")}})
