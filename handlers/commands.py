@@ -16,7 +16,7 @@ from store.errors import DomainError, InvalidInput
 from store.machine import STATUS_ACTIONS, Action
 from store.policy import PRIORITIES, ROLES
 
-_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+_USER = re.compile(r"<@([UW][A-Z0-9_]+)(?:\|[^>]*)?>")
 _CODE_ARG = re.compile(r"\b(cause|resolution)=(\S*)")
 
 

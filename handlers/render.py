@@ -101,7 +101,11 @@ class Renderer:
         return self.env.get_template(name).render(**context).strip()
 
     def json(self, name: str, **context: Any) -> Any:
-        return json.loads(self.text(name, **context))
+        rendered = self.text(name, **context)
+        try:
+            return json.loads(rendered)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"template {name} did not render JSON ({error}):\n{rendered}") from None
 
     def message(self, name: str, **context: Any) -> Message:
         data = self.json(name, **context)
