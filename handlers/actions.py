@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from handlers import flows, views
 from handlers.deps import Deps
-from handlers.replies import describe
+from handlers.replies import UNAVAILABLE, describe
 from store import service
 from store.errors import DomainError
 from store.machine import Action
 
 Ack = Callable[..., Awaitable[None]]
+log = logging.getLogger("tocsin.handlers")
 
 
 def _target(body: dict[str, Any], deps: Deps) -> tuple[str, str]:
@@ -31,6 +35,9 @@ async def _run(
         answer = await work(ref, user)
     except DomainError as error:
         answer = describe(error, renderer=deps.renderer)
+    except (SQLAlchemyError, OSError):
+        log.exception("click failed", extra={"event": "click_failed", "incident_id": ref})
+        answer = UNAVAILABLE
     if answer and body.get("response_url"):
         deps.spawn(deps.slack.respond(response_url=body["response_url"], text=answer))
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from handlers import flows, views
 from handlers.deps import Deps
 from handlers.render import Message
-from handlers.replies import describe
+from handlers.replies import UNAVAILABLE, describe
 from store import service
 from store.errors import DomainError, InvalidInput
 from store.machine import STATUS_ACTIONS, Action
 from store.policy import PRIORITIES, ROLES
 
+log = logging.getLogger("tocsin.handlers")
 _USER = re.compile(r"<@([UW][A-Z0-9_]+)(?:\|[^>]*)?>")
 _CODE_ARG = re.compile(r"\b(cause|resolution)=(\S*)")
 
@@ -71,6 +75,9 @@ async def on_command_incident(
         reply = await handler(invocation, deps) if handler else _unknown(invocation, deps)
     except DomainError as error:
         reply = Message(describe(error, renderer=deps.renderer))
+    except (SQLAlchemyError, OSError):
+        log.exception("command failed", extra={"event": "command_failed", "verb": invocation.verb})
+        reply = Message(UNAVAILABLE)
     if reply is None:
         await ack()
     else:

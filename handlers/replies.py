@@ -16,6 +16,8 @@ from store.errors import (
     TooLong,
 )
 
+UNAVAILABLE = ":warning: Tocsin cannot reach its database right now, so nothing was changed. Please try again in a moment."
+
 
 def describe(error: DomainError, *, renderer: Renderer) -> str:
     match error:

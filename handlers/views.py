@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from handlers import flows, ids
 from handlers.deps import Deps
@@ -16,6 +19,7 @@ from store.models import Incident
 from store.policy import IMPACTS, PRIORITIES, URGENCIES
 
 Ack = Callable[..., Awaitable[None]]
+log = logging.getLogger("tocsin.handlers")
 
 # Which modal block shows the error for a field the store names.
 _FIELD_BLOCKS = {
@@ -119,7 +123,7 @@ async def on_view_declare(ack: Ack, body: dict[str, Any], view: dict[str, Any], 
             reporter=body["user"]["id"],
             origin_channel=_metadata(view).get("channel"),
         )
-    except DomainError as error:
+    except (DomainError, SQLAlchemyError, OSError) as error:
         await _answer(ack, error, deps=deps, default_block=ids.TITLE)
         return
     await ack()
@@ -144,7 +148,7 @@ async def on_view_resolve(ack: Ack, body: dict[str, Any], view: dict[str, Any], 
                 resolution=form.get(ids.RESOLUTION),
             ),
         )
-    except DomainError as error:
+    except (DomainError, SQLAlchemyError, OSError) as error:
         await _answer(ack, error, deps=deps, default_block=ids.SUMMARY)
         return
     await ack()
@@ -161,7 +165,7 @@ async def on_view_update(ack: Ack, body: dict[str, Any], view: dict[str, Any], d
                 s, i, form.get(ids.UPDATE_TEXT) or "", policy=deps.policy, actor=actor, now=deps.clock()
             ),
         )
-    except DomainError as error:
+    except (DomainError, SQLAlchemyError, OSError) as error:
         await _answer(ack, error, deps=deps, default_block=ids.UPDATE_TEXT)
         return
     await ack()

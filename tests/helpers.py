@@ -6,8 +6,8 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from tests.conftest import RunningBot
 from store import outbox
+from tests.conftest import RunningBot
 from tests.fakeslack import Channel, Message
 
 
@@ -51,3 +51,13 @@ async def drained(bot: RunningBot) -> None:
     while await pending():
         assert time.monotonic() < deadline, "outbox did not drain\n" + bot.fake.summary()
         await asyncio.sleep(0.02)
+
+
+def mrkdwn_texts(node) -> list[str]:
+    """Every mrkdwn text in a block tree (plain_text is shown literally, so it cannot ping anyone)."""
+    if isinstance(node, list):
+        return [t for item in node for t in mrkdwn_texts(item)]
+    if isinstance(node, dict):
+        own = [node["text"]] if node.get("type") == "mrkdwn" else []
+        return own + [t for value in node.values() for t in mrkdwn_texts(value)]
+    return []

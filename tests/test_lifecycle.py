@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.conftest import ADMIN, ANNOUNCE, LEADERS
 from tests.helpers import declare, drained
 from tests.signed import select, text_input
@@ -264,3 +266,35 @@ async def test_reopen_and_cancel(bot) -> None:
     assert "INC-1" in listing.body and "INC-2" not in listing.body and "1 open incident" in listing.body
     shown = await bot.slack.command("INC-2 show")
     assert "cancelled" in shown.body
+
+
+async def test_concurrent_acknowledge_clicks_make_one_commander(bot) -> None:
+    fake = bot.fake
+    incident = await declare(bot, "P2 Everyone clicks at once")
+    users = [f"U_CLICKER{n}" for n in range(10)]
+    replies = await asyncio.gather(
+        *(bot.slack.click("incident_acknowledge", "1", user=u, message_ts=incident.card.ts) for u in users)
+    )
+    assert all(r.status == 200 for r in replies)
+    await fake.wait_for(lambda: len(fake.responses) == 9)
+    await drained(bot)
+    acked = fake.posts(event_type="incident_acknowledged")
+    assert len(acked) == 1
+    winner = next(u for u in users if f"<@{u}>" in acked[0].text)
+    assert all(f"already acknowledged by <@{winner}>" in r["body"]["text"] for r in fake.responses)
+
+
+async def test_resolve_without_text_opens_the_form(bot) -> None:
+    incident = await declare(bot, "P4 Typo on status page")
+    await bot.slack.command("ack", channel=incident.channel.id, user="U_BOB")
+    reply = await bot.slack.command("resolve", channel=incident.channel.id, user="U_BOB")
+    assert reply.body == ""
+    view = await bot.fake.wait_for(
+        lambda: [v for v in bot.fake.views if v["view"]["callback_id"] == "incident_resolve"]
+    )
+    options = {
+        b["block_id"]: [o["value"] for o in b["element"].get("options", [])]
+        for b in view[0]["view"]["blocks"]
+        if b["type"] == "input"
+    }
+    assert "application-error" in options["cause"] and "rollback" in options["resolution"]

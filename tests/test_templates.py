@@ -17,6 +17,7 @@ from handlers.render import Renderer
 from store.models import Incident, State, TimelineEntry
 from store.policy import IMPACTS, PRIORITIES, URGENCIES
 from store.service import Change
+from tests.helpers import mrkdwn_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = load_policy(ROOT / "app.yaml")
@@ -53,16 +54,6 @@ def incident(state: State, **fields) -> Incident:
     )
     values.update(fields)
     return Incident(**values)
-
-
-def mrkdwn_texts(node) -> list[str]:
-    """Every mrkdwn text in a block tree (plain_text is shown literally, so it cannot ping anyone)."""
-    if isinstance(node, list):
-        return [t for item in node for t in mrkdwn_texts(item)]
-    if isinstance(node, dict):
-        own = [node["text"]] if node.get("type") == "mrkdwn" else []
-        return own + [t for value in node.values() for t in mrkdwn_texts(value)]
-    return []
 
 
 def check(message) -> None:

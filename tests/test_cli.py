@@ -1,0 +1,171 @@
+"""The `tocsin` command: serve, socket, manifest and check-config, run as real processes."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+import yaml
+
+from bot.slack import METHOD_SCOPES
+from tests.conftest import ROOT, SECRET, shipped_config
+from tests.processes import environment, free_port, run, start, terminate, wait_healthy
+from tests.signed import SlackRequests
+
+pytestmark = pytest.mark.slow
+
+
+async def test_serve_acks_signed_commands_and_stops_cleanly_on_sigterm(tmp_path, fake, database_url) -> None:
+    port = free_port()
+    env = environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+        DATABASE_URL=database_url,
+        TOCSIN_CONFIG=str(ROOT / "app.yaml"),
+    )
+    log = tmp_path / "serve.log"
+    process = await start("serve", "--host", "127.0.0.1", "--port", str(port), env=env, log=log)
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}", process, log)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/healthz") as response,
+        ):
+            assert await response.json() == {"status": "ok"}
+        slack = SlackRequests(f"http://127.0.0.1:{port}/slack/events", SECRET, fake)
+        reply = await slack.command("declare P2 Search index stale")
+        assert "INC-1" in reply.body
+        card = await fake.wait_for(
+            lambda: [m for m in fake.posts(event_type="incident_declared") if m.channel.startswith("C0000")]
+        )
+        assert card[0].payload["incident_id"] == "INC-1"
+        await slack.close()
+    finally:
+        code = await terminate(process)
+    output = log.read_text()
+    assert code == 0, output
+    assert "Traceback" not in output
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert any(line.get("event") == "stopped" for line in lines)
+    assert any(
+        line.get("event") == "outbox_delivered" and line.get("incident_id") == "INC-1" for line in lines
+    )
+
+
+async def test_socket_mode_acks_envelopes_and_acts(tmp_path, fake, database_url) -> None:
+    env = environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_APP_TOKEN="xapp-1-test",
+        SLACK_API_URL=fake.api_url,
+        DATABASE_URL=database_url,
+        TOCSIN_CONFIG=str(ROOT / "app.yaml"),
+    )
+    log = tmp_path / "socket.log"
+    process = await start("socket", env=env, log=log)
+    try:
+        await fake.socket_connected(timeout=20)
+        command = {
+            "token": "x",
+            "team_id": "T0001",
+            "team_domain": "example",
+            "channel_id": "C_GENERAL",
+            "channel_name": "general",
+            "user_id": "U_ALICE",
+            "user_name": "alice",
+            "command": "/incident",
+            "text": "declare P1 Socket fire",
+            "api_app_id": "A1",
+            "is_enterprise_install": "false",
+            "response_url": fake.new_response_url(),
+            "trigger_id": fake.new_trigger_id(),
+        }
+        ack = await fake.socket_send("slash_commands", command, accepts_response_payload=True)
+        assert "INC-1" in ack["payload"]["text"] and ack["payload"]["response_type"] == "ephemeral"
+        card = await fake.wait_for(
+            lambda: [m for m in fake.posts(event_type="incident_declared") if m.channel.startswith("C0000")]
+        )
+        click = {
+            "type": "block_actions",
+            "user": {"id": "U_BOB", "username": "bob", "team_id": "T0001"},
+            "api_app_id": "A1",
+            "team": {"id": "T0001", "domain": "example"},
+            "container": {"type": "message", "message_ts": card[0].ts, "channel_id": card[0].channel},
+            "channel": {"id": card[0].channel, "name": "inc"},
+            "trigger_id": fake.new_trigger_id(),
+            "response_url": fake.new_response_url(),
+            "message": {"ts": card[0].ts, "text": card[0].text, "blocks": card[0].blocks},
+            "actions": [
+                {
+                    "action_id": "incident_acknowledge",
+                    "block_id": "incident_actions",
+                    "value": "1",
+                    "type": "button",
+                    "action_ts": "1",
+                }
+            ],
+        }
+        await fake.socket_send("interactive", click)
+        acked = await fake.wait_for(lambda: fake.posts(event_type="incident_acknowledged"))
+        assert "<@U_BOB>" in acked[0].text
+    finally:
+        code = await terminate(process)
+    assert code == 0, log.read_text()
+
+
+async def test_missing_environment_exits_2_with_one_line_per_problem(tmp_path) -> None:
+    code, out, err = await run("serve", env=environment(TOCSIN_CONFIG=str(ROOT / "app.yaml")))
+    assert code == 2
+    assert err.splitlines() == ["SLACK_BOT_TOKEN: is not set", "SLACK_SIGNING_SECRET: is not set"]
+    code, out, err = await run(
+        "socket", env=environment(SLACK_BOT_TOKEN="xoxb-1", TOCSIN_CONFIG=str(ROOT / "app.yaml"))
+    )
+    assert code == 2 and err.splitlines() == ["SLACK_APP_TOKEN: is not set"]
+
+
+async def test_bad_app_yaml_names_each_key_and_exits_nonzero(tmp_path) -> None:
+    config = shipped_config()
+    config["priorities"]["P1"]["response"] = "15 minutes"
+    config["escalation"]["levels"][1]["notify"] = ["someone"]
+    config["default_priority"] = "P9"
+    config["colour"] = "red"
+    path = tmp_path / "app.yaml"
+    path.write_text(yaml.safe_dump(config))
+    code, out, err = await run("check-config", str(path), env=environment())
+    assert code == 1
+    lines = err.splitlines()
+    assert 'priorities.P1.response: "15 minutes" is not a duration (use 90s, 15m, 4h or 2d)' in lines
+    assert any(line.startswith("escalation.levels[1].notify[0]:") for line in lines)
+    assert any(line.startswith("default_priority:") for line in lines)
+    assert any(line.startswith("colour: unknown key") for line in lines)
+    assert "Traceback" not in err
+    env = environment(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", TOCSIN_CONFIG=str(path))
+    code, out, err = await run("serve", env=env)
+    assert code == 2 and len(err.splitlines()) == 4 and "Traceback" not in err
+    path.write_text("priorities: [unclosed")
+    code, out, err = await run("check-config", str(path), env=environment())
+    assert code == 1 and "is not valid YAML" in err and "Traceback" not in err
+    code, out, err = await run("check-config", str(ROOT / "app.yaml"), env=environment())
+    assert code == 0
+
+
+async def test_manifest_has_the_command_interactivity_and_exactly_the_scopes_used() -> None:
+    code, out, err = await run("manifest", "--url", "https://bot.example.com", env=environment())
+    assert code == 0, err
+    manifest = yaml.safe_load(out)
+    command = manifest["features"]["slash_commands"][0]
+    assert command["command"] == "/incident" and command["should_escape"] is True
+    assert command["url"] == "https://bot.example.com/slack/events"
+    assert manifest["settings"]["interactivity"] == {
+        "is_enabled": True,
+        "request_url": "https://bot.example.com/slack/events",
+    }
+    used = {scope for scope in METHOD_SCOPES.values() if scope}
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == used | {"commands", "chat:write.public"}
+    code, out, err = await run("manifest", "--socket", env=environment())
+    socket = yaml.safe_load(out)
+    assert (
+        socket["settings"]["socket_mode_enabled"] is True
+        and "url" not in socket["features"]["slash_commands"][0]
+    )

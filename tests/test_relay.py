@@ -1,0 +1,81 @@
+"""The outbox relay: rate limits, outages and errors that can never succeed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy import select
+
+from store.models import OutboxMessage
+from tests.conftest import ANNOUNCE
+from tests.helpers import declare, drained
+
+
+async def test_rate_limited_post_waits_for_retry_after_and_is_posted_once(bot) -> None:
+    fake = bot.fake
+    fake.fail_next("chat.postMessage", status=429, retry_after=1, times=3)
+    started = time.monotonic()
+    reply = await bot.slack.command("declare P3 Slow builds")
+    assert reply.status == 200 and time.monotonic() - started < 1
+    await fake.wait_for(lambda: fake.posts(event_type="escalation_page"), timeout=15)
+    await drained(bot)
+    posts = [c for c in fake.calls_of("chat.postMessage")]
+    limited = [c for c in posts if c.error == "ratelimited"]
+    assert len(limited) == 3
+    first_ok = next(c for c in posts if c.ok)
+    assert first_ok.at - limited[0].at >= 2.9  # three Retry-After: 1 waits, at least
+    assert [m.event_type for m in fake.messages] == [
+        "incident_declared",
+        "incident_declared",
+        "escalation_page",
+    ]
+
+
+async def test_outage_loses_nothing_and_keeps_order(bot) -> None:
+    fake = bot.fake
+    incident = await declare(bot, "P3 Flaky DNS")
+    channel = incident.channel.id
+    await drained(bot)
+    fake.set_down(True)
+    started = time.monotonic()
+    for command in ("ack", "status identified", "update Found the bad resolver", "status monitoring"):
+        reply = await bot.slack.command(command, channel=channel, user="U_BOB")
+        assert reply.status == 200 and "not possible" not in reply.body
+    assert time.monotonic() - started < 2, "acks must not wait on Slack"
+    await asyncio.sleep(2)
+    assert not fake.posts(event_type="incident_acknowledged")
+    fake.set_down(False)
+    await fake.wait_for(lambda: len(fake.posts(channel=channel)) == 6, timeout=20)
+    await drained(bot)
+    events = [m.event_type for m in fake.posts(channel=channel)]
+    assert events == [
+        "incident_declared",
+        "escalation_page",
+        "incident_acknowledged",
+        "incident_status_changed",
+        "incident_status_update",
+        "incident_status_changed",
+    ]
+    assert [
+        m.payload.get("to") for m in fake.posts(channel=channel, event_type="incident_status_changed")
+    ] == ["identified", "monitoring"]
+    assert len(fake.posts(channel=ANNOUNCE, thread_ts=fake.posts(channel=ANNOUNCE)[0].ts)) == 1
+    assert "monitoring" in incident.card.text
+
+
+async def test_error_that_can_never_succeed_is_recorded_not_retried(bot) -> None:
+    fake = bot.fake
+    fake.fail_next("chat.postMessage", error="channel_not_found")  # the card
+    incident_reply = await bot.slack.command("declare P3 Printer jam")
+    assert incident_reply.status == 200
+    await fake.wait_for(lambda: fake.posts(event_type="escalation_page"))
+    await drained(bot)
+    async with bot.tocsin.db.read() as session:
+        failed = list(
+            await session.scalars(select(OutboxMessage).where(OutboxMessage.failed_at.is_not(None)))
+        )
+    assert [(row.op, row.last_error, row.attempts) for row in failed] == [("post", "channel_not_found", 1)]
+    assert len([c for c in fake.calls_of("chat.postMessage") if c.error == "channel_not_found"]) == 1
+    # Later messages of the same incident still went out.
+    assert [m.event_type for m in fake.messages] == ["incident_declared", "escalation_page"]
