@@ -58,14 +58,17 @@ class Tocsin:
             spawn=self.spawn,
             wake_relay=self.relay.wake,
         )
+        bolt_log = logging.getLogger("tocsin.bolt")
+        bolt_log.setLevel(logging.ERROR)  # Bolt warns that the env token is unused: we authorize ourselves
         self.bolt = AsyncApp(
             client=self.client,
             signing_secret=settings.signing_secret or "socket-mode",
             authorize=self._authorizer(),
             process_before_response=True,
             request_verification_enabled=mode == "http",
-            logger=logging.getLogger("tocsin.bolt"),
+            logger=bolt_log,
         )
+        bolt_log.setLevel(logging.NOTSET)
         register(self.bolt, self.deps)
 
     def _authorizer(self) -> Callable[..., Awaitable[AuthorizeResult]]:
