@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
@@ -16,11 +17,13 @@ from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
 from bot.relay import Relay
+from bot.scheduler import Sweeper, start_jobs
 from bot.slack import SlackFacade, make_client
 from handlers.deps import Deps
 from handlers.messages import Composer
 from handlers.render import Renderer
 from handlers.routes import register
+from store import health
 from store.db import Database
 
 log = logging.getLogger("tocsin")
@@ -45,6 +48,10 @@ class Tocsin:
         self.renderer = Renderer(timezone=policy.timezone)
         self.composer = Composer(policy=policy, renderer=self.renderer)
         self.relay = Relay(db=self.db, slack=self.slack, composer=self.composer, clock=clock)
+        self.sweeper = Sweeper(
+            db=self.db, composer=self.composer, policy=policy, clock=clock, wake_relay=self.relay.wake
+        )
+        self._jobs: AsyncIOScheduler | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._stopping = asyncio.Event()
         self._identity: dict[str, Any] = {}
@@ -100,6 +107,7 @@ class Tocsin:
     async def start(self) -> None:
         await self.db.upgrade()
         self.spawn(self.relay.run(self._stopping))
+        self._jobs = start_jobs(self.sweeper, tick=self.settings.policy.tick)
         self.spawn(self._learn_identity())
         log.info("started", extra={"event": "started", "database": self.db.dialect})
 
@@ -114,6 +122,8 @@ class Tocsin:
 
     async def stop(self, grace: float = 5.0) -> None:
         self._stopping.set()
+        if self._jobs is not None:
+            self._jobs.shutdown(wait=False)
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
@@ -146,6 +156,8 @@ class Tocsin:
     async def _on_health(self, request: web.Request) -> web.Response:
         try:
             await asyncio.wait_for(self.db.ping(), timeout=2)
+            async with self.db.read() as session:
+                report = await health.report(session, now=self.clock())
         except Exception as error:  # any failure to answer means unhealthy
             return web.json_response({"status": "unavailable", "database": type(error).__name__}, status=503)
-        return web.json_response({"status": "ok"})
+        return web.json_response({"status": "ok", **report})

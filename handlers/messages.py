@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import ids
-from handlers.render import Message, Renderer
+from handlers.render import Message, Renderer, mention
 from store import outbox
 from store.models import Incident
 from store.policy import Policy
 from store.service import Change
+from store.timers import clock_due
 
 # Changes that alter what the card and the announcement show.
 _REFRESH_ANNOUNCEMENT = {
@@ -30,7 +31,10 @@ _REFRESH_ANNOUNCEMENT = {
     "priority",
     "role",
     "pir",
+    "sla_breached",
 }
+_REFRESH_CARD = _REFRESH_ANNOUNCEMENT | {"escalation"}
+_REMINDERS = {"sla_warning", "sla_breached", "update_nudge", "pir_reminder"}
 _STATE_EVENTS = {
     "ack": "incident_acknowledged",
     "investigate": "incident_status_changed",
@@ -75,18 +79,24 @@ class Composer:
         return {"event_type": event_type, "event_payload": payload}
 
     def context(self, incident: Incident, **extra: Any) -> dict[str, Any]:
-        targets = self.policy.priorities[incident.priority]
         return {
             "incident": incident,
             "id": self.public_id(incident),
             "policy": self.policy,
-            "targets": targets,
-            "response_due": incident.declared_at + targets.response,
-            "resolution_due": incident.declared_at + targets.resolution,
+            "targets": self.policy.priorities[incident.priority],
+            "response_due": clock_due(incident, "response", policy=self.policy)[1],
+            "resolution_due": clock_due(incident, "resolution", policy=self.policy)[1],
             "level": self.level(incident.escalation_level),
             "ids": ids,
             **extra,
         }
+
+    def responders(self, incident: Incident) -> list[str]:
+        """Who a reminder speaks to: the commander, or the current escalation level when there is none."""
+        if incident.commander:
+            return [mention(incident.commander)]
+        level = self.level(incident.escalation_level) or self.level(1)
+        return [mention(target) for target in level.notify] if level else []
 
     def level(self, number: int) -> Any:
         levels = self.policy.escalation_levels
@@ -150,6 +160,8 @@ def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any
 
     if change.kind == "escalation":
         ops.extend(_page(change, composer, level=change.extra["level"], repeat=change.extra["repeat"]))
+    elif change.kind in _REMINDERS:
+        ops.extend(_reminder(change, composer))
     elif change.kind == "update":
         metadata = composer.metadata("incident_status_update", incident)
         message = composer.render("incident_status_update.json.j2", incident, change=change)
@@ -167,9 +179,30 @@ def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any
         ops.append(("post", _post(message, composer.metadata(event, incident, **extra), to="incident")))
         if change.kind == "priority" and _raised_to_leadership(change, policy):
             ops.extend(_leadership(change, composer))
-    ops.append(("refresh", {"target": "card"}))
+    if change.kind in _REFRESH_CARD:
+        ops.append(("refresh", {"target": "card"}))
     if change.kind in _REFRESH_ANNOUNCEMENT and policy.announce_channel:
         ops.append(("refresh", {"target": "announcement"}))
+    return ops
+
+
+def _reminder(change: Change, composer: Composer) -> list[tuple[str, dict[str, Any]]]:
+    """SLA warnings and breaches, update nudges and PIR reminders, from the scheduler."""
+    incident, extra = change.incident, dict(change.extra)
+    when = {key: datetime.fromisoformat(extra[key]) for key in ("due_at",) if key in extra}
+    message = composer.render(
+        f"{change.kind}.json.j2", incident, who=composer.responders(incident), **{**extra, **when}
+    )
+    payload = {key: value for key, value in extra.items() if key in ("clock", "due_at")}
+    metadata = composer.metadata(change.kind, incident, **payload)
+    ops = [("post", _post(message, metadata, to="incident"))]
+    leadership = composer.policy.leadership_channel
+    if (
+        change.kind == "sla_breached"
+        and leadership
+        and composer.policy.priorities[incident.priority].notify_leadership
+    ):
+        ops.append(("post", _post(message, metadata, channel=leadership)))
     return ops
 
 

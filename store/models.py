@@ -115,6 +115,20 @@ class Incident(Base):
     pir_link: Mapped[str | None] = mapped_column(String(500))
     pir_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # Clocks and paging, kept so the scheduler can plan from the row alone.
+    response_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    response_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution_paused_seconds: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )  # time spent resolved
+    level_paged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # current level first paged
+    last_page_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # current level last paged
+    active_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # acknowledged or reopened
+    last_nudge_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_pir_reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     timeline: Mapped[list[TimelineEntry]] = relationship(
         back_populates="incident", order_by="TimelineEntry.id", lazy="raise"
     )
@@ -142,6 +156,38 @@ class TimelineEntry(Base):
     text: Mapped[str | None] = mapped_column(Text)
 
     incident: Mapped[Incident] = relationship(back_populates="timeline", lazy="raise")
+
+
+class Timer(Base):
+    """Something due at a moment: an SLA warning or breach, a page, a nudge, a reminder.
+
+    Planned from the incident's row whenever it changes (store.timers.replan); fired once by
+    whichever process claims it first (fired_at is set in the transaction that posts its message)."""
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        Index(
+            "ix_timers_due",
+            "due_at",
+            sqlite_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
+            postgresql_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
+        ),
+        Index(
+            "ix_timers_incident_pending",
+            "incident_number",
+            sqlite_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
+            postgresql_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_number: Mapped[int] = mapped_column(ForeignKey("incidents.number"))
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(32), default="")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OutboxMessage(Base):

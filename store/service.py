@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import machine
+from store import machine, timers
 from store.errors import (
     AlreadyAcknowledged,
     AmbiguousChannel,
@@ -186,7 +186,10 @@ async def declare(
         channel_id=None if policy.per_incident else origin_channel,
         declared_at=now,
         escalation_level=1 if policy.escalation_levels else 0,
+        level_paged_at=now if policy.escalation_levels else None,
+        last_page_at=now if policy.escalation_levels else None,
         reopen_count=0,
+        resolution_paused_seconds=0,
     )
     session.add(incident)
     await session.flush()
@@ -201,6 +204,7 @@ async def declare(
     )
     if policy.escalation_levels:
         _record(session, incident, at=now, actor=SYSTEM_ACTOR, kind="escalation", after="1")
+    await timers.replan(session, incident, policy=policy, now=now)
     return Change(incident=incident, kind="declared", actor=reporter, after=priority)
 
 
@@ -256,13 +260,18 @@ async def apply(
     if action is Action.ACK:
         incident.acknowledged_at, incident.acknowledged_by = now, actor
         incident.commander = incident.commander or actor
+        incident.active_since = now
     elif action is Action.IDENTIFY:
         incident.identified_at = incident.identified_at or now
     elif action is Action.MONITOR:
         incident.mitigated_at = now
     elif action is Action.REOPEN:
         incident.reopen_count += 1
+        if incident.resolved_at is not None:  # time spent resolved does not count against resolution
+            paused = int((now - incident.resolved_at).total_seconds())
+            incident.resolution_paused_seconds = (incident.resolution_paused_seconds or 0) + max(paused, 0)
         incident.resolved_at = None
+        incident.active_since, incident.last_nudge_at, incident.last_pir_reminder_at = now, None, None
     elif action is Action.CLOSE:
         incident.closed_at = now
     elif action is Action.CANCEL:
@@ -277,7 +286,7 @@ async def apply(
         after=after.value,
         text=text,
     )
-    await session.flush()
+    await timers.replan(session, incident, policy=policy, now=now)
     return Change(
         incident=incident,
         kind=action.value,
@@ -306,8 +315,9 @@ async def change_priority(
             field="priority", problem=f"{policy.public_id(incident.number)} is already {priority}"
         )
     incident.priority = priority
+    timers.reset_clocks_for_priority(incident, policy=policy, now=now)
     _record(session, incident, at=now, actor=actor, kind="priority", before=before, after=priority)
-    await session.flush()
+    await timers.replan(session, incident, policy=policy, now=now)
     return Change(incident=incident, kind="priority", actor=actor, before=before, after=priority)
 
 
@@ -346,7 +356,7 @@ async def post_update(
     _require_state(incident, machine.UPDATE_STATES, "update", policy)
     incident.last_update_at = now
     _record(session, incident, at=now, actor=actor, kind="update", text=text)
-    await session.flush()
+    await timers.replan(session, incident, policy=policy, now=now)
     return Change(incident=incident, kind="update", actor=actor, text=text)
 
 
@@ -383,7 +393,7 @@ async def escalate(
         raise InvalidInput(field="escalation", problem="no escalation levels are configured")
     before = incident.escalation_level
     level = min(before + 1, len(policy.escalation_levels))
-    incident.escalation_level = level
+    incident.escalation_level, incident.level_paged_at, incident.last_page_at = level, now, now
     _record(
         session,
         incident,
@@ -394,7 +404,7 @@ async def escalate(
         after=str(level),
         text=reason or None,
     )
-    await session.flush()
+    await timers.replan(session, incident, policy=policy, now=now)
     return Change(
         incident=incident,
         kind="escalation",
@@ -422,7 +432,7 @@ async def pir_done(
     _require_state(incident, machine.PIR_STATES, "pir done", policy)
     incident.pir_link, incident.pir_done_at = link, now
     _record(session, incident, at=now, actor=actor, kind="pir", after="done", text=link)
-    await session.flush()
+    await timers.replan(session, incident, policy=policy, now=now)
     return Change(incident=incident, kind="pir", actor=actor, text=link)
 
 

@@ -13,7 +13,7 @@ from store import service
 from store.db import Database
 from store.errors import AlreadyAcknowledged, Forbidden, IllegalTransition, PirRequired
 from store.machine import Action, allowed_actions
-from store.models import Incident, State, TimelineEntry
+from store.models import Incident, State, TimelineEntry, Timer
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = load_policy(ROOT / "app.yaml")
@@ -143,6 +143,7 @@ async def test_ids_are_never_reused(db: Database) -> None:
     first = await _incident_in(db, State.TRIAGE)
     async with db.write() as session:
         await session.execute(TimelineEntry.__table__.delete())
+        await session.execute(Timer.__table__.delete())
         await session.execute(Incident.__table__.delete())
     second = await _incident_in(db, State.TRIAGE)
     assert second > first

@@ -1,0 +1,136 @@
+"""The sweep: fires due timers, on every replica, exactly once between them.
+
+APScheduler (in-memory job store, one per process) only says *when* to look; the database says
+*what* is due and who fired it. Each batch runs in one transaction: lock the incidents concerned
+(in id order, the same order handlers lock them in), claim each timer with a conditional UPDATE,
+apply its effect and write its messages to the outbox, then commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import delete, select
+
+from handlers.messages import Composer, publish
+from store import timers
+from store.db import Database
+from store.models import Incident, OutboxMessage
+from store.policy import Policy
+from store.service import SYSTEM_ACTOR, Change
+
+log = logging.getLogger("tocsin.scheduler")
+
+
+class Sweeper:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        composer: Composer,
+        policy: Policy,
+        clock: Callable[[], datetime],
+        wake_relay: Callable[[], None],
+        batch: int = 200,
+    ) -> None:
+        self.db, self.composer, self.policy, self.clock = db, composer, policy, clock
+        self.wake_relay, self.batch = wake_relay, batch
+
+    async def sweep(self) -> int:
+        """Fire everything due now, including timers that firing makes due; the number fired."""
+        fired = 0
+        for _ in range(100):  # each round fires or retires what it saw, so this ends long before
+            claimed, posted = await self._round()
+            fired += posted
+            if claimed == 0:
+                break
+        if fired:
+            self.wake_relay()
+        return fired
+
+    async def _round(self) -> tuple[int, int]:
+        now = self.clock()
+        posted = 0
+        async with self.db.write() as session:
+            due = await timers.due(session, now=now, limit=self.batch)
+            if not due:
+                return 0, 0
+            numbers = sorted({number for _, number in due})
+            locked = await session.scalars(
+                select(Incident)
+                .where(Incident.number.in_(numbers))
+                .order_by(Incident.number)
+                .with_for_update()
+            )
+            incidents = {incident.number: incident for incident in locked}
+            claimed = 0
+            for timer_id, number in due:
+                timer = await timers.claim(session, timer_id=timer_id, now=now)
+                if timer is None:
+                    continue  # another process fired it, or it was cancelled meanwhile
+                claimed += 1
+                outcome = await timers.fire(session, timer, incidents[number], policy=self.policy, now=now)
+                fields = {
+                    "incident_id": self.policy.public_id(number),
+                    "timer": timer.kind,
+                    "key": timer.key,
+                    "due_at": timer.due_at.isoformat(),
+                    "late_seconds": round((now - timer.due_at).total_seconds(), 3),
+                }
+                if outcome is None:
+                    log.info("timer retired", extra={"event": "timer_retired", **fields})
+                    continue
+                change = Change(
+                    incident=outcome.incident, kind=outcome.kind, actor=SYSTEM_ACTOR, extra=outcome.extra
+                )
+                publish(session, change, composer=self.composer, now=now)
+                posted += 1
+                log.info("timer fired", extra={"event": "timer_fired", **fields})
+        return claimed, posted
+
+    async def housekeeping(self, *, keep: timedelta = timedelta(days=14)) -> None:
+        """Forget delivered outbox rows after two weeks; failed ones stay for `tocsin outbox`."""
+        cutoff = self.clock() - keep
+        async with self.db.write() as session:
+            await session.execute(
+                delete(OutboxMessage).where(
+                    OutboxMessage.delivered_at.is_not(None), OutboxMessage.delivered_at < cutoff
+                )
+            )
+
+
+def start_jobs(sweeper: Sweeper, *, tick: timedelta) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(
+        _guarded(sweeper.sweep, "sweep"),
+        "interval",
+        seconds=tick.total_seconds(),
+        id="sweep",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now().astimezone(),
+        misfire_grace_time=None,
+    )
+    scheduler.add_job(
+        _guarded(sweeper.housekeeping, "housekeeping"),
+        "interval",
+        hours=1,
+        id="housekeeping",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.start()
+    return scheduler
+
+
+def _guarded(job: Callable[[], object], name: str) -> Callable[[], object]:
+    async def run() -> None:
+        try:
+            await job()  # type: ignore[misc]
+        except Exception:  # a failed run is logged; the next tick tries again
+            log.exception("job failed", extra={"event": "job_failed", "job": name})
+
+    return run

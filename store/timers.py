@@ -1,0 +1,226 @@
+"""Durable timers: planned from an incident's row, fired exactly once.
+
+`plan()` says which timers an incident should have right now; `replan()` makes the table agree
+(cancelling what no longer applies, adding what is missing) and is called by every use case that
+changes an incident. `due()` finds what has fallen due; `fire()` claims one timer with a conditional
+UPDATE in the caller's transaction, under the incident's row lock, and applies its effect there too,
+so a timer's message and its firing commit together or not at all, on any number of processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import Incident, State, TimelineEntry, Timer
+from store.policy import Policy
+
+SYSTEM_ACTOR = "tocsin"
+ACTIVE_STATES = frozenset({State.INVESTIGATING, State.IDENTIFIED, State.MONITORING})
+CLOCKS = ("response", "resolution")
+
+
+@dataclass(frozen=True)
+class Planned:
+    kind: str
+    key: str
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class Fired:
+    """What a fired timer did, for the messages that tell people about it."""
+
+    incident: Incident
+    kind: str
+    extra: dict[str, object]
+
+
+def clock_due(incident: Incident, clock: str, *, policy: Policy) -> tuple[datetime, datetime]:
+    """(warning time, due time) of the response or resolution clock, as the incident stands."""
+    targets = policy.priorities[incident.priority]
+    target = targets.response if clock == "response" else targets.resolution
+    start = incident.declared_at
+    if clock == "resolution":
+        start += timedelta(seconds=incident.resolution_paused_seconds or 0)
+    return start + target * policy.warn_at, start + target
+
+
+def _clock_running(incident: Incident, clock: str) -> bool:
+    if clock == "response":
+        return incident.is_open and incident.acknowledged_at is None
+    return incident.is_open
+
+
+def plan(incident: Incident, *, policy: Policy) -> list[Planned]:
+    planned: list[Planned] = []
+    for clock in CLOCKS:
+        if not _clock_running(incident, clock):
+            continue
+        warn_at, due_at = clock_due(incident, clock, policy=policy)
+        if getattr(incident, f"{clock}_breached_at") is None:
+            if getattr(incident, f"{clock}_warned_at") is None:
+                planned.append(Planned("sla_warning", clock, warn_at))
+            planned.append(Planned("sla_breached", clock, due_at))
+
+    levels = policy.escalation_levels
+    if incident.is_open and incident.acknowledged_at is None and levels and incident.last_page_at:
+        level = incident.escalation_level
+        if level < len(levels) and incident.level_paged_at is not None:
+            after = levels[level].after or timedelta(0)
+            planned.append(Planned("escalation_page", str(level + 1), incident.level_paged_at + after))
+        planned.append(Planned("escalation_repeat", str(level), incident.last_page_at + policy.repeat_every))
+
+    if incident.state in ACTIVE_STATES:
+        since = [t for t in (incident.active_since, incident.last_update_at, incident.last_nudge_at) if t]
+        if since:
+            every = policy.priorities[incident.priority].update_every
+            planned.append(Planned("update_nudge", "", max(since) + every))
+
+    if (
+        incident.state is State.RESOLVED
+        and incident.resolved_at
+        and policy.priorities[incident.priority].pir_required
+    ) and incident.pir_done_at is None:
+        since = max(t for t in (incident.resolved_at, incident.last_pir_reminder_at) if t)
+        planned.append(Planned("pir_reminder", "", since + policy.pir_remind_every))
+    return planned
+
+
+def _pending() -> object:
+    return and_(Timer.fired_at.is_(None), Timer.cancelled_at.is_(None))
+
+
+async def replan(session: AsyncSession, incident: Incident, *, policy: Policy, now: datetime) -> None:
+    """Make the incident's pending timers match plan(); call it with the incident locked."""
+    wanted = {(p.kind, p.key, p.due_at): p for p in plan(incident, policy=policy)}
+    existing = list(
+        await session.scalars(select(Timer).where(Timer.incident_number == incident.number, _pending()))
+    )
+    have = set()
+    for timer in existing:
+        key = (timer.kind, timer.key, timer.due_at)
+        if key in wanted and key not in have:
+            have.add(key)
+        else:
+            timer.cancelled_at = now
+    for key, planned in wanted.items():
+        if key not in have:
+            session.add(
+                Timer(
+                    incident_number=incident.number,
+                    kind=planned.kind,
+                    key=planned.key,
+                    due_at=planned.due_at,
+                    created_at=now,
+                )
+            )
+    await session.flush()
+
+
+async def due(session: AsyncSession, *, now: datetime, limit: int) -> list[tuple[int, int]]:
+    """(timer id, incident number) of pending timers due by `now`, oldest first (uses ix_timers_due)."""
+    query = (
+        select(Timer.id, Timer.incident_number)
+        .where(_pending(), Timer.due_at <= now)
+        .order_by(Timer.due_at, Timer.id)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in await session.execute(query)]
+
+
+async def claim(session: AsyncSession, *, timer_id: int, now: datetime) -> Timer | None:
+    """Mark the timer fired unless someone already fired or cancelled it; the row, or None."""
+    result = await session.execute(
+        update(Timer)
+        .where(Timer.id == timer_id, _pending())
+        .values(fired_at=now)
+        .returning(Timer.id, Timer.kind, Timer.key, Timer.due_at)
+        .execution_options(synchronize_session=False)
+    )
+    row = result.first()
+    if row is None:
+        return None
+    return Timer(id=row[0], kind=row[1], key=row[2], due_at=row[3])
+
+
+def _record(
+    session: AsyncSession, incident: Incident, now: datetime, kind: str, before: str | None, after: str | None
+) -> None:
+    session.add(
+        TimelineEntry(
+            incident_number=incident.number,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            kind=kind,
+            from_value=before,
+            to_value=after,
+        )
+    )
+
+
+async def fire(
+    session: AsyncSession, timer: Timer, incident: Incident, *, policy: Policy, now: datetime
+) -> Fired | None:
+    """Apply a claimed timer's effect to the (locked) incident. None when it had nothing to say."""
+    if Planned(timer.kind, timer.key, timer.due_at) not in plan(incident, policy=policy):
+        return None  # the incident moved on since it was planned; replan has its successor
+    fired: Fired | None = None
+    if timer.kind == "sla_warning":
+        warn_at, due_at = clock_due(incident, timer.key, policy=policy)
+        setattr(incident, f"{timer.key}_warned_at", now)
+        if now < due_at:  # a warning whose breach is due too is stale: the breach says it all
+            fired = Fired(incident, "sla_warning", {"clock": timer.key, "due_at": due_at.isoformat()})
+    elif timer.kind == "sla_breached":
+        _, due_at = clock_due(incident, timer.key, policy=policy)
+        setattr(incident, f"{timer.key}_breached_at", now)
+        _record(session, incident, now, "sla_breached", None, timer.key)
+        fired = Fired(incident, "sla_breached", {"clock": timer.key, "due_at": due_at.isoformat()})
+    elif timer.kind == "escalation_page":
+        level = int(timer.key)
+        before = incident.escalation_level
+        # The next level counts from when this one was due, so pages missed while no process ran
+        # still come in order; repeats count from now, so a late page is not followed by a burst.
+        incident.escalation_level, incident.level_paged_at, incident.last_page_at = level, timer.due_at, now
+        _record(session, incident, now, "escalation", str(before), str(level))
+        fired = Fired(incident, "escalation", {"level": level, "repeat": False})
+    elif timer.kind == "escalation_repeat":
+        level = incident.escalation_level
+        incident.last_page_at = now
+        _record(session, incident, now, "escalation", str(level), str(level))
+        fired = Fired(incident, "escalation", {"level": level, "repeat": True})
+    elif timer.kind == "update_nudge":
+        incident.last_nudge_at = now
+        fired = Fired(incident, "update_nudge", {})
+    elif timer.kind == "pir_reminder":
+        incident.last_pir_reminder_at = now
+        due_at = (incident.resolved_at or now) + policy.pir_due_after
+        fired = Fired(incident, "pir_reminder", {"due_at": due_at.isoformat(), "overdue": now >= due_at})
+    await replan(session, incident, policy=policy, now=now)
+    return fired
+
+
+def reset_clocks_for_priority(incident: Incident, *, policy: Policy, now: datetime) -> None:
+    """A priority change re-plans every clock from the declaration with the new targets: warnings and
+    breaches whose new moment is still ahead are forgotten, so they come again at the right time."""
+    for clock in CLOCKS:
+        warn_at, due_at = clock_due(incident, clock, policy=policy)
+        if due_at > now:
+            setattr(incident, f"{clock}_breached_at", None)
+        if warn_at > now:
+            setattr(incident, f"{clock}_warned_at", None)
+
+
+async def pending(session: AsyncSession, *, number: int | None = None, limit: int = 500) -> list[Timer]:
+    query = select(Timer).where(_pending()).order_by(Timer.due_at, Timer.id).limit(limit)
+    if number is not None:
+        query = query.where(Timer.incident_number == number)
+    return list(await session.scalars(query))
+
+
+async def oldest_due(session: AsyncSession, *, now: datetime) -> datetime | None:
+    query = select(Timer.due_at).where(_pending(), Timer.due_at <= now).order_by(Timer.due_at).limit(1)
+    return await session.scalar(query)
