@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -23,10 +26,11 @@ from handlers.deps import Deps
 from handlers.messages import Composer
 from handlers.render import Renderer
 from handlers.routes import register
-from store import health
+from store import health, workers
 from store.db import Database
 
 log = logging.getLogger("tocsin")
+HEARTBEAT = timedelta(seconds=2)  # how often each process says it is alive
 
 
 def utcnow() -> datetime:
@@ -47,7 +51,15 @@ class Tocsin:
         self.slack = SlackFacade(self.client)
         self.renderer = Renderer(timezone=policy.timezone)
         self.composer = Composer(policy=policy, renderer=self.renderer)
-        self.relay = Relay(db=self.db, slack=self.slack, composer=self.composer, clock=clock)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.relay = Relay(
+            db=self.db,
+            slack=self.slack,
+            composer=self.composer,
+            clock=clock,
+            worker=self.worker,
+            dead_after=HEARTBEAT * 5,
+        )
         self.sweeper = Sweeper(
             db=self.db, composer=self.composer, policy=policy, clock=clock, wake_relay=self.relay.wake
         )
@@ -106,10 +118,31 @@ class Tocsin:
 
     async def start(self) -> None:
         await self.db.upgrade()
+        async with self.db.write() as session:
+            await workers.register(
+                session, worker_id=self.worker, host=socket.gethostname(), pid=os.getpid(), now=self.clock()
+            )
         self.spawn(self.relay.run(self._stopping))
         self._jobs = start_jobs(self.sweeper, tick=self.settings.policy.tick)
+        self._jobs.add_job(
+            self._beat,
+            "interval",
+            seconds=HEARTBEAT.total_seconds(),
+            id="heartbeat",
+            max_instances=1,
+            coalesce=True,
+        )
         self.spawn(self._learn_identity())
         log.info("started", extra={"event": "started", "database": self.db.dialect})
+
+    async def _beat(self) -> None:
+        try:
+            async with self.db.write() as session:
+                now = self.clock()
+                await workers.beat(session, worker_id=self.worker, now=now)
+                await workers.prune(session, before=now - timedelta(days=1))
+        except Exception:  # the next beat tries again; a missed beat only lets others take over sooner
+            log.exception("heartbeat failed", extra={"event": "heartbeat_failed"})
 
     async def _learn_identity(self) -> None:
         try:
@@ -129,6 +162,11 @@ class Tocsin:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            async with self.db.write() as session:
+                await workers.retire(session, worker_id=self.worker)
+        except Exception:  # stopping anyway; others will see the heartbeat stop
+            log.warning("could not retire worker", extra={"event": "retire_failed"})
         await self.db.dispose()
         log.info("stopped", extra={"event": "stopped"})
 

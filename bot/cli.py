@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot import logs
+from bot import logs, operator
 from bot.app import Tocsin
 from bot.config import DEFAULT_CONFIG, ConfigError, Settings, load_policy, load_settings
 from bot.manifest import render
@@ -31,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     manifest = commands.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", help="public base URL of `tocsin serve`, e.g. https://bot.example.com")
     manifest.add_argument("--socket", action="store_true", help="for Socket Mode (no public URL)")
+    timers_cmd = commands.add_parser("timers", help="list pending timers and their due times")
+    timers_cmd.add_argument("incident", nargs="?", help="only this incident, e.g. INC-7")
+    commands.add_parser("outbox", help="list undelivered and failed Slack messages")
     check = commands.add_parser("check-config", help="validate app.yaml")
     check.add_argument("path", nargs="?", help=f"default: $TOCSIN_CONFIG or {DEFAULT_CONFIG}")
     args = parser.parse_args(argv)
@@ -52,13 +55,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{path}: ok")
         return 0
 
-    mode = "http" if args.command == "serve" else "socket"
+    mode = {"serve": "http", "socket": "socket"}.get(args.command, "store")
     try:
         settings = load_settings(os.environ, mode=mode)
     except ConfigError as error:
         for line in error.problems:
             print(line, file=sys.stderr)
         return 2
+    if mode == "store":
+        try:
+            return asyncio.run(operator.run(args.command, settings, incident=getattr(args, "incident", None)))
+        except operator.OperatorError as error:
+            print(f"tocsin {args.command}: {error}", file=sys.stderr)
+            return 1
     logs.configure(os.environ.get("TOCSIN_LOG_LEVEL", "INFO"))
     try:
         if mode == "http":

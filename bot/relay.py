@@ -80,12 +80,15 @@ class Relay:
         slack: SlackFacade,
         composer: Composer,
         clock: Callable[[], datetime],
-        lease: timedelta = timedelta(seconds=60),
+        worker: str = "relay",
+        lease: timedelta = timedelta(seconds=120),
+        dead_after: timedelta = timedelta(seconds=10),
         batch: int = 50,
         idle_poll: float = 1.0,
     ) -> None:
         self.db, self.slack, self.composer, self.clock = db, slack, composer, clock
         self.lease, self.batch, self.idle_poll = lease, batch, idle_poll
+        self.worker, self.dead_after = worker, dead_after
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -109,15 +112,22 @@ class Relay:
     async def deliver_once(self) -> int:
         """Claim what is deliverable now and deliver it; incidents in parallel, each in order."""
         async with self.db.write() as session:
-            rows = await outbox.claim(session, now=self.clock(), lease=self.lease, limit=self.batch)
+            rows = await outbox.claim(
+                session,
+                now=self.clock(),
+                lease=self.lease,
+                worker=self.worker,
+                dead_after=self.dead_after,
+                limit=self.batch,
+            )
         if rows:
-            await asyncio.gather(*(self._deliver(row) for row in rows))
+            await asyncio.gather(*(self._deliver(row, uncertain) for row, uncertain in rows))
         return len(rows)
 
-    async def _deliver(self, row: OutboxMessage) -> None:
+    async def _deliver(self, row: OutboxMessage, uncertain: bool) -> None:
         incident = await self._incident(row.incident_number)
         try:
-            outcome = await self._perform(row, incident)
+            outcome = await self._perform(row, incident, uncertain)
         except SlackApiError as error:
             outcome = self._classify(row, error)
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
@@ -176,7 +186,7 @@ class Relay:
             if outcome.saves and row.incident_number is not None:
                 await service.save_slack_refs(session, number=row.incident_number, **outcome.saves)
 
-    async def _perform(self, row: OutboxMessage, incident: Incident | None) -> Outcome:
+    async def _perform(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> Outcome:
         payload = row.payload
         if row.op == "create_channel":
             try:
@@ -191,7 +201,7 @@ class Relay:
         if row.op in ("invite", "topic", "pin", "refresh"):
             return await self._channel_op(row.op, payload, incident)
         if row.op == "post":
-            return await self._post(payload, incident)
+            return await self._post(row, incident, uncertain)
         return Outcome(error=f"unknown outbox op {row.op!r}")
 
     async def _channel_op(self, op: str, payload: dict[str, Any], incident: Incident | None) -> Outcome:
@@ -224,7 +234,8 @@ class Relay:
             channel=channel, ts=ts, text=message.text, blocks=message.blocks, metadata=metadata
         )
 
-    async def _post(self, payload: dict[str, Any], incident: Incident | None) -> Outcome:
+    async def _post(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> Outcome:
+        payload = row.payload
         channel = payload.get("channel")
         if payload.get("to") == "incident":
             channel = incident.channel_id if incident else None
@@ -239,8 +250,27 @@ class Relay:
             )
             text, blocks = message.text, message.blocks
         thread_ts = incident.announcement_ts if payload.get("thread") == "announcement" and incident else None
-        ts = await self.slack.post(
-            channel=channel, text=text, blocks=blocks, metadata=payload.get("metadata"), thread_ts=thread_ts
-        )
+        metadata = _tagged(payload.get("metadata"), row.id)
+        ts = None
+        if uncertain:  # a process died mid-delivery: Slack may have this message already
+            ts = await self.slack.find_posted(
+                channel=channel,
+                thread_ts=thread_ts,
+                delivery_id=row.id,
+                oldest=row.created_at.timestamp() - 5,
+            )
+            if ts:
+                log.info("already posted", extra={"event": "outbox_recovered", "outbox_id": row.id})
+        if ts is None:
+            ts = await self.slack.post(
+                channel=channel, text=text, blocks=blocks, metadata=metadata, thread_ts=thread_ts
+            )
         save_as = payload.get("save_as")
         return Outcome(saves={f"{save_as}_ts": ts} if save_as else None)
+
+
+def _tagged(metadata: dict[str, Any] | None, delivery_id: int) -> dict[str, Any] | None:
+    """Message metadata carrying the outbox row's id, so a re-delivery can tell it was already posted."""
+    if metadata is None:
+        return None
+    return {**metadata, "event_payload": {**metadata.get("event_payload", {}), "delivery_id": delivery_id}}

@@ -23,6 +23,8 @@ METHOD_SCOPES = {
     "conversations.invite": "channels:manage",
     "conversations.setTopic": "channels:manage",
     "pins.add": "pins:write",
+    "conversations.history": "channels:history",
+    "conversations.replies": "channels:history",
     "views.open": None,
     "auth.test": None,
 }
@@ -103,6 +105,31 @@ class SlackFacade:
             unfurl_links=False,
         )
         return str(response["ts"])
+
+    async def find_posted(
+        self, *, channel: str, thread_ts: str | None, delivery_id: int, oldest: float
+    ) -> str | None:
+        """The ts of a message this bot already posted with `delivery_id` in its metadata, if any."""
+        try:
+            if thread_ts:
+                response = await self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, include_all_metadata=True, limit=200
+                )
+            else:
+                response = await self.client.conversations_history(
+                    channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200
+                )
+        except SlackApiError as error:
+            log.warning(
+                "cannot check for a duplicate; posting",
+                extra={"event": "history_failed", "error": slack_error(error)},
+            )
+            return None
+        for message in response.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("delivery_id") == delivery_id:
+                return str(message["ts"])
+        return None
 
     async def update(
         self,

@@ -13,7 +13,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from store.models import OutboxMessage
+from store.models import OutboxMessage, Worker
 
 
 def enqueue(
@@ -41,9 +41,18 @@ def _pending() -> Any:
 
 
 async def claim(
-    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int = 50
-) -> list[OutboxMessage]:
-    """Claim the deliverable head of each incident's queue (earlier rows of an incident block later ones)."""
+    session: AsyncSession,
+    *,
+    now: datetime,
+    lease: timedelta,
+    worker: str,
+    dead_after: timedelta,
+    limit: int = 50,
+) -> list[tuple[OutboxMessage, bool]]:
+    """Claim the deliverable head of each incident's queue (earlier rows of an incident block later ones).
+
+    Each row comes with `uncertain`: True when an earlier claim ended without a recorded outcome (its
+    process died or stalled mid-delivery), so Slack may already have the message."""
     earlier = aliased(OutboxMessage)
     blocked = exists().where(
         earlier.incident_number == OutboxMessage.incident_number,
@@ -56,7 +65,11 @@ async def claim(
         .where(
             _pending(),
             OutboxMessage.next_attempt_at <= now,
-            or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
+            or_(
+                OutboxMessage.locked_until.is_(None),
+                OutboxMessage.locked_until < now,
+                OutboxMessage.locked_by.not_in(select(Worker.id).where(Worker.seen_at >= now - dead_after)),
+            ),
             ~blocked,
         )
         .order_by(OutboxMessage.id)
@@ -64,18 +77,19 @@ async def claim(
         .with_for_update(skip_locked=True, of=OutboxMessage)
     )
     rows = list(await session.scalars(query))
+    claimed = [(row, row.locked_by is not None) for row in rows]
     for row in rows:
-        row.locked_until = now + lease
+        row.locked_until, row.locked_by = now + lease, worker
         row.attempts += 1
     await session.flush()
-    return rows
+    return claimed
 
 
 async def delivered(session: AsyncSession, *, message_id: int, now: datetime) -> None:
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(delivered_at=now, locked_until=None, last_error=None)
+        .values(delivered_at=now, locked_until=None, locked_by=None, last_error=None)
     )
 
 
@@ -83,7 +97,7 @@ async def retry_later(session: AsyncSession, *, message_id: int, error: str, at:
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(next_attempt_at=at, locked_until=None, last_error=error)
+        .values(next_attempt_at=at, locked_until=None, locked_by=None, last_error=error)
     )
 
 
@@ -91,12 +105,16 @@ async def failed(session: AsyncSession, *, message_id: int, error: str, now: dat
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(failed_at=now, locked_until=None, last_error=error)
+        .values(failed_at=now, locked_until=None, locked_by=None, last_error=error)
     )
 
 
-async def undelivered(session: AsyncSession, *, limit: int = 200) -> list[OutboxMessage]:
-    query = select(OutboxMessage).where(_pending()).order_by(OutboxMessage.id).limit(limit)
+async def undelivered(
+    session: AsyncSession, *, limit: int = 200, include_failed: bool = False
+) -> list[OutboxMessage]:
+    """Messages not yet delivered (and, with include_failed, those given up on), oldest first."""
+    condition = OutboxMessage.delivered_at.is_(None) if include_failed else _pending()
+    query = select(OutboxMessage).where(condition).order_by(OutboxMessage.id).limit(limit)
     return list(await session.scalars(query))
 
 

@@ -146,6 +146,8 @@ class FakeSlack:
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
             "conversations.archive": self._conversations_archive,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
@@ -641,6 +643,34 @@ class FakeSlack:
             raise SlackError("already_archived")
         channel.is_archived = True
         return {}
+
+    def _history_json(self, message: Message, args: dict) -> dict:
+        body = self._message_json(message)
+        if not _flag(args.get("include_all_metadata")):
+            body.pop("metadata", None)  # Slack only returns metadata when asked
+        return body
+
+    def _conversations_history(self, args: dict) -> dict:
+        """Top-level messages, newest first, after `oldest` (exclusive)."""
+        channel = self._channel(args.get("channel"))
+        oldest = float(args.get("oldest") or 0)
+        limit = int(args.get("limit") or 100)
+        found = [
+            m
+            for m in reversed(channel.messages)
+            if float(m.ts) > oldest and (m.thread_ts is None or m.thread_ts == m.ts)
+        ]
+        return {
+            "messages": [self._history_json(m, args) for m in found[:limit]],
+            "has_more": len(found) > limit,
+        }
+
+    def _conversations_replies(self, args: dict) -> dict:
+        """The thread's parent, then its replies, oldest first."""
+        channel = self._channel(args.get("channel"))
+        parent = self._find_message(channel, args.get("ts"))
+        thread = [parent] + [m for m in channel.messages if m.thread_ts == parent.ts and m is not parent]
+        return {"messages": [self._history_json(m, args) for m in thread], "has_more": False}
 
     def _chat_post_message(self, args: dict) -> dict:
         channel = self._destination(args.get("channel"))

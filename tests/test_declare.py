@@ -37,6 +37,7 @@ async def test_declare_opens_channel_posts_card_announcement_leadership_and_page
     pages = fake.posts(channel=channel.id, event_type="escalation_page")
     assert len(pages) == 1
     assert pages[0].payload == {
+        "delivery_id": pages[0].payload["delivery_id"],  # the outbox row's id, for de-duplication
         "incident_id": "INC-1",
         "priority": "P1",
         "state": "triage",

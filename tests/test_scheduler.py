@@ -211,4 +211,8 @@ async def test_concurrent_sweeps_fire_each_timer_once(bot) -> None:
             for m in bot.fake.messages
             if m.event_type == "escalation_page" and m.payload["incident_id"] == f"INC-{n}"
         ]
-        assert [(p.payload["level"], p.payload["repeat"]) for p in pages] == [(1, False), (1, True), (2, False)]
+        assert [(p.payload["level"], p.payload["repeat"]) for p in pages] == [
+            (1, False),
+            (1, True),
+            (2, False),
+        ]

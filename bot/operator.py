@@ -1,0 +1,90 @@
+"""Operator commands that read the store: `tocsin timers [INC-7]` and `tocsin outbox`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import TextIO
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from store import outbox, service, timers
+from store.db import Database
+from store.errors import NotFound
+
+
+class OperatorError(Exception):
+    pass
+
+
+async def run(
+    command: str, settings: Settings, *, incident: str | None = None, out: TextIO = sys.stdout
+) -> int:
+    db = Database(settings.database_url)
+    try:
+        await db.upgrade()
+        async with db.read() as session:
+            if command == "timers":
+                await _timers(session, settings, incident, out)
+            else:
+                await _outbox(session, settings, out)
+    except SQLAlchemyError as error:
+        raise OperatorError(
+            f"database error: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        ) from None
+    except OSError as error:
+        raise OperatorError(f"cannot reach the database: {error}") from None
+    finally:
+        await db.dispose()
+    return 0
+
+
+def _when(moment: datetime | None, settings: Settings) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(settings.policy.timezone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+async def _timers(session: AsyncSession, settings: Settings, ref: str | None, out: TextIO) -> None:
+    policy, number = settings.policy, None
+    if ref is not None:
+        try:
+            number = (await service.find(session, policy=policy, ref=ref)).number
+        except NotFound:
+            raise OperatorError(f"{ref} not found") from None
+    rows = await timers.pending(session, number=number, limit=1000)
+    now = datetime.now(UTC)
+    print(f"{'incident':<10} {'timer':<18} {'key':<11} {'due':<25} in", file=out)
+    for timer in rows:
+        left = int((timer.due_at - now).total_seconds())
+        print(
+            f"{policy.public_id(timer.incident_number):<10} {timer.kind:<18} {timer.key or '-':<11} "
+            f"{_when(timer.due_at, settings):<25} {'overdue ' if left < 0 else ''}{abs(left)}s",
+            file=out,
+        )
+    print(f"{len(rows)} pending timer{'s' if len(rows) != 1 else ''}", file=out)
+
+
+async def _outbox(session: AsyncSession, settings: Settings, out: TextIO) -> None:
+    rows = await outbox.undelivered(session, limit=1000, include_failed=True)
+    print(
+        f"{'id':>6} {'incident':<10} {'op':<15} {'state':<8} {'attempts':>8}  {'created':<25} last error",
+        file=out,
+    )
+    for row in rows:
+        state = "failed" if row.failed_at else "pending"
+        target = settings.policy.public_id(row.incident_number) if row.incident_number else "-"
+        op = row.op + (
+            f":{row.payload['metadata']['event_type']}"
+            if row.op == "post" and row.payload.get("metadata")
+            else ""
+        )
+        print(
+            f"{row.id:>6} {target:<10} {op[:40]:<15} {state:<8} {row.attempts:>8}  {_when(row.created_at, settings):<25} "
+            f"{row.last_error or ''}",
+            file=out,
+        )
+    pending = sum(1 for row in rows if row.failed_at is None)
+    print(f"{pending} undelivered, {len(rows) - pending} failed", file=out)

@@ -1,0 +1,35 @@
+"""Running processes and their heartbeats, so work claimed by a process that died is taken over
+in seconds, not when its lease runs out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import Worker
+
+
+async def register(session: AsyncSession, *, worker_id: str, host: str, pid: int, now: datetime) -> None:
+    session.add(Worker(id=worker_id, host=host[:255], pid=pid, started_at=now, seen_at=now))
+
+
+async def beat(session: AsyncSession, *, worker_id: str, now: datetime) -> None:
+    result = await session.execute(update(Worker).where(Worker.id == worker_id).values(seen_at=now))
+    if result.rowcount == 0:  # pruned while we were stalled: come back
+        session.add(Worker(id=worker_id, host="", pid=0, started_at=now, seen_at=now))
+
+
+async def retire(session: AsyncSession, *, worker_id: str) -> None:
+    await session.execute(delete(Worker).where(Worker.id == worker_id))
+
+
+async def prune(session: AsyncSession, *, before: datetime) -> None:
+    await session.execute(delete(Worker).where(Worker.seen_at < before))
+
+
+async def alive(session: AsyncSession, *, since: datetime) -> int:
+    return int(
+        await session.scalar(select(func.count()).select_from(Worker).where(Worker.seen_at >= since)) or 0
+    )
