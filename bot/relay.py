@@ -257,7 +257,7 @@ class Relay:
                 channel=channel,
                 thread_ts=thread_ts,
                 delivery_id=row.id,
-                oldest=row.created_at.timestamp() - 5,
+                oldest=row.created_at.timestamp() - 60,
             )
             if ts:
                 log.info("already posted", extra={"event": "outbox_recovered", "outbox_id": row.id})

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 from sqlalchemy import select
 
+from store import outbox
 from store.models import OutboxMessage
 from tests.conftest import ANNOUNCE
 from tests.helpers import declare, drained
@@ -79,3 +81,37 @@ async def test_error_that_can_never_succeed_is_recorded_not_retried(bot) -> None
     assert len([c for c in fake.calls_of("chat.postMessage") if c.error == "channel_not_found"]) == 1
     # Later messages of the same incident still went out.
     assert [m.event_type for m in fake.messages] == ["incident_declared", "escalation_page"]
+
+
+async def test_message_posted_by_a_process_that_died_is_not_posted_again(bot) -> None:
+    """A claim left by a dead worker is taken over; the new owner finds the message already in Slack."""
+    fake = bot.fake
+    incident = await declare(bot, "P3 Ghost writer")
+    await drained(bot)
+    later = bot.clock() + timedelta(hours=1)
+    metadata = {"event_type": "incident_status_update", "event_payload": {"incident_id": "INC-1"}}
+    async with bot.tocsin.db.write() as session:  # due an hour from now, so this process leaves it alone
+        row = outbox.enqueue(
+            session,
+            op="post",
+            now=bot.clock(),
+            incident_number=1,
+            payload={"to": "incident", "text": "Half-way there", "blocks": [], "metadata": metadata},
+        )
+        row.next_attempt_at = later
+    async with bot.tocsin.db.write() as session:  # another process claims it an hour on...
+        claimed = await outbox.claim(
+            session, now=later, lease=timedelta(minutes=5), worker="ghost", dead_after=timedelta(seconds=10)
+        )
+    assert [r.id for r, uncertain in claimed] == [row.id] and claimed[0][1] is False
+    await bot.tocsin.slack.post(  # ...posts it, and dies before recording the delivery
+        channel=incident.channel.id,
+        text="Half-way there",
+        blocks=None,
+        metadata={**metadata, "event_payload": {"incident_id": "INC-1", "delivery_id": row.id}},
+    )
+    bot.clock.advance(timedelta(hours=1, seconds=1))
+    bot.tocsin.relay.wake()
+    await drained(bot)
+    assert len(fake.posts(channel=incident.channel.id, event_type="incident_status_update")) == 1
+    assert [c.method for c in fake.calls].count("conversations.history") == 1
