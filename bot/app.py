@@ -47,8 +47,8 @@ class Tocsin:
         self.settings = settings
         self.clock = clock
         self.db = Database(settings.database_url)
-        self.client = make_client(token=settings.bot_token, base_url=settings.slack_api_url)
-        self.slack = SlackFacade(self.client)
+        self.client = make_client(token=settings.bot_token, base_url=settings.slack_api_url)  # Bolt's own
+        self.slack = SlackFacade(token=settings.bot_token, base_url=settings.slack_api_url)
         self.renderer = Renderer(timezone=policy.timezone)
         self.composer = Composer(policy=policy, renderer=self.renderer)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -162,6 +162,7 @@ class Tocsin:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self.slack.aclose()
         try:
             async with self.db.write() as session:
                 await workers.retire(session, worker_id=self.worker)

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
 
 from bot.slack import SlackFacade, slack_error
 from handlers.messages import Composer
@@ -110,7 +111,8 @@ class Relay:
                 waiter.cancel()
 
     async def deliver_once(self) -> int:
-        """Claim what is deliverable now and deliver it; incidents in parallel, each in order."""
+        """Claim what is deliverable now and deliver it: incidents in parallel, each in order, with one
+        transaction to claim the batch and one to record how each delivery went."""
         async with self.db.write() as session:
             rows = await outbox.claim(
                 session,
@@ -120,28 +122,38 @@ class Relay:
                 dead_after=self.dead_after,
                 limit=self.batch,
             )
-        if rows:
-            await asyncio.gather(*(self._deliver(row, uncertain) for row, uncertain in rows))
+        if not rows:
+            return 0
+        incidents = await self._incidents({row.incident_number for row, _ in rows if row.incident_number})
+        outcomes = await asyncio.gather(
+            *(
+                self._deliver(row, incidents.get(row.incident_number or 0), uncertain)
+                for row, uncertain in rows
+            )
+        )
+        await self._record(
+            [(row, outcome) for (row, _), outcome in zip(rows, outcomes, strict=True)], incidents
+        )
         return len(rows)
 
-    async def _deliver(self, row: OutboxMessage, uncertain: bool) -> None:
-        incident = await self._incident(row.incident_number)
+    async def _deliver(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> Outcome:
         try:
-            outcome = await self._perform(row, incident, uncertain)
+            return await self._perform(row, incident, uncertain)
         except SlackApiError as error:
-            outcome = self._classify(row, error)
+            return self._classify(row, error)
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
-            outcome = Outcome(error=f"connection: {type(error).__name__}", retry_at=self._backoff(row))
-        await self._record(row, outcome, incident)
+            return Outcome(error=f"connection: {type(error).__name__}", retry_at=self._backoff(row))
+        except Exception as error:  # a bug in one message must not hold back the others
+            log.exception("delivery failed", extra={"event": "outbox_crashed", "outbox_id": row.id})
+            return Outcome(error=f"internal: {type(error).__name__}", retry_at=self._backoff(row))
 
     def _classify(self, row: OutboxMessage, error: SlackApiError) -> Outcome:
         code, status = slack_error(error), error.response.status_code
         if code in HARMLESS:
             return Outcome()
         if status == 429 or code == "ratelimited":
-            wait = int(
-                error.response.headers.get("Retry-After", error.response.headers.get("retry-after", 1)) or 1
-            )
+            headers = error.response.headers or {}
+            wait = int(headers.get("Retry-After", headers.get("retry-after", 1)) or 1)
             return Outcome(
                 error=f"rate limited; retry after {wait}s", retry_at=self.clock() + timedelta(seconds=wait)
             )
@@ -152,39 +164,46 @@ class Relay:
     def _backoff(self, row: OutboxMessage) -> datetime:
         return self.clock() + timedelta(seconds=min(2 ** max(row.attempts - 1, 0), 60))
 
-    async def _incident(self, number: int | None) -> Incident | None:
-        if number is None:
-            return None
+    async def _incidents(self, numbers: set[int]) -> dict[int, Incident]:
+        if not numbers:
+            return {}
         async with self.db.read() as session:
-            return await session.get(Incident, number)
+            found = await session.scalars(select(Incident).where(Incident.number.in_(numbers)))
+            return {incident.number: incident for incident in found}
 
-    async def _record(self, row: OutboxMessage, outcome: Outcome, incident: Incident | None) -> None:
+    async def _record(
+        self, results: list[tuple[OutboxMessage, Outcome]], incidents: dict[int, Incident]
+    ) -> None:
         now = self.clock()
-        fields = {
-            "incident_id": self.composer.public_id(incident) if incident else None,
-            "op": row.op,
-            "outbox_id": row.id,
-        }
         async with self.db.write() as session:
-            if outcome.error is None:
-                await outbox.delivered(session, message_id=row.id, now=now)
-                log.info("delivered", extra={"event": "outbox_delivered", **fields})
-            elif outcome.retry_at is not None:
-                await outbox.retry_later(session, message_id=row.id, error=outcome.error, at=outcome.retry_at)
-                log.warning(
-                    "will retry",
-                    extra={
-                        "event": "outbox_retry",
-                        "error": outcome.error,
-                        "attempts": row.attempts,
-                        **fields,
-                    },
-                )
-            else:
-                await outbox.failed(session, message_id=row.id, error=outcome.error, now=now)
-                log.error("gave up", extra={"event": "outbox_failed", "error": outcome.error, **fields})
-            if outcome.saves and row.incident_number is not None:
-                await service.save_slack_refs(session, number=row.incident_number, **outcome.saves)
+            for row, outcome in results:
+                incident = incidents.get(row.incident_number or 0)
+                fields = {
+                    "incident_id": self.composer.public_id(incident) if incident else None,
+                    "op": row.op,
+                    "outbox_id": row.id,
+                }
+                if outcome.error is None:
+                    await outbox.delivered(session, message_id=row.id, now=now)
+                    log.info("delivered", extra={"event": "outbox_delivered", **fields})
+                elif outcome.retry_at is not None:
+                    await outbox.retry_later(
+                        session, message_id=row.id, error=outcome.error, at=outcome.retry_at
+                    )
+                    log.warning(
+                        "will retry",
+                        extra={
+                            "event": "outbox_retry",
+                            "error": outcome.error,
+                            "attempts": row.attempts,
+                            **fields,
+                        },
+                    )
+                else:
+                    await outbox.failed(session, message_id=row.id, error=outcome.error, now=now)
+                    log.error("gave up", extra={"event": "outbox_failed", "error": outcome.error, **fields})
+                if outcome.saves and row.incident_number is not None:
+                    await service.save_slack_refs(session, number=row.incident_number, **outcome.saves)
 
     async def _perform(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> Outcome:
         payload = row.payload

@@ -66,13 +66,13 @@ class Sweeper:
                 .with_for_update()
             )
             incidents = {incident.number: incident for incident in locked}
-            claimed = 0
-            for timer_id, number in due:
-                timer = await timers.claim(session, timer_id=timer_id, now=now)
-                if timer is None:
-                    continue  # another process fired it, or it was cancelled meanwhile
-                claimed += 1
-                outcome = await timers.fire(session, timer, incidents[number], policy=self.policy, now=now)
+            claimed = await timers.claim(session, ids=[timer_id for timer_id, _ in due], now=now)
+            pending = await timers.pending_for(session, numbers=numbers)
+            for timer in claimed:  # timers due that are not here were fired or cancelled by another process
+                number = timer.incident_number
+                outcome = await timers.fire(
+                    session, timer, incidents[number], policy=self.policy, now=now, pending=pending[number]
+                )
                 fields = {
                     "incident_id": self.policy.public_id(number),
                     "timer": timer.kind,
@@ -89,7 +89,7 @@ class Sweeper:
                 publish(session, change, composer=self.composer, now=now)
                 posted += 1
                 log.info("timer fired", extra={"event": "timer_fired", **fields})
-        return claimed, posted
+        return len(claimed), posted
 
     async def housekeeping(self, *, keep: timedelta = timedelta(days=14)) -> None:
         """Forget delivered outbox rows after two weeks; failed ones stay for `tocsin outbox`."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -37,10 +38,13 @@ def bot_scopes() -> list[str]:
     return sorted({scope for scope in METHOD_SCOPES.values() if scope} | set(EXTRA_SCOPES))
 
 
-def make_client(*, token: str, base_url: str | None) -> AsyncWebClient:
+def make_client(
+    *, token: str, base_url: str | None, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
     return AsyncWebClient(
         token=token,
         base_url=base_url or AsyncWebClient.BASE_URL,
+        session=session,
         timeout=10,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=1),
@@ -57,8 +61,25 @@ def slack_error(error: SlackApiError) -> str:
 
 
 class SlackFacade:
-    def __init__(self, client: AsyncWebClient) -> None:
-        self.client = client
+    """Every outbound Web API call goes through here, over one pooled HTTP session."""
+
+    def __init__(self, *, token: str, base_url: str | None) -> None:
+        self._token, self._base_url = token, base_url
+        self._session: aiohttp.ClientSession | None = None
+        self._client: AsyncWebClient | None = None
+
+    @property
+    def client(self) -> AsyncWebClient:
+        """Created on first use, inside the running event loop that will use it."""
+        if self._client is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+            self._client = make_client(token=self._token, base_url=self._base_url, session=self._session)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        self._session = self._client = None
 
     async def identity(self) -> dict[str, Any]:
         response = await self.client.auth_test()

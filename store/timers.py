@@ -94,31 +94,50 @@ def _pending() -> object:
     return and_(Timer.fired_at.is_(None), Timer.cancelled_at.is_(None))
 
 
-async def replan(session: AsyncSession, incident: Incident, *, policy: Policy, now: datetime) -> None:
-    """Make the incident's pending timers match plan(); call it with the incident locked."""
+async def replan(
+    session: AsyncSession,
+    incident: Incident,
+    *,
+    policy: Policy,
+    now: datetime,
+    existing: list[Timer] | None = None,
+) -> None:
+    """Make the incident's pending timers match plan(); call it with the incident locked.
+
+    `existing`, when given, is the incident's pending timers as already loaded; it is updated in place."""
     wanted = {(p.kind, p.key, p.due_at): p for p in plan(incident, policy=policy)}
-    existing = list(
-        await session.scalars(select(Timer).where(Timer.incident_number == incident.number, _pending()))
-    )
+    if existing is None:
+        existing = list(
+            await session.scalars(select(Timer).where(Timer.incident_number == incident.number, _pending()))
+        )
     have = set()
-    for timer in existing:
+    for timer in list(existing):
         key = (timer.kind, timer.key, timer.due_at)
         if key in wanted and key not in have:
             have.add(key)
         else:
             timer.cancelled_at = now
+            existing.remove(timer)
     for key, planned in wanted.items():
         if key not in have:
-            session.add(
-                Timer(
-                    incident_number=incident.number,
-                    kind=planned.kind,
-                    key=planned.key,
-                    due_at=planned.due_at,
-                    created_at=now,
-                )
+            timer = Timer(
+                incident_number=incident.number,
+                kind=planned.kind,
+                key=planned.key,
+                due_at=planned.due_at,
+                created_at=now,
             )
-    await session.flush()
+            session.add(timer)
+            existing.append(timer)
+
+
+async def pending_for(session: AsyncSession, *, numbers: list[int]) -> dict[int, list[Timer]]:
+    """Pending timers of these incidents, by incident."""
+    found: dict[int, list[Timer]] = {number: [] for number in numbers}
+    query = select(Timer).where(Timer.incident_number.in_(numbers), _pending())
+    for timer in await session.scalars(query):
+        found[timer.incident_number].append(timer)
+    return found
 
 
 async def due(session: AsyncSession, *, now: datetime, limit: int) -> list[tuple[int, int]]:
@@ -132,19 +151,27 @@ async def due(session: AsyncSession, *, now: datetime, limit: int) -> list[tuple
     return [(row[0], row[1]) for row in await session.execute(query)]
 
 
-async def claim(session: AsyncSession, *, timer_id: int, now: datetime) -> Timer | None:
-    """Mark the timer fired unless someone already fired or cancelled it; the row, or None."""
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    incident_number: int
+    kind: str
+    key: str
+    due_at: datetime
+
+
+async def claim(session: AsyncSession, *, ids: list[int], now: datetime) -> list[Claimed]:
+    """Mark these timers fired, except those someone already fired or cancelled: one UPDATE ... RETURNING.
+    Returns what this caller claimed, oldest first; under the caller's transaction, nobody else can."""
     result = await session.execute(
         update(Timer)
-        .where(Timer.id == timer_id, _pending())
+        .where(Timer.id.in_(ids), _pending())
         .values(fired_at=now)
-        .returning(Timer.id, Timer.kind, Timer.key, Timer.due_at)
+        .returning(Timer.id, Timer.incident_number, Timer.kind, Timer.key, Timer.due_at)
         .execution_options(synchronize_session=False)
     )
-    row = result.first()
-    if row is None:
-        return None
-    return Timer(id=row[0], kind=row[1], key=row[2], due_at=row[3])
+    claimed = [Claimed(*row) for row in result]
+    return sorted(claimed, key=lambda c: (c.due_at, c.id))
 
 
 def _record(
@@ -163,7 +190,13 @@ def _record(
 
 
 async def fire(
-    session: AsyncSession, timer: Timer, incident: Incident, *, policy: Policy, now: datetime
+    session: AsyncSession,
+    timer: Claimed,
+    incident: Incident,
+    *,
+    policy: Policy,
+    now: datetime,
+    pending: list[Timer] | None = None,
 ) -> Fired | None:
     """Apply a claimed timer's effect to the (locked) incident. None when it had nothing to say."""
     if Planned(timer.kind, timer.key, timer.due_at) not in plan(incident, policy=policy):
@@ -199,7 +232,7 @@ async def fire(
         incident.last_pir_reminder_at = now
         due_at = (incident.resolved_at or now) + policy.pir_due_after
         fired = Fired(incident, "pir_reminder", {"due_at": due_at.isoformat(), "overdue": now >= due_at})
-    await replan(session, incident, policy=policy, now=now)
+    await replan(session, incident, policy=policy, now=now, existing=pending)
     return fired
 
 
