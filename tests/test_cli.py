@@ -172,3 +172,19 @@ async def test_manifest_has_the_command_interactivity_and_exactly_the_scopes_use
         socket["settings"]["socket_mode_enabled"] is True
         and "url" not in socket["features"]["slash_commands"][0]
     )
+
+
+async def test_timers_and_outbox_commands_read_the_store(tmp_path, database_url, bot) -> None:
+    await bot.slack.command("declare P1 Storage array degraded")
+    await bot.fake.wait_for(lambda: bot.fake.posts(event_type="escalation_page"))
+    env = environment(DATABASE_URL=database_url, TOCSIN_CONFIG=str(ROOT / "app.yaml"))
+    code, out, err = await run("timers", "INC-1", env=env)
+    assert code == 0, err
+    lines = out.splitlines()
+    kinds = {line.split()[1] for line in lines[1:-1]}
+    assert kinds == {"sla_warning", "sla_breached", "escalation_page", "escalation_repeat"}
+    assert lines[-1] == "6 pending timers"  # two clocks x (warning, breach), next level, re-page
+    code, out, err = await run("timers", "INC-99", env=env)
+    assert code == 1 and "INC-99 not found" in err
+    code, out, err = await run("outbox", env=env)
+    assert code == 0 and out.splitlines()[-1].endswith("0 failed")
