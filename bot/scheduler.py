@@ -20,7 +20,8 @@ from store import timers
 from store.db import Database
 from store.models import Incident, OutboxMessage
 from store.policy import Policy
-from store.service import SYSTEM_ACTOR, Change
+from store.service import Change
+from store.timeline import SYSTEM_ACTOR
 
 log = logging.getLogger("tocsin.scheduler")
 

@@ -25,13 +25,12 @@ from store.errors import (
 from store.machine import Action
 from store.models import OPEN_STATES, Incident, State, TimelineEntry
 from store.policy import IMPACTS, PRIORITIES, ROLES, URGENCIES, Policy
+from store.timeline import SYSTEM_ACTOR, record
 
 TITLE_MAX = 150
 TEXT_MAX = 2000
 REASON_MAX = 500
 LINK_MAX = 500
-
-SYSTEM_ACTOR = "tocsin"
 
 
 @dataclass
@@ -90,30 +89,6 @@ async def find(
     if len(live) > 1:
         raise AmbiguousChannel(ids=[policy.public_id(row.number) for row in live])
     return live[0] if live else rows[0]
-
-
-def _record(
-    session: AsyncSession,
-    incident: Incident,
-    *,
-    at: datetime,
-    actor: str,
-    kind: str,
-    before: str | None = None,
-    after: str | None = None,
-    text: str | None = None,
-) -> None:
-    session.add(
-        TimelineEntry(
-            incident_number=incident.number,
-            at=at,
-            actor=actor,
-            kind=kind,
-            from_value=before,
-            to_value=after,
-            text=text,
-        )
-    )
 
 
 def _require_commander(incident: Incident, action: str, actor: str, policy: Policy) -> None:
@@ -193,7 +168,7 @@ async def declare(
     )
     session.add(incident)
     await session.flush()
-    _record(
+    record(
         session,
         incident,
         at=now,
@@ -203,7 +178,7 @@ async def declare(
         text=title,
     )
     if policy.escalation_levels:
-        _record(session, incident, at=now, actor=SYSTEM_ACTOR, kind="escalation", after="1")
+        record(session, incident, at=now, actor=SYSTEM_ACTOR, kind="escalation", after="1")
     await timers.replan(session, incident, policy=policy, now=now)
     return Change(incident=incident, kind="declared", actor=reporter, after=priority)
 
@@ -276,7 +251,7 @@ async def apply(
         incident.closed_at = now
     elif action is Action.CANCEL:
         incident.cancelled_at = now
-    _record(
+    record(
         session,
         incident,
         at=now,
@@ -316,7 +291,7 @@ async def change_priority(
         )
     incident.priority = priority
     timers.reset_clocks_for_priority(incident, policy=policy, now=now)
-    _record(session, incident, at=now, actor=actor, kind="priority", before=before, after=priority)
+    record(session, incident, at=now, actor=actor, kind="priority", before=before, after=priority)
     await timers.replan(session, incident, policy=policy, now=now)
     return Change(incident=incident, kind="priority", actor=actor, before=before, after=priority)
 
@@ -336,7 +311,7 @@ async def assign(
     _require_commander(incident, "assign roles", actor, policy)
     before = getattr(incident, role)
     setattr(incident, role, user)
-    _record(session, incident, at=now, actor=actor, kind="role", before=before, after=user, text=role)
+    record(session, incident, at=now, actor=actor, kind="role", before=before, after=user, text=role)
     await session.flush()
     return Change(incident=incident, kind="role", actor=actor, before=before, after=user, text=role)
 
@@ -355,7 +330,7 @@ async def post_update(
         raise InvalidInput(field="update", problem="the update has no text")
     _require_state(incident, machine.UPDATE_STATES, "update", policy)
     incident.last_update_at = now
-    _record(session, incident, at=now, actor=actor, kind="update", text=text)
+    record(session, incident, at=now, actor=actor, kind="update", text=text)
     await timers.replan(session, incident, policy=policy, now=now)
     return Change(incident=incident, kind="update", actor=actor, text=text)
 
@@ -372,7 +347,7 @@ async def add_note(
     text = check_length("note", text, TEXT_MAX)
     if not text:
         raise InvalidInput(field="note", problem="the note has no text")
-    _record(session, incident, at=now, actor=actor, kind="note", text=text)
+    record(session, incident, at=now, actor=actor, kind="note", text=text)
     await session.flush()
     return Change(incident=incident, kind="note", actor=actor, text=text)
 
@@ -394,7 +369,7 @@ async def escalate(
     before = incident.escalation_level
     level = min(before + 1, len(policy.escalation_levels))
     incident.escalation_level, incident.level_paged_at, incident.last_page_at = level, now, now
-    _record(
+    record(
         session,
         incident,
         at=now,
@@ -431,7 +406,7 @@ async def pir_done(
     link = link.strip("<>").split("|", 1)[0]
     _require_state(incident, machine.PIR_STATES, "pir done", policy)
     incident.pir_link, incident.pir_done_at = link, now
-    _record(session, incident, at=now, actor=actor, kind="pir", after="done", text=link)
+    record(session, incident, at=now, actor=actor, kind="pir", after="done", text=link)
     await timers.replan(session, incident, policy=policy, now=now)
     return Change(incident=incident, kind="pir", actor=actor, text=link)
 

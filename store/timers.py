@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import Incident, State, TimelineEntry, Timer
+from store.models import Incident, State, Timer
 from store.policy import Policy
+from store.timeline import SYSTEM_ACTOR, record
 
-SYSTEM_ACTOR = "tocsin"
 ACTIVE_STATES = frozenset({State.INVESTIGATING, State.IDENTIFIED, State.MONITORING})
 CLOCKS = ("response", "resolution")
 
@@ -174,21 +174,6 @@ async def claim(session: AsyncSession, *, ids: list[int], now: datetime) -> list
     return sorted(claimed, key=lambda c: (c.due_at, c.id))
 
 
-def _record(
-    session: AsyncSession, incident: Incident, now: datetime, kind: str, before: str | None, after: str | None
-) -> None:
-    session.add(
-        TimelineEntry(
-            incident_number=incident.number,
-            at=now,
-            actor=SYSTEM_ACTOR,
-            kind=kind,
-            from_value=before,
-            to_value=after,
-        )
-    )
-
-
 async def fire(
     session: AsyncSession,
     timer: Claimed,
@@ -210,7 +195,9 @@ async def fire(
     elif timer.kind == "sla_breached":
         _, due_at = clock_due(incident, timer.key, policy=policy)
         setattr(incident, f"{timer.key}_breached_at", now)
-        _record(session, incident, now, "sla_breached", None, timer.key)
+        record(
+            session, incident, at=now, actor=SYSTEM_ACTOR, kind="sla_breached", before=None, after=timer.key
+        )
         fired = Fired(incident, "sla_breached", {"clock": timer.key, "due_at": due_at.isoformat()})
     elif timer.kind == "escalation_page":
         level = int(timer.key)
@@ -218,12 +205,28 @@ async def fire(
         # The next level counts from when this one was due, so pages missed while no process ran
         # still come in order; repeats count from now, so a late page is not followed by a burst.
         incident.escalation_level, incident.level_paged_at, incident.last_page_at = level, timer.due_at, now
-        _record(session, incident, now, "escalation", str(before), str(level))
+        record(
+            session,
+            incident,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            kind="escalation",
+            before=str(before),
+            after=str(level),
+        )
         fired = Fired(incident, "escalation", {"level": level, "repeat": False})
     elif timer.kind == "escalation_repeat":
         level = incident.escalation_level
         incident.last_page_at = now
-        _record(session, incident, now, "escalation", str(level), str(level))
+        record(
+            session,
+            incident,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            kind="escalation",
+            before=str(level),
+            after=str(level),
+        )
         fired = Fired(incident, "escalation", {"level": level, "repeat": True})
     elif timer.kind == "update_nudge":
         incident.last_nudge_at = now

@@ -1,0 +1,35 @@
+"""The audit trail: one row per change, with who, what, when, from and to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import Incident, TimelineEntry
+
+SYSTEM_ACTOR = "tocsin"  # the actor of what the scheduler does
+
+
+def record(
+    session: AsyncSession,
+    incident: Incident,
+    *,
+    at: datetime,
+    actor: str,
+    kind: str,
+    before: str | None = None,
+    after: str | None = None,
+    text: str | None = None,
+) -> None:
+    session.add(
+        TimelineEntry(
+            incident_number=incident.number,
+            at=at,
+            actor=actor,
+            kind=kind,
+            from_value=before,
+            to_value=after,
+            text=text,
+        )
+    )
