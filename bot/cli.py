@@ -34,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     timers_cmd = commands.add_parser("timers", help="list pending timers and their due times")
     timers_cmd.add_argument("incident", nargs="?", help="only this incident, e.g. INC-7")
     commands.add_parser("outbox", help="list undelivered and failed Slack messages")
+    pir_cmd = commands.add_parser("pir", help="print an incident's post-incident review draft (Markdown)")
+    pir_cmd.add_argument("incident", help="e.g. INC-7")
     check = commands.add_parser("check-config", help="validate app.yaml")
     check.add_argument("path", nargs="?", help=f"default: $TOCSIN_CONFIG or {DEFAULT_CONFIG}")
     args = parser.parse_args(argv)

@@ -10,9 +10,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from store import outbox, service, timers
+from handlers.messages import Composer
+from handlers.render import Renderer
+from handlers.replies import describe
+from store import outbox, pir, service, timers
 from store.db import Database
-from store.errors import NotFound
+from store.errors import DomainError, NotFound
 
 
 class OperatorError(Exception):
@@ -28,6 +31,8 @@ async def run(
         async with db.read() as session:
             if command == "timers":
                 await _timers(session, settings, incident, out)
+            elif command == "pir":
+                await _pir(session, settings, incident or "", out)
             else:
                 await _outbox(session, settings, out)
     except SQLAlchemyError as error:
@@ -65,6 +70,19 @@ async def _timers(session: AsyncSession, settings: Settings, ref: str | None, ou
             file=out,
         )
     print(f"{len(rows)} pending timer{'s' if len(rows) != 1 else ''}", file=out)
+
+
+async def _pir(session: AsyncSession, settings: Settings, ref: str, out: TextIO) -> None:
+    policy = settings.policy
+    try:
+        incident = await service.find(session, policy=policy, ref=ref)
+        facts = await pir.gather(session, incident, policy=policy)
+    except DomainError as error:
+        raise OperatorError(
+            describe(error, renderer=Renderer(timezone=policy.timezone)).split(" ", 1)[1].replace("*", "")
+        ) from None
+    composer = Composer(policy=policy, renderer=Renderer(timezone=policy.timezone))
+    out.write(composer.pir_document(facts))
 
 
 async def _outbox(session: AsyncSession, settings: Settings, out: TextIO) -> None:

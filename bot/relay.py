@@ -221,6 +221,17 @@ class Relay:
             return await self._channel_op(row.op, payload, incident)
         if row.op == "post":
             return await self._post(row, incident, uncertain)
+        if row.op == "upload":
+            if incident is None or not incident.channel_id:
+                return Outcome(error="no incident channel")
+            await self.slack.upload(
+                channel=incident.channel_id,
+                filename=payload["filename"],
+                title=payload["title"],
+                content=payload["content"],
+                comment=payload["comment"],
+            )
+            return Outcome()
         return Outcome(error=f"unknown outbox op {row.op!r}")
 
     async def _channel_op(self, op: str, payload: dict[str, Any], incident: Incident | None) -> Outcome:

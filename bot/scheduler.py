@@ -17,10 +17,10 @@ from sqlalchemy import delete, select
 
 from handlers.messages import Composer, publish
 from store import timers
+from store.change import Change
 from store.db import Database
 from store.models import Incident, OutboxMessage
 from store.policy import Policy
-from store.service import Change
 from store.timeline import SYSTEM_ACTOR
 
 log = logging.getLogger("tocsin.scheduler")

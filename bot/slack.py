@@ -25,6 +25,8 @@ METHOD_SCOPES = {
     "conversations.setTopic": "channels:manage",
     "pins.add": "pins:write",
     "conversations.history": "channels:history",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
     "conversations.replies": "channels:history",
     "views.open": None,
     "auth.test": None,
@@ -126,6 +128,12 @@ class SlackFacade:
             unfurl_links=False,
         )
         return str(response["ts"])
+
+    async def upload(self, *, channel: str, filename: str, title: str, content: str, comment: str) -> None:
+        """A text file shared in the channel (files.getUploadURLExternal + files.completeUploadExternal)."""
+        await self.client.files_upload_v2(
+            channel=channel, filename=filename, title=title, content=content, initial_comment=comment
+        )
 
     async def find_posted(
         self, *, channel: str, thread_ts: str | None, delivery_id: int, oldest: float

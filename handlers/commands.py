@@ -6,17 +6,21 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import flows, views
 from handlers.deps import Deps
-from handlers.render import Message
+from handlers.render import Message, mrkdwn
 from handlers.replies import UNAVAILABLE, describe
-from store import service
+from store import actions, knowledge, pir, service
+from store.change import Change
 from store.errors import DomainError, InvalidInput
 from store.machine import STATUS_ACTIONS, Action
+from store.models import Incident
 from store.policy import PRIORITIES, ROLES
 
 log = logging.getLogger("tocsin.handlers")
@@ -139,7 +143,10 @@ def _transition(action: Action, **extra: str) -> Handler:
                 **_extra(invocation, action),
             ),
         )
-        return _ok(f"{deps.policy.public_id(change.incident.number)} is now *{change.after}*.")
+        reply = f"{deps.policy.public_id(change.incident.number)} is now *{change.after}*."
+        if open_items := change.extra.get("open_actions"):
+            reply += f" :warning: It still has {len(open_items)} open action item{'s' if len(open_items) > 1 else ''}; they stay tracked and reminded: `/incident actions`."
+        return _ok(reply)
 
     return handler
 
@@ -282,18 +289,155 @@ async def do_escalate(invocation: Invocation, deps: Deps) -> Message:
 
 
 async def do_pir(invocation: Invocation, deps: Deps) -> Message:
-    sub, _, link = invocation.rest.partition(" ")
-    if sub.lower() != "done" or not link.strip():
-        raise InvalidInput(field="pir", problem="usage: `/incident pir done <link to the review>`")
+    sub, _, rest = invocation.rest.partition(" ")
+    sub, rest = sub.lower(), rest.strip()
+    if sub == "done" and rest:
+        change = await flows.change_incident(
+            deps,
+            ref=invocation.ref,
+            channel=invocation.channel,
+            use_case=lambda s, i: service.pir_done(
+                s, i, rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
+            ),
+        )
+        return _ok(f"Post-incident review of {deps.policy.public_id(change.incident.number)} marked done.")
+    if sub == "schedule" and rest:
+        change = await flows.change_incident(
+            deps,
+            ref=invocation.ref,
+            channel=invocation.channel,
+            use_case=lambda s, i: service.schedule_pir(
+                s, i, rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
+            ),
+        )
+        at = deps.renderer.when(change.incident.pir_meeting_at)
+        return _ok(
+            f"Review meeting for {deps.policy.public_id(change.incident.number)} set for {at}; participants are reminded an hour before."
+        )
+    if sub == "":
+        change = await flows.change_incident(
+            deps,
+            ref=invocation.ref,
+            channel=invocation.channel,
+            use_case=lambda s, i: _pir_draft(s, i, deps, invocation.user),
+        )
+        return _ok(
+            f"The review draft of {deps.policy.public_id(change.incident.number)} is being uploaded to its channel."
+        )
+    raise InvalidInput(
+        field="pir",
+        problem="usage: `/incident pir` (the draft), `/incident pir schedule YYYY-MM-DD HH:MM`, `/incident pir done <link>`",
+    )
+
+
+async def _pir_draft(session: AsyncSession, incident: Incident, deps: Deps, actor: str) -> Change:
+    facts = await pir.gather(session, incident, policy=deps.policy)
+    return Change(
+        incident=incident,
+        kind="pir_draft",
+        actor=actor,
+        extra={"document": deps.composer.pir_document(facts)},
+    )
+
+
+async def do_action(invocation: Invocation, deps: Deps) -> Message:
+    args = invocation.args
+    if args[:1] == ["done"]:
+        if len(args) != 2 or not args[1].isdigit():
+            raise InvalidInput(
+                field="action",
+                problem="usage: `/incident action done <number>`; `/incident actions` lists the numbers",
+            )
+        change = await flows.change_incident(
+            deps,
+            ref=invocation.ref,
+            channel=invocation.channel,
+            use_case=lambda s, i: actions.complete(
+                s, i, int(args[1]), policy=deps.policy, actor=invocation.user, now=deps.clock()
+            ),
+        )
+        return _ok(
+            f"Action {change.extra['action']} of {deps.policy.public_id(change.incident.number)} is done."
+        )
+    owner = _USER.fullmatch(args[0]) if args else None
+    if owner is None:
+        raise InvalidInput(
+            field="action", problem="usage: `/incident action @owner <what is to be done> [due=YYYY-MM-DD]`"
+        )
+    due_text = next((a[4:] for a in args[1:] if a.startswith("due=")), None)
+    what = " ".join(a for a in args[1:] if not a.startswith("due="))
+    due = act_due(due_text, deps)
     change = await flows.change_incident(
         deps,
         ref=invocation.ref,
         channel=invocation.channel,
-        use_case=lambda s, i: service.pir_done(
-            s, i, link.strip(), policy=deps.policy, actor=invocation.user, now=deps.clock()
+        use_case=lambda s, i: actions.add(
+            s,
+            i,
+            owner=owner.group(1),
+            text=what,
+            due=due,
+            policy=deps.policy,
+            actor=invocation.user,
+            now=deps.clock(),
         ),
     )
-    return _ok(f"Post-incident review of {deps.policy.public_id(change.incident.number)} marked done.")
+    return _ok(
+        f"Action {change.extra['action']} of {deps.policy.public_id(change.incident.number)} added for <@{owner.group(1)}>, due {change.extra['due']}."
+    )
+
+
+def act_due(text: str | None, deps: Deps) -> date:
+    return actions.due_date(text, policy=deps.policy, now=deps.clock())
+
+
+async def do_actions(invocation: Invocation, deps: Deps) -> Message:
+    today = deps.clock().astimezone(deps.policy.timezone).date()
+    async with deps.db.read() as session:
+        if invocation.rest.lower() == "mine":
+            items = await actions.open_of_owner(session, invocation.user)
+            return deps.renderer.message(
+                "action_items.json.j2", items=items, incident=None, mine=True, today=today, policy=deps.policy
+            )
+        incident = await service.find(
+            session, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
+        )
+        items = await actions.of_incident(session, incident)
+        return deps.renderer.message(
+            "action_items.json.j2",
+            items=items,
+            incident=incident,
+            mine=False,
+            today=today,
+            policy=deps.policy,
+        )
+
+
+async def do_problem(invocation: Invocation, deps: Deps) -> Message:
+    change = await flows.change_incident(
+        deps,
+        ref=invocation.ref,
+        channel=invocation.channel,
+        use_case=lambda s, i: knowledge.link_problem(
+            s, i, invocation.rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
+        ),
+    )
+    return _ok(
+        f"{deps.policy.public_id(change.incident.number)} is linked to problem {mrkdwn(change.after or '')}. `/incident list problem={mrkdwn(change.after or '')}` lists its incidents."
+    )
+
+
+async def do_similar(invocation: Invocation, deps: Deps) -> Message:
+    if not knowledge.words(invocation.rest):
+        raise InvalidInput(
+            field="similar",
+            problem="usage: `/incident similar <words>`, e.g. `/incident similar database failover`",
+        )
+    async with deps.db.read() as session:
+        found = await knowledge.similar(session, invocation.rest, limit=5)
+    return deps.renderer.message(
+        "incident_similar.json.j2", incidents=found, policy=deps.policy, phrase=invocation.rest
+    )
 
 
 async def do_show(invocation: Invocation, deps: Deps) -> Message:
@@ -314,6 +458,13 @@ async def do_timeline(invocation: Invocation, deps: Deps) -> Message:
 
 
 async def do_list(invocation: Invocation, deps: Deps) -> Message:
+    if invocation.rest.lower().startswith("problem="):
+        key = invocation.rest[len("problem=") :].strip()
+        async with deps.db.read() as session:
+            linked = await knowledge.of_problem(session, key)
+        return deps.renderer.message(
+            "incident_list.json.j2", incidents=linked, total=len(linked), policy=deps.policy, problem=key
+        )
     async with deps.db.read() as session:
         incidents = await service.list_open(session, limit=40)
         total = await service.count_open(session)
@@ -338,6 +489,10 @@ HANDLERS: dict[str, Handler] = {
     "reopen": _transition(Action.REOPEN),
     "cancel": _transition(Action.CANCEL),
     "pir": do_pir,
+    "action": do_action,
+    "actions": do_actions,
+    "problem": do_problem,
+    "similar": do_similar,
     "show": do_show,
     "timeline": do_timeline,
     "list": do_list,

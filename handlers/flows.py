@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.deps import Deps
 from handlers.messages import publish
 from store import service
+from store.change import Change
 from store.models import Incident
-from store.service import Change
 
 UseCase = Callable[[AsyncSession, Incident], Awaitable[Change]]
 

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers import ids
 from handlers.render import Message, Renderer, mention
 from store import outbox
+from store.change import Change
 from store.models import Incident
 from store.policy import Policy
-from store.service import Change
 from store.timers import clock_due
 
 # Changes that alter what the card and the announcement show.
@@ -33,8 +33,21 @@ _REFRESH_ANNOUNCEMENT = {
     "pir",
     "sla_breached",
 }
-_REFRESH_CARD = _REFRESH_ANNOUNCEMENT | {"escalation"}
-_REMINDERS = {"sla_warning", "sla_breached", "update_nudge", "pir_reminder"}
+_REFRESH_CARD = _REFRESH_ANNOUNCEMENT | {"escalation", "problem", "pir_scheduled"}
+_REMINDERS = {
+    "sla_warning",
+    "sla_breached",
+    "update_nudge",
+    "pir_reminder",
+    "pir_meeting_reminder",
+    "action_item_reminder",
+}
+# Changes announced in the incident channel with a template of the event's name.
+_NOTICES = {
+    "action": "action_item_added",
+    "action_done": "action_item_done",
+    "pir_scheduled": "pir_meeting_scheduled",
+}
 _STATE_EVENTS = {
     "ack": "incident_acknowledged",
     "investigate": "incident_status_changed",
@@ -97,6 +110,10 @@ class Composer:
             return [mention(incident.commander)]
         level = self.level(incident.escalation_level) or self.level(1)
         return [mention(target) for target in level.notify] if level else []
+
+    def pir_document(self, facts: Any) -> str:
+        """The review draft, in Markdown, from templates/pir.md.j2."""
+        return self.renderer.text("pir.md.j2", facts=facts, **self.context(facts.incident)) + "\n"
 
     def level(self, number: int) -> Any:
         levels = self.policy.escalation_levels
@@ -162,6 +179,32 @@ def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any
         ops.extend(_page(change, composer, level=change.extra["level"], repeat=change.extra["repeat"]))
     elif change.kind in _REMINDERS:
         ops.extend(_reminder(change, composer))
+    elif change.kind in _NOTICES:
+        event = _NOTICES[change.kind]
+        fields = {k: v for k, v in change.extra.items() if k in ("action", "due", "owner", "meeting_at")}
+        when = (
+            {"meeting_at": datetime.fromisoformat(change.extra["meeting_at"])}
+            if "meeting_at" in change.extra
+            else {}
+        )
+        message = composer.render(f"{event}.json.j2", incident, change=change, **{**change.extra, **when})
+        ops.append(("post", _post(message, composer.metadata(event, incident, **fields), to="incident")))
+    elif change.kind == "pir_draft":
+        name = f"{composer.public_id(incident).lower()}-post-incident-review.md"
+        title = f"Post-incident review: {composer.public_id(incident)} {incident.title}"[:250]
+        comment = composer.renderer.text("pir_uploaded.txt.j2", **composer.context(incident, change=change))
+        ops.append(
+            (
+                "upload",
+                {
+                    "to": "incident",
+                    "filename": name,
+                    "title": title,
+                    "content": change.extra["document"],
+                    "comment": comment,
+                },
+            )
+        )
     elif change.kind == "update":
         metadata = composer.metadata("incident_status_update", incident)
         message = composer.render("incident_status_update.json.j2", incident, change=change)
@@ -189,11 +232,20 @@ def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any
 def _reminder(change: Change, composer: Composer) -> list[tuple[str, dict[str, Any]]]:
     """SLA warnings and breaches, update nudges and PIR reminders, from the scheduler."""
     incident, extra = change.incident, dict(change.extra)
-    when = {key: datetime.fromisoformat(extra[key]) for key in ("due_at",) if key in extra}
-    message = composer.render(
-        f"{change.kind}.json.j2", incident, who=composer.responders(incident), **{**extra, **when}
-    )
-    payload = {key: value for key, value in extra.items() if key in ("clock", "due_at")}
+    when = {key: datetime.fromisoformat(extra[key]) for key in ("due_at", "meeting_at") if key in extra}
+    if change.kind == "action_item_reminder":
+        who = [mention(extra["owner"])]
+    elif change.kind == "pir_meeting_reminder":
+        people = [incident.commander, incident.comms, incident.scribe, incident.reporter]
+        who = [mention(p) for p in dict.fromkeys(p for p in people if p)]
+    else:
+        who = composer.responders(incident)
+    message = composer.render(f"{change.kind}.json.j2", incident, who=who, **{**extra, **when})
+    payload = {
+        key: value
+        for key, value in extra.items()
+        if key in ("clock", "due_at", "meeting_at", "action", "due")
+    }
     metadata = composer.metadata(change.kind, incident, **payload)
     ops = [("post", _post(message, metadata, to="incident"))]
     leadership = composer.policy.leadership_channel

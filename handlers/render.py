@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,6 +43,15 @@ def mrkdwn(value: Any) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]#|~"})
+
+
+def markdown(value: Any) -> str:
+    """Escape user text for a Markdown document: no HTML, no formatting, no links it did not mean."""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.translate(_MARKDOWN_SPECIAL)
+
+
 def mention(target: str | None) -> str:
     if not target:
         return "nobody"
@@ -67,6 +76,39 @@ def duration(value: timedelta | None) -> str:
     return " ".join(parts[:2])
 
 
+def describe_entry(entry: Any) -> str:
+    """One timeline row in words (plain text: escape it for where it is shown)."""
+    kind, before, after, text = entry.kind, entry.from_value, entry.to_value, entry.text
+    match kind:
+        case "declared":
+            return f"declared: {text}"
+        case "update":
+            return f"stakeholder update: {text}"
+        case "note":
+            return f"note: {text}"
+        case "priority":
+            return f"priority {before} → {after}"
+        case "role":
+            return f"{text} → {after}" + (f" (was {before})" if before else "")
+        case "escalation":
+            return (
+                f"paged level {after}" + (" again" if before == after else "") + (f": {text}" if text else "")
+            )
+        case "sla_breached":
+            return f"{after} SLA breached"
+        case "pir":
+            return f"post-incident review done: {text}"
+        case "pir_scheduled":
+            return f"review meeting scheduled for {after}"
+        case "action":
+            return f"action {after} added: {text}"
+        case "action_done":
+            return f"action {after} done: {text}"
+        case "problem":
+            return f"linked to problem {text}"
+    return f"{kind}: {before} → {after}" + (f" ({text})" if text else "")
+
+
 def truncate_text(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
@@ -84,10 +126,14 @@ class Renderer:
         )
         self.env.filters.update(
             mrkdwn=mrkdwn,
+            md=markdown,
+            utc=lambda value: value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-",
             mention=mention,
             duration=duration,
             when=self.when,
             clip=truncate_text,
+            describe_entry=describe_entry,
+            seconds=lambda n: timedelta(seconds=int(n or 0)),
             state_emoji=lambda s: STATE_EMOJI.get(str(s), ""),
             priority_emoji=lambda p: PRIORITY_EMOJI.get(str(p), ""),
         )

@@ -30,15 +30,16 @@ def describe(error: DomainError, *, renderer: Renderer) -> str:
         case IllegalTransition(incident_id=incident, state=state, action=action, allowed=allowed):
             allowed_text = ", ".join(f"`{a}`" for a in allowed) or "nothing (it is final)"
             return f":no_entry: {incident} is *{state}*, so `{action}` is not possible now. Allowed now: {allowed_text}."
-        case Forbidden(incident_id=incident, action=action, commander=commander, admins=admins):
-            who = [
+        case Forbidden(incident_id=incident, action=action, commander=commander, admins=admins, owner=owner):
+            who = [f"its owner ({mention(owner)})"] if owner else []
+            who += [
                 f"the commander ({mention(commander)})"
                 if commander
                 else "the commander (none yet: acknowledge to become commander)"
             ]
             if admins:
                 who.append("an admin (" + ", ".join(mention(a) for a in admins) + ")")
-            return f":lock: Only {' or '.join(who)} may {action} {incident}."
+            return f":lock: Only {', '.join(who[:-1]) + ' or ' + who[-1] if len(who) > 1 else who[0]} may {action} {incident}."
         case InvalidInput(problem=problem, choices=choices):
             extra = f" Choose one of: {', '.join(f'`{c}`' for c in choices)}." if choices else ""
             return f":warning: {mrkdwn(problem[:1].upper() + problem[1:])}.{extra}"

@@ -39,6 +39,7 @@ class Forbidden(DomainError):
     action: str
     commander: str | None
     admins: list[str]
+    owner: str | None = None  # an action item's owner, who may also close it
 
 
 @dataclass

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -129,6 +131,12 @@ class Incident(Base):
     last_nudge_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_pir_reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # Learning: the review meeting, the problem record, and earlier incidents like this one.
+    pir_meeting_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pir_meeting_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    problem_key: Mapped[str | None] = mapped_column(String(200))
+    similar: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+
     timeline: Mapped[list[TimelineEntry]] = relationship(
         back_populates="incident", order_by="TimelineEntry.id", lazy="raise"
     )
@@ -156,6 +164,33 @@ class TimelineEntry(Base):
     text: Mapped[str | None] = mapped_column(Text)
 
     incident: Mapped[Incident] = relationship(back_populates="timeline", lazy="raise")
+
+
+class ActionItem(Base):
+    """A follow-up from the review, numbered 1, 2, ... within its incident, tracked until done."""
+
+    __tablename__ = "action_items"
+    __table_args__ = (
+        UniqueConstraint("incident_number", "number"),
+        Index(
+            "ix_action_items_owner_open",
+            "owner",
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_number: Mapped[int] = mapped_column(ForeignKey("incidents.number"))
+    number: Mapped[int] = mapped_column(Integer)
+    owner: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    due_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(32))
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_by: Mapped[str | None] = mapped_column(String(32))
+    last_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Timer(Base):

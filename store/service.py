@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import machine, timers
+from store import actions, knowledge, machine, timers
+from store.change import Change
 from store.errors import (
     AlreadyAcknowledged,
     AmbiguousChannel,
@@ -31,19 +30,6 @@ TITLE_MAX = 150
 TEXT_MAX = 2000
 REASON_MAX = 500
 LINK_MAX = 500
-
-
-@dataclass
-class Change:
-    """What one use case did, for the messages that tell people about it."""
-
-    incident: Incident
-    kind: str
-    actor: str
-    before: str | None = None
-    after: str | None = None
-    text: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def check_length(name: str, text: str, limit: int) -> str:
@@ -168,6 +154,8 @@ async def declare(
     )
     session.add(incident)
     await session.flush()
+    earlier = await knowledge.similar(session, title, limit=3, exclude=incident.number)
+    incident.similar = [knowledge.summary_of(i, policy=policy) for i in earlier] or None
     record(
         session,
         incident,
@@ -232,6 +220,7 @@ async def apply(
 
     before = incident.state
     incident.state = after
+    extra: dict[str, object] = {}
     if action is Action.ACK:
         incident.acknowledged_at, incident.acknowledged_by = now, actor
         incident.commander = incident.commander or actor
@@ -249,6 +238,11 @@ async def apply(
         incident.active_since, incident.last_nudge_at, incident.last_pir_reminder_at = now, None, None
     elif action is Action.CLOSE:
         incident.closed_at = now
+        extra["open_actions"] = [
+            {"number": i.number, "owner": i.owner, "text": i.text, "due": i.due_on.isoformat()}
+            for i in await actions.of_incident(session, incident)
+            if i.done_at is None
+        ]
     elif action is Action.CANCEL:
         incident.cancelled_at = now
     record(
@@ -269,6 +263,7 @@ async def apply(
         before=before.value,
         after=after.value,
         text=text,
+        extra=extra,
     )
 
 
@@ -451,3 +446,31 @@ def ensure_open(incident: Incident, *, action: str, policy: Policy) -> None:
 
 def ensure_state_allows_update(incident: Incident, *, policy: Policy) -> None:
     _require_state(incident, machine.UPDATE_STATES, "update", policy)
+
+
+async def schedule_pir(
+    session: AsyncSession, incident: Incident, when: str, *, policy: Policy, actor: str, now: datetime
+) -> Change:
+    """Record the review meeting at `YYYY-MM-DD HH:MM` in app.yaml's timezone."""
+    try:
+        local = datetime.strptime(when.strip(), "%Y-%m-%d %H:%M")
+    except ValueError:
+        raise InvalidInput(
+            field="when", problem=f"{when.strip()!r} is not a time like 2026-12-01 14:30"
+        ) from None
+    at = local.replace(tzinfo=policy.timezone).astimezone(now.tzinfo)
+    if at <= now:
+        raise InvalidInput(field="when", problem=f"{when.strip()} is in the past")
+    _require_state(incident, machine.PIR_STATES, "pir schedule", policy)
+    before = incident.pir_meeting_at
+    incident.pir_meeting_at, incident.pir_meeting_reminded_at = at, None
+    record(session, incident, at=now, actor=actor, kind="pir_scheduled", after=at.isoformat()[:64])
+    await timers.replan(session, incident, policy=policy, now=now)
+    return Change(
+        incident=incident,
+        kind="pir_scheduled",
+        actor=actor,
+        before=before.isoformat() if before else None,
+        after=at.isoformat(),
+        extra={"meeting_at": at.isoformat()},
+    )

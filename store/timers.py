@@ -15,10 +15,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import Incident, State, Timer
+from store.models import ActionItem, Incident, State, Timer
 from store.policy import Policy
 from store.timeline import SYSTEM_ACTOR, record
 
+ACTION_REMINDER = "action_item_reminder"
+MEETING_NOTICE = timedelta(hours=1)  # the review meeting's participants are reminded this long before
 ACTIVE_STATES = frozenset({State.INVESTIGATING, State.IDENTIFIED, State.MONITORING})
 CLOCKS = ("response", "resolution")
 
@@ -87,7 +89,65 @@ def plan(incident: Incident, *, policy: Policy) -> list[Planned]:
     ) and incident.pir_done_at is None:
         since = max(t for t in (incident.resolved_at, incident.last_pir_reminder_at) if t)
         planned.append(Planned("pir_reminder", "", since + policy.pir_remind_every))
+    if (
+        incident.pir_meeting_at
+        and incident.pir_meeting_reminded_at is None
+        and incident.state is not State.CANCELLED
+    ):
+        planned.append(Planned("pir_meeting_reminder", "", incident.pir_meeting_at - MEETING_NOTICE))
     return planned
+
+
+def overdue_from(item: ActionItem, *, policy: Policy) -> datetime:
+    """The moment an item becomes overdue: the end of its due day, in app.yaml's timezone."""
+    day_after = datetime.combine(item.due_on + timedelta(days=1), datetime.min.time(), tzinfo=policy.timezone)
+    return day_after
+
+
+def plan_action(item: ActionItem, *, policy: Policy) -> Planned | None:
+    """An open action item is reminded once overdue, then every `pir.remind_every` until done."""
+    if item.done_at is not None:
+        return None
+    due = overdue_from(item, policy=policy)
+    if item.last_reminded_at is not None:
+        due = max(due, item.last_reminded_at + policy.pir_remind_every)
+    return Planned(ACTION_REMINDER, str(item.number), due)
+
+
+async def replan_action(
+    session: AsyncSession,
+    item: ActionItem,
+    *,
+    policy: Policy,
+    now: datetime,
+    existing: list[Timer] | None = None,
+) -> None:
+    """Make the item's pending reminder match plan_action()."""
+    wanted = plan_action(item, policy=policy)
+    if existing is None:
+        existing = list(
+            await session.scalars(
+                select(Timer).where(Timer.incident_number == item.incident_number, _pending())
+            )
+        )
+    mine = [t for t in existing if t.kind == ACTION_REMINDER and t.key == str(item.number)]
+    kept = False
+    for timer in mine:
+        if wanted is not None and not kept and timer.due_at == wanted.due_at:
+            kept = True
+        else:
+            timer.cancelled_at = now
+            existing.remove(timer)
+    if wanted is not None and not kept:
+        timer = Timer(
+            incident_number=item.incident_number,
+            kind=wanted.kind,
+            key=wanted.key,
+            due_at=wanted.due_at,
+            created_at=now,
+        )
+        session.add(timer)
+        existing.append(timer)
 
 
 def _pending() -> object:
@@ -111,7 +171,7 @@ async def replan(
             await session.scalars(select(Timer).where(Timer.incident_number == incident.number, _pending()))
         )
     have = set()
-    for timer in list(existing):
+    for timer in [t for t in existing if t.kind != ACTION_REMINDER]:  # action items plan their own
         key = (timer.kind, timer.key, timer.due_at)
         if key in wanted and key not in have:
             have.add(key)
@@ -184,6 +244,8 @@ async def fire(
     pending: list[Timer] | None = None,
 ) -> Fired | None:
     """Apply a claimed timer's effect to the (locked) incident. None when it had nothing to say."""
+    if timer.kind == ACTION_REMINDER:
+        return await _fire_action(session, timer, incident, policy=policy, now=now, pending=pending)
     if Planned(timer.kind, timer.key, timer.due_at) not in plan(incident, policy=policy):
         return None  # the incident moved on since it was planned; replan has its successor
     fired: Fired | None = None
@@ -231,12 +293,37 @@ async def fire(
     elif timer.kind == "update_nudge":
         incident.last_nudge_at = now
         fired = Fired(incident, "update_nudge", {})
+    elif timer.kind == "pir_meeting_reminder" and incident.pir_meeting_at is not None:
+        incident.pir_meeting_reminded_at = now
+        fired = Fired(incident, "pir_meeting_reminder", {"meeting_at": incident.pir_meeting_at.isoformat()})
     elif timer.kind == "pir_reminder":
         incident.last_pir_reminder_at = now
         due_at = (incident.resolved_at or now) + policy.pir_due_after
         fired = Fired(incident, "pir_reminder", {"due_at": due_at.isoformat(), "overdue": now >= due_at})
     await replan(session, incident, policy=policy, now=now, existing=pending)
     return fired
+
+
+async def _fire_action(
+    session: AsyncSession,
+    timer: Claimed,
+    incident: Incident,
+    *,
+    policy: Policy,
+    now: datetime,
+    pending: list[Timer] | None,
+) -> Fired | None:
+    item = await session.scalar(
+        select(ActionItem).where(
+            ActionItem.incident_number == incident.number, ActionItem.number == int(timer.key)
+        )
+    )
+    if item is None or plan_action(item, policy=policy) != Planned(timer.kind, timer.key, timer.due_at):
+        return None
+    item.last_reminded_at = now
+    await replan_action(session, item, policy=policy, now=now, existing=pending)
+    extra = {"action": item.number, "due": item.due_on.isoformat(), "owner": item.owner, "text": item.text}
+    return Fired(incident, ACTION_REMINDER, extra)
 
 
 def reset_clocks_for_priority(incident: Incident, *, policy: Policy, now: datetime) -> None:

@@ -16,7 +16,7 @@ from handlers.messages import Composer, channel_name
 from handlers.render import Renderer
 from store.models import Incident, State, TimelineEntry
 from store.policy import IMPACTS, PRIORITIES, URGENCIES
-from store.service import Change
+from store.change import Change
 from tests.helpers import mrkdwn_texts
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,99 @@
+"""Problem records and earlier incidents like this one (full-text search: FTS5 on SQLite, tsvector on
+PostgreSQL)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.change import Change
+from store.errors import InvalidInput, TooLong
+from store.models import Incident, State
+from store.policy import Policy
+from store.timeline import record
+
+PROBLEM_MAX = 200
+_WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
+PG_DOCUMENT = "to_tsvector('english', title || ' ' || coalesce(summary, ''))"
+
+
+def words(phrase: str) -> list[str]:
+    return list(dict.fromkeys(w.lower() for w in _WORD.findall(phrase)))[:12]
+
+
+async def similar(
+    session: AsyncSession, phrase: str, *, limit: int = 5, exclude: int | None = None
+) -> list[Incident]:
+    """Past incidents, resolved or closed, whose title or resolution summary share words with `phrase`,
+    best match first."""
+    terms = words(phrase)
+    if not terms:
+        return []
+    done = (State.RESOLVED.value, State.CLOSED.value)
+    if session.bind.dialect.name == "sqlite":
+        match = " OR ".join(f'"{term}"' for term in terms)
+        sql = text(
+            "SELECT incidents_fts.rowid FROM incidents_fts JOIN incidents ON incidents.number = incidents_fts.rowid"
+            " WHERE incidents_fts MATCH :match AND incidents.state IN (:resolved, :closed) AND incidents.number != :exclude"
+            " ORDER BY bm25(incidents_fts) LIMIT :limit"
+        )
+        params: dict[str, Any] = {"match": match}
+    else:
+        sql = text(
+            f"SELECT number FROM incidents WHERE {PG_DOCUMENT} @@ to_tsquery('english', :query)"
+            " AND state IN (:resolved, :closed) AND number != :exclude"
+            f" ORDER BY ts_rank({PG_DOCUMENT}, to_tsquery('english', :query)) DESC, number DESC LIMIT :limit"
+        )
+        params = {"query": " | ".join(terms)}
+    params.update(resolved=done[0], closed=done[1], exclude=exclude or 0, limit=limit)
+    numbers = [row[0] for row in await session.execute(sql, params)]
+    if not numbers:
+        return []
+    found = {i.number: i for i in await session.scalars(select(Incident).where(Incident.number.in_(numbers)))}
+    return [found[n] for n in numbers if n in found]
+
+
+def summary_of(incident: Incident, *, policy: Policy) -> dict[str, Any]:
+    return {
+        "id": policy.public_id(incident.number),
+        "title": incident.title,
+        "cause": incident.cause_code,
+        "resolution": incident.resolution_code,
+        "summary": (incident.summary or "")[:200],
+    }
+
+
+async def link_problem(
+    session: AsyncSession, incident: Incident, key: str, *, policy: Policy, actor: str, now: datetime
+) -> str:
+    key = key.strip().strip("<>").split("|", 1)[0]
+    if not key:
+        raise InvalidInput(
+            field="problem", problem="give the problem's key or URL, e.g. `/incident problem PRB-12`"
+        )
+    if len(key) > PROBLEM_MAX:
+        raise TooLong(field="problem key", length=len(key), limit=PROBLEM_MAX, text=key)
+    before = incident.problem_key
+    incident.problem_key = key
+    record(
+        session,
+        incident,
+        at=now,
+        actor=actor,
+        kind="problem",
+        before=(before or "")[:64] or None,
+        after=key[:64],
+        text=key,
+    )
+    await session.flush()
+    return Change(incident=incident, kind="problem", actor=actor, before=before, after=key, text=key)
+
+
+async def of_problem(session: AsyncSession, key: str, *, limit: int = 50) -> list[Incident]:
+    key = key.strip().strip("<>").split("|", 1)[0]
+    query = select(Incident).where(Incident.problem_key == key).order_by(Incident.number.desc()).limit(limit)
+    return list(await session.scalars(query))
