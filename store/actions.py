@@ -80,7 +80,8 @@ async def add(
         text=f"{owner}: {text} (due {due.isoformat()})",
     )
     await session.flush()
-    return item
+    await timers.replan_action(session, item, policy=policy, now=now)
+    return Change(incident=incident, kind="action", actor=actor, text=text, extra=_facts(item))
 
 
 async def get(session: AsyncSession, incident: Incident, number: int, *, policy: Policy) -> ActionItem:

@@ -14,9 +14,9 @@ from bot.config import load_policy
 from handlers import views
 from handlers.messages import Composer, channel_name
 from handlers.render import Renderer
+from store.change import Change
 from store.models import Incident, State, TimelineEntry
 from store.policy import IMPACTS, PRIORITIES, URGENCIES
-from store.change import Change
 from tests.helpers import mrkdwn_texts
 
 ROOT = Path(__file__).resolve().parent.parent
