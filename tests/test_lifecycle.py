@@ -104,6 +104,9 @@ async def test_declare_to_closed(bot) -> None:
     )
     assert "closed" in announcement.text and "closed" in incident.card.text
     assert "https://wiki.example.com/pir/inc-1" in str(incident.card.blocks)
+    assert "https://wiki.example.com/pir/inc-1" in str(announcement.blocks)
+    shown = await bot.slack.command("show", channel=channel)
+    assert "https://wiki.example.com/pir/inc-1" in shown.body
     assert buttons(incident.card) == []
     assert all(m.payload.get("incident_id") == "INC-1" for m in fake.messages)
     assert fake.problems == []
