@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     timers_cmd = commands.add_parser("timers", help="list pending timers and their due times")
     timers_cmd.add_argument("incident", nargs="?", help="only this incident, e.g. INC-7")
     commands.add_parser("outbox", help="list undelivered and failed Slack messages")
+    report = commands.add_parser("report", help="incident figures: MTTA, MTTR, SLA compliance, ...")
+    report.add_argument("--days", type=int, default=30)
+    report.add_argument("--format", choices=["text", "json", "csv"], default="text")
     pir_cmd = commands.add_parser("pir", help="print an incident's post-incident review draft (Markdown)")
     pir_cmd.add_argument("incident", help="e.g. INC-7")
     check = commands.add_parser("check-config", help="validate app.yaml")
@@ -66,7 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if mode == "store":
         try:
-            return asyncio.run(operator.run(args.command, settings, incident=getattr(args, "incident", None)))
+            return asyncio.run(
+                operator.run(
+                    args.command,
+                    settings,
+                    incident=getattr(args, "incident", None),
+                    days=getattr(args, "days", 30),
+                    output=getattr(args, "format", "text"),
+                )
+            )
         except operator.OperatorError as error:
             print(f"tocsin {args.command}: {error}", file=sys.stderr)
             return 1

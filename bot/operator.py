@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from typing import TextIO
@@ -10,10 +11,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from handlers import reports
 from handlers.messages import Composer
 from handlers.render import Renderer
 from handlers.replies import describe
-from store import outbox, pir, service, timers
+from store import metrics, outbox, pir, service, timers
 from store.db import Database
 from store.errors import DomainError, NotFound
 
@@ -23,14 +25,30 @@ class OperatorError(Exception):
 
 
 async def run(
-    command: str, settings: Settings, *, incident: str | None = None, out: TextIO = sys.stdout
+    command: str,
+    settings: Settings,
+    *,
+    incident: str | None = None,
+    days: int = 30,
+    output: str = "text",
+    out: TextIO = sys.stdout,
 ) -> int:
+    if command == "report" and not 1 <= days <= 3660:
+        raise OperatorError("--days must be between 1 and 3660")
     db = Database(settings.database_url)
     try:
         await db.upgrade()
         async with db.read() as session:
             if command == "timers":
                 await _timers(session, settings, incident, out)
+            elif command == "report":
+                figures = await metrics.report(
+                    session, policy=settings.policy, now=datetime.now(UTC), days=days
+                )
+                text = {"json": lambda r: json.dumps(r, indent=2) + "\n", "csv": reports.as_csv}.get(
+                    output, reports.as_text
+                )(figures)
+                out.write(text)
             elif command == "pir":
                 await _pir(session, settings, incident or "", out)
             else:

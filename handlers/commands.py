@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import flows, views
+from handlers import flows, reports, views
 from handlers.deps import Deps
 from handlers.render import Message, mrkdwn
 from handlers.replies import UNAVAILABLE, describe
-from store import actions, knowledge, pir, service
+from store import actions, knowledge, metrics, pir, service
 from store.change import Change
 from store.errors import DomainError, InvalidInput
 from store.machine import STATUS_ACTIONS, Action
@@ -473,6 +473,36 @@ async def do_list(invocation: Invocation, deps: Deps) -> Message:
     )
 
 
+async def do_stats(invocation: Invocation, deps: Deps) -> Message:
+    window = invocation.rest.lower() or "30d"
+    if window not in ("7d", "30d", "90d"):
+        raise InvalidInput(
+            field="stats", problem=f"unknown window {invocation.rest!r}", choices=["7d", "30d", "90d"]
+        )
+    days = int(window[:-1])
+    async with deps.db.read() as session:
+        figures = await metrics.report(session, policy=deps.policy, now=deps.clock(), days=days)
+    return reports.as_message(figures, renderer=deps.renderer, title=f"Incident figures, last {days} days")
+
+
+async def do_detected(invocation: Invocation, deps: Deps) -> Message:
+    if not invocation.rest:
+        raise InvalidInput(
+            field="detected", problem="usage: `/incident detected YYYY-MM-DD HH:MM` (when it really began)"
+        )
+    change = await flows.change_incident(
+        deps,
+        ref=invocation.ref,
+        channel=invocation.channel,
+        use_case=lambda s, i: service.set_detected(
+            s, i, invocation.rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
+        ),
+    )
+    return _ok(
+        f"{deps.policy.public_id(change.incident.number)} was detected at {deps.renderer.when(change.incident.detected_at)}."
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "help": do_help,
     "declare": do_declare,
@@ -493,6 +523,8 @@ HANDLERS: dict[str, Handler] = {
     "actions": do_actions,
     "problem": do_problem,
     "similar": do_similar,
+    "stats": do_stats,
+    "detected": do_detected,
     "show": do_show,
     "timeline": do_timeline,
     "list": do_list,

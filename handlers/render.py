@@ -68,6 +68,8 @@ def duration(value: timedelta | None) -> str:
     if value is None:
         return "-"
     seconds = int(value.total_seconds())
+    if seconds < 0:
+        return "-" + duration(-value)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= size or (unit == "s" and not parts):

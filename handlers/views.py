@@ -33,6 +33,8 @@ _FIELD_BLOCKS = {
     "cause code": ids.CAUSE,
     "resolution code": ids.RESOLUTION,
     "update": ids.UPDATE_TEXT,
+    "detected": ids.DETECTED,
+    "when": ids.DETECTED,
 }
 
 
@@ -120,6 +122,7 @@ async def on_view_declare(ack: Ack, body: dict[str, Any], view: dict[str, Any], 
             urgency=form.get(ids.URGENCY),
             category=form.get(ids.CATEGORY),
             priority=form.get(ids.PRIORITY),
+            detected=form.get(ids.DETECTED) or None,
             reporter=body["user"]["id"],
             origin_channel=_metadata(view).get("channel"),
         )

@@ -74,6 +74,7 @@ class Incident(Base):
     __table_args__ = (
         Index("ix_incidents_state", "state"),
         Index("ix_incidents_channel_id", "channel_id"),
+        Index("ix_incidents_declared_at", "declared_at"),
         {"sqlite_autoincrement": True},
     )
 
@@ -100,6 +101,7 @@ class Incident(Base):
     announcement_ts: Mapped[str | None] = mapped_column(String(32))
 
     declared_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when it began, if before declaring
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(32))
     identified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -216,7 +218,9 @@ class Timer(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    incident_number: Mapped[int] = mapped_column(ForeignKey("incidents.number"))
+    incident_number: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.number")
+    )  # None: not an incident's
     kind: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(32), default="")
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -47,6 +47,8 @@ class PirFacts:
 
 def milestones(incident: Incident) -> list[Milestone]:
     found = []
+    if incident.detected_at is not None:
+        found.append(Milestone("Detected", incident.detected_at, incident.detected_at - incident.declared_at))
     for name, at in (
         ("Declared", incident.declared_at),
         ("Acknowledged", incident.acknowledged_at),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -121,8 +121,12 @@ async def declare(
     impact: str | None = None,
     urgency: str | None = None,
     origin_channel: str | None = None,
+    detected: str | None = None,
 ) -> Change:
     title = check_length("title", title, TITLE_MAX)
+    detected_at = parse_local_time(detected, policy=policy) if detected else None
+    if detected_at is not None and detected_at > now:
+        raise InvalidInput(field="detected", problem=f"{detected.strip()} is in the future")
     if not title:
         raise InvalidInput(field="title", problem="a title is required")
     description = check_length("description", description, TEXT_MAX)
@@ -146,6 +150,7 @@ async def declare(
         origin_channel_id=origin_channel,
         channel_id=None if policy.per_incident else origin_channel,
         declared_at=now,
+        detected_at=detected_at,
         escalation_level=1 if policy.escalation_levels else 0,
         level_paged_at=now if policy.escalation_levels else None,
         last_page_at=now if policy.escalation_levels else None,
@@ -474,3 +479,32 @@ async def schedule_pir(
         after=at.isoformat(),
         extra={"meeting_at": at.isoformat()},
     )
+
+
+async def set_detected(
+    session: AsyncSession, incident: Incident, when: str, *, policy: Policy, actor: str, now: datetime
+) -> Change:
+    """When the incident really began, if before it was declared (`YYYY-MM-DD HH:MM`, app.yaml's timezone)."""
+    at = parse_local_time(when, policy=policy)
+    if at > incident.declared_at:
+        raise InvalidInput(field="detected", problem=f"{when.strip()} is after the incident was declared")
+    before = incident.detected_at
+    incident.detected_at = at
+    record(session, incident, at=now, actor=actor, kind="detected", after=at.isoformat()[:64])
+    return Change(
+        incident=incident,
+        kind="detected",
+        actor=actor,
+        before=before.isoformat() if before else None,
+        after=at.isoformat(),
+    )
+
+
+def parse_local_time(when: str, *, policy: Policy) -> datetime:
+    try:
+        local = datetime.strptime(when.strip(), "%Y-%m-%d %H:%M")
+    except ValueError:
+        raise InvalidInput(
+            field="when", problem=f"{when.strip()!r} is not a time like 2026-12-01 14:30"
+        ) from None
+    return local.replace(tzinfo=policy.timezone).astimezone(UTC)
