@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from apscheduler.triggers.cron import CronTrigger
 
 from store.policy import IMPACTS, PRIORITIES, URGENCIES, EscalationLevel, Policy, PriorityPolicy
 
@@ -179,6 +180,7 @@ TOP_KEYS = {
     "pir",
     "permissions",
     "scheduler",
+    "reports",
 }
 
 
@@ -305,6 +307,16 @@ def parse_policy(raw: Any) -> Policy:
     )
     scheduler = r.mapping(top.get("scheduler", {}), "scheduler", {"tick"})
     tick = r.duration(scheduler, "tick", "scheduler", timedelta(seconds=30))
+    reports = r.mapping(top.get("reports") or {}, "reports", {"digest"})
+    digest_channel = digest_cron = None
+    if reports.get("digest") is not None:
+        digest = r.mapping(reports["digest"], "reports.digest", {"channel", "cron"})
+        digest_channel = r.string(digest, "channel", "reports.digest", channel_id, what="a channel id (C...)")
+        digest_cron = r.string(digest, "cron", "reports.digest", default="0 9 * * MON")
+        try:
+            CronTrigger.from_crontab(digest_cron, timezone=timezone)
+        except ValueError as error:
+            r.problem("reports.digest.cron", f'"{digest_cron}" is not a crontab schedule ({error})')
 
     result = Policy(
         incident_prefix=prefix,
@@ -326,6 +338,8 @@ def parse_policy(raw: Any) -> Policy:
         pir_remind_every=r.duration(pir, "remind_every", "pir", timedelta(days=1)),
         admins=frozenset(admins),
         tick=tick,
+        digest_channel=digest_channel,
+        digest_cron=digest_cron,
     )
     if r.problems:
         raise ConfigError(r.problems)

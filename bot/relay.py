@@ -8,6 +8,7 @@ incident's later messages so they keep their order.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -222,13 +223,17 @@ class Relay:
         if row.op == "post":
             return await self._post(row, incident, uncertain)
         if row.op == "upload":
-            if incident is None or not incident.channel_id:
+            channel = payload.get("channel") or (incident.channel_id if incident else None)
+            if not channel:
                 return Outcome(error="no incident channel")
+            content = (
+                base64.b64decode(payload["content_b64"]) if "content_b64" in payload else payload["content"]
+            )
             await self.slack.upload(
-                channel=incident.channel_id,
+                channel=channel,
                 filename=payload["filename"],
                 title=payload["title"],
-                content=payload["content"],
+                content=content,
                 comment=payload["comment"],
             )
             return Outcome()

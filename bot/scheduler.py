@@ -8,6 +8,7 @@ apply its effect and write its messages to the outbox, then commit.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -15,8 +16,10 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import delete, select
 
+from bot import digest
+from handlers import reports
 from handlers.messages import Composer, publish
-from store import timers
+from store import metrics, outbox, timers
 from store.change import Change
 from store.db import Database
 from store.models import Incident, OutboxMessage
@@ -42,7 +45,7 @@ class Sweeper:
 
     async def sweep(self) -> int:
         """Fire everything due now, including timers that firing makes due; the number fired."""
-        fired = 0
+        fired = await self._digests()
         for _ in range(100):  # each round fires or retires what it saw, so this ends long before
             claimed, posted = await self._round()
             fired += posted
@@ -91,6 +94,62 @@ class Sweeper:
                 posted += 1
                 log.info("timer fired", extra={"event": "timer_fired", **fields})
         return len(claimed), posted
+
+    async def _digests(self) -> int:
+        """Plan the next weekly digest, and post any that fell due (once, whichever replica claims it)."""
+        if not self.policy.digest_cron or not self.policy.digest_channel:
+            return 0
+        now = self.clock()
+        async with self.db.write() as session:
+            upcoming = digest.next_due(self.policy, after=now)
+            if upcoming is not None:
+                await timers.plan_global(session, kind=digest.KIND, due_at=upcoming, now=now)
+        async with self.db.read() as session:
+            due = await timers.due_global(session, kind=digest.KIND, now=now)
+            if not due:
+                return 0
+            # figures first, outside the write transaction: the report may take a moment
+            figures = await metrics.report(session, policy=self.policy, now=now, days=7)
+            days = await metrics.daily(session, now=now, days=7)
+        message = reports.as_message(figures, renderer=self.composer.renderer, title="Weekly incident digest")
+        png = digest.chart(days)
+        posted = 0
+        async with self.db.write() as session:
+            claimed = await timers.claim(session, ids=[t.id for t in due], now=now)
+            if claimed:  # several missed digests are posted once, with the current figures
+                payload = {k: figures[k] for k in ("window_days", "reopen_rate", "escalation_rate")}
+                payload["incidents"] = figures["incidents"]["total"]
+                metadata = {"event_type": digest.KIND, "event_payload": payload}
+                channel = self.policy.digest_channel
+                outbox.enqueue(
+                    session,
+                    op="post",
+                    now=now,
+                    incident_number=None,
+                    payload={
+                        "channel": channel,
+                        "text": message.text,
+                        "blocks": message.blocks,
+                        "metadata": metadata,
+                    },
+                )
+                if png is not None:
+                    outbox.enqueue(
+                        session,
+                        op="upload",
+                        now=now,
+                        incident_number=None,
+                        payload={
+                            "channel": channel,
+                            "filename": f"incidents-{now:%Y-%m-%d}.png",
+                            "title": "Incidents per day and MTTR, last 7 days",
+                            "content_b64": base64.b64encode(png).decode(),
+                            "comment": "",
+                        },
+                    )
+                posted = 1
+                log.info("digest queued", extra={"event": "digest_queued", "chart": png is not None})
+        return posted
 
     async def housekeeping(self, *, keep: timedelta = timedelta(days=14)) -> None:
         """Forget delivered outbox rows after two weeks; failed ones stay for `tocsin outbox`."""

@@ -129,10 +129,13 @@ class SlackFacade:
         )
         return str(response["ts"])
 
-    async def upload(self, *, channel: str, filename: str, title: str, content: str, comment: str) -> None:
+    async def upload(
+        self, *, channel: str, filename: str, title: str, content: str | bytes, comment: str
+    ) -> None:
         """A text file shared in the channel (files.getUploadURLExternal + files.completeUploadExternal)."""
+        data = {"content": content} if isinstance(content, str) else {"file": content}
         await self.client.files_upload_v2(
-            channel=channel, filename=filename, title=title, content=content, initial_comment=comment
+            channel=channel, filename=filename, title=title, initial_comment=comment or None, **data
         )
 
     async def find_posted(

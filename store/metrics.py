@@ -181,3 +181,49 @@ async def report(session: AsyncSession, *, policy: Policy, now: datetime, days: 
         "open": open_list,
         "repeats": [{"category": category, "count": int(n)} for category, n in repeats],
     }
+
+
+async def daily(session: AsyncSession, *, now: datetime, days: int) -> list[dict[str, Any]]:
+    """Per UTC day of the window: incidents declared by priority, and the mean resolution time of those
+    declared that day and since resolved (cancelled ones left out)."""
+    start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if session.bind.dialect.name == "sqlite":
+        day = func.date(Incident.declared_at)
+    else:
+        day = func.to_char(func.timezone("UTC", Incident.declared_at), "YYYY-MM-DD")
+    resolve = (
+        _seconds(session, Incident.resolved_at, Incident.declared_at) - Incident.resolution_paused_seconds
+    )
+    rows = await session.execute(
+        select(
+            day,
+            Incident.priority,
+            func.count(),
+            func.avg(case((Incident.resolved_at.is_not(None), resolve))),
+            func.count(Incident.resolved_at),
+        )
+        .where(Incident.declared_at >= start, Incident.declared_at <= now, Incident.state != State.CANCELLED)
+        .group_by(day, Incident.priority)
+    )
+    table = {
+        (start + timedelta(days=n)).date().isoformat(): {
+            "day": (start + timedelta(days=n)).date().isoformat(),
+            **{p: 0 for p in PRIORITIES},
+            "mttr_seconds": None,
+            "_sum": 0.0,
+            "_n": 0,
+        }
+        for n in range(days)
+    }
+    for key, priority, count, mean, resolved in rows:
+        entry = table.get(str(key))
+        if entry is None:
+            continue
+        entry[priority] = int(count)
+        if mean is not None:
+            entry["_sum"] += float(mean) * int(resolved)
+            entry["_n"] += int(resolved)
+    for entry in table.values():
+        total, n = entry.pop("_sum"), entry.pop("_n")
+        entry["mttr_seconds"] = round(total / n, 1) if n else None
+    return list(table.values())

@@ -209,6 +209,14 @@ class Timer(Base):
             sqlite_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
             postgresql_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
         ),
+        Index(  # one row per (kind, moment) of the timers that belong to no incident, such as the digest
+            "ix_timers_global",
+            "kind",
+            "key",
+            unique=True,
+            sqlite_where=text("incident_number IS NULL"),
+            postgresql_where=text("incident_number IS NULL"),
+        ),
         Index(
             "ix_timers_incident_pending",
             "incident_number",

@@ -50,6 +50,8 @@ class Policy:
     pir_remind_every: timedelta = timedelta(days=1)
     admins: frozenset[str] = frozenset()
     tick: timedelta = timedelta(seconds=30)
+    digest_channel: str | None = None  # reports.digest: weekly figures to this channel ...
+    digest_cron: str | None = None  # ... on this crontab schedule, in `timezone`
 
     def priority_for(self, impact: str, urgency: str) -> str:
         return self.priority_matrix[impact][urgency]

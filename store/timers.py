@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import ActionItem, Incident, State, Timer
@@ -204,7 +206,7 @@ async def due(session: AsyncSession, *, now: datetime, limit: int) -> list[tuple
     """(timer id, incident number) of pending timers due by `now`, oldest first (uses ix_timers_due)."""
     query = (
         select(Timer.id, Timer.incident_number)
-        .where(_pending(), Timer.due_at <= now)
+        .where(_pending(), Timer.due_at <= now, Timer.incident_number.is_not(None))
         .order_by(Timer.due_at, Timer.id)
         .limit(limit)
     )
@@ -347,3 +349,21 @@ async def pending(session: AsyncSession, *, number: int | None = None, limit: in
 async def oldest_due(session: AsyncSession, *, now: datetime) -> datetime | None:
     query = select(Timer.due_at).where(_pending(), Timer.due_at <= now).order_by(Timer.due_at).limit(1)
     return await session.scalar(query)
+
+
+async def due_global(session: AsyncSession, *, kind: str, now: datetime) -> list[Timer]:
+    """Pending timers of `kind` that belong to no incident and are due."""
+    query = select(Timer).where(
+        Timer.incident_number.is_(None), Timer.kind == kind, _pending(), Timer.due_at <= now
+    )
+    return list(await session.scalars(query.order_by(Timer.due_at)))
+
+
+async def plan_global(session: AsyncSession, *, kind: str, due_at: datetime, now: datetime) -> None:
+    """Make sure a timer of `kind` exists for `due_at`; a no-op if any process already made it."""
+    insert = sqlite_insert if session.bind.dialect.name == "sqlite" else pg_insert
+    await session.execute(
+        insert(Timer)
+        .values(incident_number=None, kind=kind, key=due_at.isoformat(), due_at=due_at, created_at=now)
+        .on_conflict_do_nothing(index_elements=["kind", "key"], index_where=Timer.incident_number.is_(None))
+    )
