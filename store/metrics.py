@@ -11,7 +11,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, literal, select
+from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -27,29 +27,31 @@ def _seconds(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[f
     return func.extract("epoch", later - earlier)
 
 
-async def _summary(
-    session: AsyncSession, value: ColumnElement[float], conditions: list[Any]
+async def _percentiles(
+    session: AsyncSession, value: ColumnElement[float], conditions: list[Any], count: int
 ) -> dict[str, float | None]:
-    where = and_(*conditions, value.is_not(None))
-    count, mean = (await session.execute(select(func.count(), func.avg(value)).where(where))).one()
+    """Median and p90 of `value` over `count` non-NULL rows: one sort, reading only the ranks needed."""
     if not count:
-        return {"mean": None, "median": None, "p90": None}
+        return {"median": None, "p90": None}
+    ranks = {"median": 0.5 * (count - 1), "p90": 0.9 * (count - 1)}
+    wanted = sorted(
+        {r for rank in ranks.values() for r in (math.floor(rank) + 1, min(math.floor(rank) + 2, count))}
+    )
+    ordered = (
+        select(value.label("v"), func.row_number().over(order_by=value).label("rn"))
+        .where(*conditions, value.is_not(None))
+        .subquery()
+    )
+    rows = await session.execute(select(ordered.c.v, ordered.c.rn).where(ordered.c.rn.in_(wanted)))
+    picked = {int(rn): float(v) for v, rn in rows}
+    return {name: _round(_interpolate(picked, count, rank)) for name, rank in ranks.items()}
 
-    async def percentile(share: float) -> float:
-        rank = share * (count - 1)
-        low = math.floor(rank)
-        values = [
-            float(v)
-            for v in await session.scalars(select(value).where(where).order_by(value).offset(low).limit(2))
-        ]
-        upper = values[1] if len(values) > 1 else values[0]
-        return values[0] + (upper - values[0]) * (rank - low)
 
-    return {
-        "mean": _round(float(mean)),
-        "median": _round(await percentile(0.5)),
-        "p90": _round(await percentile(0.9)),
-    }
+def _interpolate(picked: dict[int, float], count: int, rank: float) -> float:
+    """The value at a fractional 0-based rank, from the 1-based row numbers around it."""
+    low = math.floor(rank)
+    lower, upper = picked[low + 1], picked[min(low + 2, count)]
+    return lower + (upper - lower) * (rank - low)
 
 
 def _round(value: float | None) -> float | None:
@@ -69,75 +71,97 @@ async def report(session: AsyncSession, *, policy: Policy, now: datetime, days: 
     in_window = [Incident.declared_at >= start, Incident.declared_at <= now]
     counted = [*in_window, Incident.state != State.CANCELLED]
 
-    async def grouped(column: Any) -> dict[str, int]:
-        rows = await session.execute(select(column, func.count()).where(*in_window).group_by(column))
-        return {str(getattr(key, "value", key)): int(n) for key, n in rows}
-
-    total = int(await session.scalar(select(func.count()).where(*in_window)) or 0)
-    by_priority = {p: 0 for p in PRIORITIES} | await grouped(Incident.priority)
-    by_state = await grouped(Incident.state)
+    # Volume: one grouped count over the window; the rest is arithmetic on at most 4 x categories x 7 rows.
+    volume = list(
+        await session.execute(
+            select(Incident.priority, Incident.category, Incident.state, func.count())
+            .where(*in_window)
+            .group_by(Incident.priority, Incident.category, Incident.state)
+        )
+    )
+    by_priority = {p: 0 for p in PRIORITIES}
+    by_category: dict[str, int] = {}
+    by_state: dict[str, int] = {}
+    kept_by_category: dict[str, int] = {}
+    for priority, category, state, n in volume:
+        state_name = getattr(state, "value", state)
+        by_priority[priority] = by_priority.get(priority, 0) + n
+        by_category[category] = by_category.get(category, 0) + n
+        by_state[state_name] = by_state.get(state_name, 0) + n
+        if state_name != State.CANCELLED.value:
+            kept_by_category[category] = kept_by_category.get(category, 0) + n
 
     acknowledge = _seconds(session, Incident.acknowledged_at, Incident.declared_at)
-    resolve = (
-        _seconds(session, Incident.resolved_at, Incident.declared_at) - Incident.resolution_paused_seconds
-    )
-    detect = _seconds(session, Incident.declared_at, Incident.detected_at)
-
-    response_target = case(
-        *(
-            (Incident.priority == p, literal(policy.priorities[p].response.total_seconds()))
-            for p in PRIORITIES
-        ),
-        else_=literal(0.0),
-    )
-    resolution_target = case(
-        *(
-            (Incident.priority == p, literal(policy.priorities[p].resolution.total_seconds()))
-            for p in PRIORITIES
-        ),
-        else_=literal(0.0),
-    )
-    response_done = (Incident.acknowledged_at.is_not(None)) | (Incident.response_breached_at.is_not(None))
-    response_met = and_(
-        Incident.acknowledged_at.is_not(None),
-        Incident.response_breached_at.is_(None),
-        acknowledge <= response_target,
-    )
-    resolution_done = (Incident.resolved_at.is_not(None)) | (Incident.resolution_breached_at.is_not(None))
-    resolution_met = and_(
-        Incident.resolved_at.is_not(None),
-        Incident.resolution_breached_at.is_(None),
-        resolve <= resolution_target,
-    )
-    one = literal(1)
-    sla_rows = await session.execute(
-        select(
-            Incident.priority,
-            func.sum(case((response_done, one), else_=0)),
-            func.sum(case((response_met, one), else_=0)),
-            func.sum(case((resolution_done, one), else_=0)),
-            func.sum(case((resolution_met, one), else_=0)),
+    resolve = case(
+        (
+            Incident.resolved_at.is_not(None),
+            _seconds(session, Incident.resolved_at, Incident.declared_at)
+            - Incident.resolution_paused_seconds,
         )
-        .where(*counted)
-        .group_by(Incident.priority)
     )
+    detect = case(
+        (Incident.detected_at.is_not(None), _seconds(session, Incident.declared_at, Incident.detected_at))
+    )
+    times = {"mtta_seconds": acknowledge, "mttr_seconds": resolve, "mttd_seconds": detect}
+
+    def target(kind: str) -> ColumnElement[float]:
+        seconds = [
+            (Incident.priority == p, literal(getattr(policy.priorities[p], kind).total_seconds()))
+            for p in PRIORITIES
+        ]
+        return case(*seconds, else_=literal(0.0))
+
+    def tally(condition: Any) -> ColumnElement[int]:
+        return func.sum(case((condition, literal(1)), else_=literal(0)))
+
+    # Everything else about non-cancelled incidents: one scan, grouped by priority.
+    aggregates = [
+        func.count(),
+        tally(Incident.reopen_count > 0),
+        tally(Incident.escalation_level > 1),
+        tally(Incident.acknowledged_at.is_not(None) | Incident.response_breached_at.is_not(None)),
+        tally(
+            and_(
+                Incident.acknowledged_at.is_not(None),
+                Incident.response_breached_at.is_(None),
+                acknowledge <= target("response"),
+            )
+        ),
+        tally(Incident.resolved_at.is_not(None) | Incident.resolution_breached_at.is_not(None)),
+        tally(
+            and_(
+                Incident.resolved_at.is_not(None),
+                Incident.resolution_breached_at.is_(None),
+                resolve <= target("resolution"),
+            )
+        ),
+    ]
+    for value in times.values():
+        aggregates += [func.count(value), func.sum(value)]
+    per_priority = list(
+        await session.execute(
+            select(Incident.priority, *aggregates).where(*counted).group_by(Incident.priority)
+        )
+    )
+
+    kept = sum(row[1] for row in per_priority)
     sla: dict[str, dict[str, float | None]] = {
         p: {"response_met": None, "resolution_met": None} for p in PRIORITIES
     }
-    for priority, r_done, r_met, s_done, s_met in sla_rows:
-        sla[priority] = {
-            "response_met": round(int(r_met) / int(r_done), 4) if r_done else None,
-            "resolution_met": round(int(s_met) / int(s_done), 4) if s_done else None,
+    for row in per_priority:
+        response_done, response_met, resolution_done, resolution_met = (int(v or 0) for v in row[4:8])
+        sla[row[0]] = {
+            "response_met": round(response_met / response_done, 4) if response_done else None,
+            "resolution_met": round(resolution_met / resolution_done, 4) if resolution_done else None,
         }
-
-    rates = (
-        await session.execute(
-            select(
-                func.avg(cast(case((Incident.reopen_count > 0, 1.0), else_=0.0), Float)),
-                func.avg(cast(case((Incident.escalation_level > 1, 1.0), else_=0.0), Float)),
-            ).where(*counted)
-        )
-    ).one()
+    figures: dict[str, dict[str, float | None]] = {}
+    for index, (name, value) in enumerate(times.items()):
+        count = sum(int(row[8 + 2 * index] or 0) for row in per_priority)
+        total = sum(float(row[9 + 2 * index] or 0) for row in per_priority)
+        figures[name] = {
+            "mean": _round(total / count) if count else None,
+            **await _percentiles(session, value, counted, count),
+        }
 
     open_rows = await session.scalars(
         select(Incident)
@@ -155,31 +179,27 @@ async def report(session: AsyncSession, *, policy: Policy, now: datetime, days: 
         }
         for i in open_rows
     ]
-    repeats = await session.execute(
-        select(Incident.category, func.count())
-        .where(*counted)
-        .group_by(Incident.category)
-        .having(func.count() >= 3)
-        .order_by(func.count().desc(), Incident.category)
+    repeats = sorted(
+        ((c, n) for c, n in kept_by_category.items() if n >= 3), key=lambda item: (-item[1], item[0])
     )
     return {
         "window_days": days,
         "generated_at": now.isoformat(),
         "incidents": {
-            "total": total,
+            "total": sum(by_state.values()),
             "cancelled": by_state.get(State.CANCELLED.value, 0),
             "by_priority": by_priority,
-            "by_category": await grouped(Incident.category),
+            "by_category": by_category,
             "by_state": by_state,
         },
-        "mtta_seconds": await _summary(session, acknowledge, counted),
-        "mttr_seconds": await _summary(session, resolve, [*counted, Incident.resolved_at.is_not(None)]),
-        "mttd_seconds": await _summary(session, detect, [*counted, Incident.detected_at.is_not(None)]),
+        "mtta_seconds": {k: figures["mtta_seconds"][k] for k in ("mean", "median", "p90")},
+        "mttr_seconds": {k: figures["mttr_seconds"][k] for k in ("mean", "median", "p90")},
+        "mttd_seconds": {k: figures["mttd_seconds"][k] for k in ("mean", "median", "p90")},
         "sla": sla,
-        "reopen_rate": None if rates[0] is None else round(float(rates[0]), 4),
-        "escalation_rate": None if rates[1] is None else round(float(rates[1]), 4),
+        "reopen_rate": round(sum(int(r[2] or 0) for r in per_priority) / kept, 4) if kept else None,
+        "escalation_rate": round(sum(int(r[3] or 0) for r in per_priority) / kept, 4) if kept else None,
         "open": open_list,
-        "repeats": [{"category": category, "count": int(n)} for category, n in repeats],
+        "repeats": [{"category": category, "count": n} for category, n in repeats],
     }
 
 
