@@ -1,0 +1,394 @@
+"""Load benchmark: the real `tocsin serve` against the fake Slack, next to a bare-Bolt ceiling.
+
+    TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test \\
+        .venv/bin/python bench/load.py [--stores sqlite postgres] [--clients 1 8 32] [--warmup 3] [--duration 15]
+
+Processes: this one generates the load (aiohttp, N concurrent clients, requests signed as Slack signs
+them); `tocsin serve`, the fake Slack and the bare Bolt app each run in their own. The database holds
+100,000 incidents: 10,000 under investigation (`read`, `write`), 40,000 in triage (`click` acknowledges
+a fresh one each time) and 50,000 closed. For each store and N it measures, for the bare ceiling and
+the paths `read` (/incident show), `write` (/incident note), `declare` (/incident declare P3 ...) and
+`click` (the Acknowledge button): requests/s and the ratio to the ceiling, p50/p95/p99 ack latency,
+errors, the server's peak RSS, and for `declare` the time until the outbox has drained and whether
+every card and announcement reached Slack exactly once. Writes bench/results/load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
+
+from store.db import Database  # noqa: E402
+from store.models import Incident, State  # noqa: E402
+from tests.conftest import reset_postgres  # noqa: E402
+
+SECRET = "bench-signing-secret"
+BENCH_CHANNEL = "C0BENCH"
+READ, TRIAGE, TOTAL = 10_000, 40_000, 100_000
+
+
+def sign(body: bytes) -> dict[str, str]:
+    timestamp = str(int(time.time()))
+    digest = hmac.new(SECRET.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256).hexdigest()
+    return {
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": f"v0={digest}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def command(text_: str, channel: str) -> bytes:
+    return urlencode(
+        {
+            "token": "x",
+            "team_id": "T0001",
+            "team_domain": "bench",
+            "channel_id": channel,
+            "channel_name": "bench",
+            "user_id": "U0BENCH",
+            "user_name": "bench",
+            "command": "/incident",
+            "text": text_,
+            "api_app_id": "A1",
+            "is_enterprise_install": "false",
+            "response_url": "http://127.0.0.1:9/unused",
+            "trigger_id": "1.2.3",
+        }
+    ).encode()
+
+
+def click(number: int) -> bytes:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U0BENCH", "username": "bench", "team_id": "T0001"},
+        "api_app_id": "A1",
+        "team": {"id": "T0001", "domain": "bench"},
+        "container": {"type": "message", "message_ts": "1.1", "channel_id": BENCH_CHANNEL},
+        "channel": {"id": BENCH_CHANNEL, "name": "bench"},
+        "trigger_id": "1.2.3",
+        "response_url": "http://127.0.0.1:9/unused",
+        "message": {"ts": "1.1", "text": "card"},
+        "actions": [
+            {
+                "action_id": "incident_acknowledge",
+                "block_id": "incident_actions",
+                "value": str(number),
+                "type": "button",
+                "action_ts": "1",
+            }
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+class Paths:
+    """Request bodies and success checks for each path."""
+
+    def __init__(self) -> None:
+        self.fresh = itertools.count(READ + 1)
+        self.serial = itertools.count(1)
+
+    def body(self, path: str) -> bytes:
+        if path in ("read", "ceiling"):
+            return command(f"INC-{random.randint(1, READ)} show", BENCH_CHANNEL)
+        if path == "write":
+            return command(
+                f"INC-{random.randint(1, READ)} note bench note {next(self.serial)}", BENCH_CHANNEL
+            )
+        if path == "declare":
+            return command(f"declare P3 Load test {next(self.serial)}", "C_GENERAL")
+        return click(next(self.fresh))
+
+    @staticmethod
+    def ok(path: str, status: int, body: str) -> bool:
+        marker = {"read": "INC-", "write": "Noted", "declare": "Declared", "click": "", "ceiling": ""}[path]
+        return status == 200 and marker in body and ":warning:" not in body
+
+
+async def preload(url: str) -> None:
+    db = Database(url)
+    await db.upgrade()
+    now = datetime.now(UTC)
+    rows = []
+    for number in range(1, TOTAL + 1):
+        declared = now - timedelta(minutes=number % 5000)
+        row = dict(
+            number=number,
+            version=1,
+            title=f"Preloaded incident {number}",
+            description="",
+            category="other",
+            priority="P3",
+            reporter="U1",
+            channel_id=BENCH_CHANNEL,
+            declared_at=declared,
+            escalation_level=1,
+            reopen_count=0,
+            resolution_paused_seconds=0,
+            level_paged_at=declared,
+            last_page_at=declared,
+        )
+        if number <= READ:
+            row.update(
+                state=State.INVESTIGATING,
+                acknowledged_at=declared,
+                acknowledged_by="U2",
+                commander="U2",
+                active_since=declared,
+            )
+        elif number <= READ + TRIAGE:
+            row.update(state=State.TRIAGE)
+        else:
+            row.update(
+                state=State.CLOSED,
+                acknowledged_at=declared,
+                resolved_at=declared,
+                closed_at=declared,
+                summary="done",
+            )
+        rows.append(row)
+    for chunk in range(0, TOTAL, 5000):
+        async with db.write() as session:
+            await session.execute(insert(Incident), rows[chunk : chunk + 5000])
+    async with db.write() as session:
+        await session.execute(text("ANALYZE"))
+    await db.dispose()
+
+
+async def spawn(*args: str, env: dict[str, str] | None = None) -> tuple[asyncio.subprocess.Process, dict]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        cwd=str(ROOT),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 30)
+    return process, json.loads(line)
+
+
+async def drive(url: str, path: str, paths: Paths, clients: int, warmup: float, duration: float) -> dict:
+    latencies: list[float] = []
+    errors = succeeded = 0
+    start = time.perf_counter()
+    measure_from, stop = start + warmup, start + warmup + duration
+    connector = aiohttp.TCPConnector(limit=clients, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal errors, succeeded
+            while (began := time.perf_counter()) < stop:
+                body = paths.body(path)
+                try:
+                    async with session.post(url, data=body, headers=sign(body)) as response:
+                        good = Paths.ok(path, response.status, await response.text())
+                except aiohttp.ClientError:
+                    good = False
+                succeeded += good
+                if began >= measure_from:
+                    latencies.append(time.perf_counter() - began)
+                    errors += 0 if good else 1
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    latencies.sort()
+
+    def pct(share: float) -> float:
+        return (
+            round(latencies[min(len(latencies) - 1, int(share * len(latencies)))] * 1000, 2)
+            if latencies
+            else 0.0
+        )
+
+    return {
+        "requests": len(latencies),
+        "succeeded_incl_warmup": succeeded,
+        "rps": round(len(latencies) / duration, 1),
+        "errors": errors,
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else 0.0,
+    }
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+async def wait_healthy(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("tocsin serve did not become healthy")
+
+
+async def declared_in_slack(stats_url: str) -> int:
+    async with aiohttp.ClientSession() as session, session.get(stats_url) as response:
+        return int((await response.json())["events"].get("incident_declared", 0))
+
+
+async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[dict]:
+    if store == "postgres":
+        await reset_postgres(url)
+    await preload(url)
+    fake, fake_urls = await spawn("bench/servers.py", "fake")
+    bare, bare_urls = await spawn("bench/servers.py", "bare", SECRET)
+    port = 20000 + random.randint(0, 9999)
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": "xoxb-bench",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake_urls["api_url"],
+        "DATABASE_URL": url,
+        "TOCSIN_CONFIG": str(ROOT / "app.yaml"),
+        "TOCSIN_LOG_LEVEL": "WARNING",
+    }
+    serve = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        cwd=str(ROOT),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    tocsin = f"http://127.0.0.1:{port}/slack/events"
+    results = []
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}/healthz")
+        paths = Paths()
+        declares = 0
+        for clients in args.clients:
+            ceiling = await drive(bare_urls["url"], "ceiling", paths, clients, args.warmup, args.duration)
+            results.append({"store": store, "clients": clients, "path": "bare-bolt", **ceiling, "ratio": 1.0})
+            print(
+                f"{store:<9} N={clients:<3} {'bare-bolt':<9} {ceiling['rps']:>8} req/s  p50 {ceiling['p50_ms']:>7} ms  p99 {ceiling['p99_ms']:>7} ms",
+                flush=True,
+            )
+            for path in ("read", "write", "declare", "click"):
+                result = await drive(tocsin, path, paths, clients, args.warmup, args.duration)
+                result.update(
+                    store=store,
+                    clients=clients,
+                    path=path,
+                    ratio=round(result["rps"] / ceiling["rps"], 3) if ceiling["rps"] else None,
+                )
+                if path == "declare":
+                    declares += result["succeeded_incl_warmup"]
+                    result.update(await drain(port, fake_urls["stats_url"], declares))
+                results.append(result)
+                print(
+                    f"{store:<9} N={clients:<3} {path:<9} {result['rps']:>8} req/s  ratio {result['ratio']:<6} p50 {result['p50_ms']:>7} ms"
+                    f"  p95 {result['p95_ms']:>7} ms  p99 {result['p99_ms']:>7} ms  errors {result['errors']}"
+                    + (
+                        f"  outbox drained in {result['outbox_drain_seconds']} s, exactly once: {result['exactly_once']}"
+                        if path == "declare"
+                        else ""
+                    ),
+                    flush=True,
+                )
+        rss = peak_rss_mb(serve.pid)
+        for result in results:
+            result["server_peak_rss_mb"] = rss
+        print(f"{store:<9} tocsin serve peak RSS {rss} MB with {TOTAL:,} incidents", flush=True)
+        async with aiohttp.ClientSession() as session, session.get(fake_urls["stats_url"]) as response:
+            stats = await response.json()
+        results.append(
+            {"store": store, "path": "slack", "events": stats["events"], "problems": stats["problems"]}
+        )
+    finally:
+        for process in (serve, fake, bare):
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
+    return results
+
+
+async def drain(port: int, stats_url: str, declares: int) -> dict:
+    """Wait until the outbox is empty; then every declare's card and announcement should be in Slack, once."""
+    ended = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3000):
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                if (await response.json())["outbox"]["backlog"] == 0:
+                    break
+            await asyncio.sleep(0.05)
+        drained = time.perf_counter() - ended
+        await asyncio.sleep(1)
+        seen = await declared_in_slack(stats_url)
+    return {
+        "outbox_drain_seconds": round(drained, 2),
+        "cards_and_announcements": seen,
+        "expected": 2 * declares,
+        "exactly_once": seen == 2 * declares,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stores", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument("--clients", nargs="+", type=int, default=[1, 8, 32])
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--duration", type=float, default=15.0)
+    args = parser.parse_args()
+    pg = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for store in args.stores:
+            if store == "postgres" and not pg:
+                print("postgres: skipped (set BENCH_DATABASE_URL or TEST_DATABASE_URL)")
+                continue
+            url = f"sqlite+aiosqlite:///{tmp}/load.db" if store == "sqlite" else pg
+            results += await bench_store(store, url, args)
+    out = ROOT / "bench" / "results" / "load.json"
+    out.write_text(
+        json.dumps(
+            {
+                "machine": f"{os.cpu_count()} cores",
+                "warmup": args.warmup,
+                "duration": args.duration,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
