@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -53,13 +53,20 @@ async def claim(
 
     Each row comes with `uncertain`: True when an earlier claim ended without a recorded outcome (its
     process died or stalled mid-delivery), so Slack may already have the message."""
+    # The head of each incident's queue: a correlated min(id) is an index seek on (incident_number, id)
+    # whatever the planner's statistics say (a NOT EXISTS anti-join was planned as a full index scan per
+    # row on PostgreSQL when the table grew faster than ANALYZE ran: 16 s for 10,000 pending rows).
     earlier = aliased(OutboxMessage)
-    blocked = exists().where(
-        earlier.incident_number == OutboxMessage.incident_number,
-        earlier.id < OutboxMessage.id,
-        earlier.delivered_at.is_(None),
-        earlier.failed_at.is_(None),
+    head = (
+        select(func.min(earlier.id))
+        .where(
+            earlier.incident_number == OutboxMessage.incident_number,
+            earlier.delivered_at.is_(None),
+            earlier.failed_at.is_(None),
+        )
+        .scalar_subquery()
     )
+    first_in_line = or_(OutboxMessage.incident_number.is_(None), OutboxMessage.id == head)
     query = (
         select(OutboxMessage)
         .where(
@@ -70,7 +77,7 @@ async def claim(
                 OutboxMessage.locked_until < now,
                 OutboxMessage.locked_by.not_in(select(Worker.id).where(Worker.seen_at >= now - dead_after)),
             ),
-            ~blocked,
+            first_in_line,
         )
         .order_by(OutboxMessage.id)
         .limit(limit)
