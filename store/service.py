@@ -457,13 +457,7 @@ async def schedule_pir(
     session: AsyncSession, incident: Incident, when: str, *, policy: Policy, actor: str, now: datetime
 ) -> Change:
     """Record the review meeting at `YYYY-MM-DD HH:MM` in app.yaml's timezone."""
-    try:
-        local = datetime.strptime(when.strip(), "%Y-%m-%d %H:%M")
-    except ValueError:
-        raise InvalidInput(
-            field="when", problem=f"{when.strip()!r} is not a time like 2026-12-01 14:30"
-        ) from None
-    at = local.replace(tzinfo=policy.timezone).astimezone(now.tzinfo)
+    at = parse_local_time(when, policy=policy)
     if at <= now:
         raise InvalidInput(field="when", problem=f"{when.strip()} is in the past")
     _require_state(incident, machine.PIR_STATES, "pir schedule", policy)
