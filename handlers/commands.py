@@ -6,7 +6,6 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -366,7 +365,7 @@ async def do_action(invocation: Invocation, deps: Deps) -> Message:
         )
     due_text = next((a[4:] for a in args[1:] if a.startswith("due=")), None)
     what = " ".join(a for a in args[1:] if not a.startswith("due="))
-    due = act_due(due_text, deps)
+    due = actions.due_date(due_text, policy=deps.policy, now=deps.clock())
     change = await flows.change_incident(
         deps,
         ref=invocation.ref,
@@ -385,10 +384,6 @@ async def do_action(invocation: Invocation, deps: Deps) -> Message:
     return _ok(
         f"Action {change.extra['action']} of {deps.policy.public_id(change.incident.number)} added for <@{owner.group(1)}>, due {change.extra['due']}."
     )
-
-
-def act_due(text: str | None, deps: Deps) -> date:
-    return actions.due_date(text, policy=deps.policy, now=deps.clock())
 
 
 async def do_actions(invocation: Invocation, deps: Deps) -> Message:

@@ -123,13 +123,3 @@ async def undelivered(
     condition = OutboxMessage.delivered_at.is_(None) if include_failed else _pending()
     query = select(OutboxMessage).where(condition).order_by(OutboxMessage.id).limit(limit)
     return list(await session.scalars(query))
-
-
-async def next_due(session: AsyncSession) -> datetime | None:
-    query = (
-        select(OutboxMessage.next_attempt_at)
-        .where(_pending())
-        .order_by(OutboxMessage.next_attempt_at)
-        .limit(1)
-    )
-    return await session.scalar(query)

@@ -263,12 +263,15 @@ async def fire(
             session, incident, at=now, actor=SYSTEM_ACTOR, kind="sla_breached", before=None, after=timer.key
         )
         fired = Fired(incident, "sla_breached", {"clock": timer.key, "due_at": due_at.isoformat()})
-    elif timer.kind == "escalation_page":
-        level = int(timer.key)
+    elif timer.kind in ("escalation_page", "escalation_repeat"):
+        repeat = timer.kind == "escalation_repeat"
         before = incident.escalation_level
-        # The next level counts from when this one was due, so pages missed while no process ran
-        # still come in order; repeats count from now, so a late page is not followed by a burst.
-        incident.escalation_level, incident.level_paged_at, incident.last_page_at = level, timer.due_at, now
+        level = before if repeat else int(timer.key)
+        if not repeat:
+            # The next level counts from when this one was due, so pages missed while no process ran
+            # still come in order; repeats count from now, so a late page is not followed by a burst.
+            incident.escalation_level, incident.level_paged_at = level, timer.due_at
+        incident.last_page_at = now
         record(
             session,
             incident,
@@ -278,20 +281,7 @@ async def fire(
             before=str(before),
             after=str(level),
         )
-        fired = Fired(incident, "escalation", {"level": level, "repeat": False})
-    elif timer.kind == "escalation_repeat":
-        level = incident.escalation_level
-        incident.last_page_at = now
-        record(
-            session,
-            incident,
-            at=now,
-            actor=SYSTEM_ACTOR,
-            kind="escalation",
-            before=str(level),
-            after=str(level),
-        )
-        fired = Fired(incident, "escalation", {"level": level, "repeat": True})
+        fired = Fired(incident, "escalation", {"level": level, "repeat": repeat})
     elif timer.kind == "update_nudge":
         incident.last_nudge_at = now
         fired = Fired(incident, "update_nudge", {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import Worker
@@ -27,9 +27,3 @@ async def retire(session: AsyncSession, *, worker_id: str) -> None:
 
 async def prune(session: AsyncSession, *, before: datetime) -> None:
     await session.execute(delete(Worker).where(Worker.seen_at < before))
-
-
-async def alive(session: AsyncSession, *, since: datetime) -> int:
-    return int(
-        await session.scalar(select(func.count()).select_from(Worker).where(Worker.seen_at >= since)) or 0
-    )

@@ -36,10 +36,6 @@ async def declare(bot: RunningBot, text: str = "P3 Checkout is slow", *, user: s
     return Declared(id=card.payload["incident_id"], channel=bot.fake.channels[card.channel], card=card)
 
 
-def texts(messages: list[Message]) -> list[str]:
-    return [m.text or "" for m in messages]
-
-
 async def drained(bot: RunningBot) -> None:
     """Wait until the outbox holds nothing undelivered."""
 
