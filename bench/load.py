@@ -44,6 +44,7 @@ from tests.conftest import reset_postgres  # noqa: E402
 SECRET = "bench-signing-secret"
 BENCH_CHANNEL = "C0BENCH"
 READ, TRIAGE, TOTAL = 10_000, 40_000, 100_000
+PATHS = ("read", "write", "declare", "click")
 
 
 def sign(body: bytes) -> dict[str, str]:
@@ -306,7 +307,7 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
                 f"{store:<9} N={clients:<3} {'bare-bolt':<9} {ceiling['rps']:>8} req/s  p50 {ceiling['p50_ms']:>7} ms  p99 {ceiling['p99_ms']:>7} ms",
                 flush=True,
             )
-            for path in ("read", "write", "declare", "click"):
+            for path in args.paths:
                 result = await drive(tocsin, path, paths, clients, args.warmup, args.duration)
                 result.update(
                     store=store,
@@ -372,6 +373,7 @@ async def main() -> None:
     parser.add_argument("--clients", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
     args = parser.parse_args()
     pg = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     results = []

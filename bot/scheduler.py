@@ -90,7 +90,7 @@ class Sweeper:
                 change = Change(
                     incident=outcome.incident, kind=outcome.kind, actor=SYSTEM_ACTOR, extra=outcome.extra
                 )
-                publish(session, change, composer=self.composer, now=now)
+                await publish(session, change, composer=self.composer, now=now)
                 posted += 1
                 log.info("timer fired", extra={"event": "timer_fired", **fields})
         return len(claimed), posted

@@ -20,7 +20,7 @@ async def change_incident(deps: Deps, *, ref: str | None, channel: str | None, u
     async with deps.db.write() as session:
         incident = await service.find(session, policy=deps.policy, ref=ref, channel=channel, lock=True)
         change = await use_case(session, incident)
-        publish(session, change, composer=deps.composer, now=deps.clock())
+        await publish(session, change, composer=deps.composer, now=deps.clock())
     deps.wake_relay()
     return change
 
@@ -28,7 +28,7 @@ async def change_incident(deps: Deps, *, ref: str | None, channel: str | None, u
 async def declare(deps: Deps, **fields: str | None) -> Change:
     async with deps.db.write() as session:
         change = await service.declare(session, policy=deps.policy, now=deps.clock(), **fields)  # type: ignore[arg-type]
-        publish(session, change, composer=deps.composer, now=deps.clock())
+        await publish(session, change, composer=deps.composer, now=deps.clock())
     deps.wake_relay()
     return change
 

@@ -133,10 +133,11 @@ def _post(message: Message, metadata: dict[str, Any], **where: Any) -> dict[str,
     return {**asdict(message), "metadata": metadata, **where}
 
 
-def publish(session: AsyncSession, change: Change, *, composer: Composer, now: datetime) -> None:
+async def publish(session: AsyncSession, change: Change, *, composer: Composer, now: datetime) -> None:
     """Write the outbox rows that tell Slack about `change`, in the caller's transaction."""
-    for op, payload in plan(change, composer=composer):
-        outbox.enqueue(session, op=op, payload=payload, now=now, incident_number=change.incident.number)
+    await outbox.enqueue_all(
+        session, plan(change, composer=composer), now=now, incident_number=change.incident.number
+    )
 
 
 def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any]]]:
@@ -152,7 +153,8 @@ def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any
             )
             topic = composer.renderer.text("incident_topic.txt.j2", **composer.context(incident))
             ops.append(("create_channel", {"name": name}))
-            ops.append(("invite", {"users": [incident.reporter]}))
+            if not incident.alert_source:  # a monitoring source is no Slack user
+                ops.append(("invite", {"users": [incident.reporter]}))
             ops.append(("topic", {"topic": topic[:250]}))
         declared = composer.metadata("incident_declared", incident)
         ops.append(("post", {"to": "incident", "render": "card", "save_as": "card", "metadata": declared}))
@@ -179,6 +181,8 @@ def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any
         ops.extend(_page(change, composer, level=change.extra["level"], repeat=change.extra["repeat"]))
     elif change.kind in _REMINDERS:
         ops.extend(_reminder(change, composer))
+    elif change.kind in ("alert_received", "alert_resolved"):
+        ops.extend(_alert_notice(change, composer))
     elif change.kind in _NOTICES:
         event = _NOTICES[change.kind]
         fields = {k: v for k, v in change.extra.items() if k in ("action", "due", "owner", "meeting_at")}
@@ -222,7 +226,7 @@ def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any
         ops.append(("post", _post(message, composer.metadata(event, incident, **extra), to="incident")))
         if change.kind == "priority" and _raised_to_leadership(change, policy):
             ops.extend(_leadership(change, composer))
-    if change.kind in _REFRESH_CARD:
+    if change.kind in _REFRESH_CARD or change.extra.get("refresh_card"):
         ops.append(("refresh", {"target": "card"}))
     if change.kind in _REFRESH_ANNOUNCEMENT and policy.announce_channel:
         ops.append(("refresh", {"target": "announcement"}))
@@ -236,7 +240,8 @@ def _reminder(change: Change, composer: Composer) -> list[tuple[str, dict[str, A
     if change.kind == "action_item_reminder":
         who = [mention(extra["owner"])]
     elif change.kind == "pir_meeting_reminder":
-        people = [incident.commander, incident.comms, incident.scribe, incident.reporter]
+        reporter = None if incident.alert_source else incident.reporter
+        people = [incident.commander, incident.comms, incident.scribe, reporter]
         who = [mention(p) for p in dict.fromkeys(p for p in people if p)]
     else:
         who = composer.responders(incident)
@@ -256,6 +261,24 @@ def _reminder(change: Change, composer: Composer) -> list[tuple[str, dict[str, A
     ):
         ops.append(("post", _post(message, metadata, channel=leadership)))
     return ops
+
+
+def _alert_notice(change: Change, composer: Composer) -> list[tuple[str, dict[str, Any]]]:
+    """A monitoring alert fired again (coalesced by store/alerts.py) or cleared."""
+    incident, extra = change.incident, change.extra
+    resolved = change.kind == "alert_resolved"
+    who = composer.responders(incident) if resolved and not extra["auto_resolved"] else []
+    fields = {"count": extra["count"], "source": extra["source"]}
+    if resolved:
+        fields["auto_resolved"] = extra["auto_resolved"]
+    message = composer.render(
+        f"{change.kind}.json.j2",
+        incident,
+        change=change,
+        who=who,
+        **{"since": 0, "refired": False, "started_at": None, **extra},
+    )
+    return [("post", _post(message, composer.metadata(change.kind, incident, **fields), to="incident"))]
 
 
 def _raised_to_leadership(change: Change, policy: Policy) -> bool:

@@ -125,6 +125,8 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            auto_reload=False,  # templates are compiled once per process, not checked on disk per message
+            cache_size=-1,
         )
         self.env.filters.update(
             mrkdwn=mrkdwn,

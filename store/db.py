@@ -1,8 +1,9 @@
 """Engines, transactions and schema upgrades.
 
-SQLite: WAL, one writer connection whose transactions start with BEGIN IMMEDIATE (a deferred transaction
-that reads and then writes fails with "database is locked" and ignores busy_timeout), and a pool of readers.
-PostgreSQL: one pool for both.
+SQLite (store/sqlite.py, no worker thread): WAL, one writer connection whose transactions start with BEGIN
+IMMEDIATE (a deferred transaction that reads and then writes fails with "database is locked" and ignores
+busy_timeout), and a pool of readers.
+PostgreSQL: one pool for both; reads run in autocommit.
 """
 
 from __future__ import annotations
@@ -10,64 +11,34 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from store import sqlite
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_LOCK = 0x70C5_1A  # pg advisory lock key, so replicas upgrade one at a time
 
 
-def _sqlite_engine(url: str, *, begin: str, pool_size: int, memory: bool) -> AsyncEngine:
-    options: dict[str, Any] = {"connect_args": {"timeout": 30}}
-    if memory:
-        options["poolclass"] = StaticPool
-    else:
-        options.update(pool_size=pool_size, max_overflow=0, pool_timeout=60)
-    engine = create_async_engine(url, **options)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql(begin)
-
-    return engine
-
-
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, lock_wait: float = sqlite.LOCK_WAIT) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
             memory = self.url.database in (None, "", ":memory:")
-            self._writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1, memory=memory)
+            self._writer = sqlite.engine(self.url, writer=True, pool_size=1, lock_wait=lock_wait)
             self._reader = (
-                self._writer
-                if memory
-                else _sqlite_engine(url, begin="BEGIN", pool_size=pool_size, memory=False)
+                self._writer if memory else sqlite.engine(self.url, writer=False, pool_size=pool_size)
             )
         else:
-            self._writer = self._reader = create_async_engine(
+            self._writer = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
+            # Reads share the pool but skip BEGIN/COMMIT, two round trips each: in READ COMMITTED every
+            # statement takes its own snapshot anyway, so a read-only transaction would add nothing.
+            self._reader = self._writer.execution_options(isolation_level="AUTOCOMMIT")
         self._write = async_sessionmaker(self._writer, expire_on_commit=False)
         self._read = async_sessionmaker(self._reader, expire_on_commit=False)
 
@@ -88,7 +59,7 @@ class Database:
 
     async def ping(self) -> None:
         async with self._reader.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+            await connection.run_sync(lambda sync: sync.exec_driver_sql("SELECT 1"))
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -99,7 +70,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self._writer.dispose()
-        if self._reader is not self._writer:
+        if self.is_sqlite and self._reader is not self._writer:
             await self._reader.dispose()
 
 

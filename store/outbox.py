@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -34,6 +34,31 @@ def enqueue(
     )
     session.add(row)
     return row
+
+
+async def enqueue_all(
+    session: AsyncSession,
+    ops: list[tuple[str, dict[str, Any]]],
+    *,
+    now: datetime,
+    incident_number: int | None,
+) -> None:
+    """Queue several operations, in order, with one INSERT (no ORM objects: nobody reads them back)."""
+    if ops:
+        await session.execute(
+            insert(OutboxMessage.__table__),
+            [
+                dict(
+                    incident_number=incident_number,
+                    created_at=now,
+                    op=op,
+                    payload=payload,
+                    attempts=0,
+                    next_attempt_at=now,
+                )
+                for op, payload in ops
+            ],
+        )
 
 
 def _pending() -> Any:

@@ -1,0 +1,60 @@
+"""store/db.py and store/sqlite.py: SQLite runs on the event loop's thread, so a writer that finds the
+write lock taken by another process must wait without blocking the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from store.db import Database
+from store.models import TimelineEntry
+
+
+async def test_sqlite_writer_waits_for_another_process_lock_without_blocking_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    await db.upgrade()
+    other = sqlite3.connect(path, isolation_level=None)  # another process, as far as SQLite can tell
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = asyncio.Event()
+
+        async def write() -> None:
+            started.set()
+            async with db.write() as session:
+                await session.execute(select(func.count()).select_from(TimelineEntry))
+
+        writer = asyncio.create_task(write())
+        await started.wait()
+        # While the writer waits for the lock, the loop keeps answering: reads and timers run.
+        for _ in range(5):
+            async with db.read() as session:
+                assert await session.scalar(select(func.count()).select_from(TimelineEntry)) == 0
+            await asyncio.sleep(0.02)
+        assert not writer.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(writer, timeout=5)
+    finally:
+        other.close()
+        await db.dispose()
+
+
+async def test_sqlite_writer_gives_up_after_the_lock_wait(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    db = Database(f"sqlite+aiosqlite:///{path}", lock_wait=0.2)
+    await db.upgrade()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            async with db.write() as session:
+                await session.execute(select(func.count()).select_from(TimelineEntry))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        await db.dispose()
