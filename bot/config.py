@@ -18,7 +18,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from apscheduler.triggers.cron import CronTrigger
 
-from store.policy import IMPACTS, PRIORITIES, URGENCIES, EscalationLevel, Policy, PriorityPolicy
+from store.policy import (
+    AUTO_RESOLVE_CODES,
+    IMPACTS,
+    PRIORITIES,
+    URGENCIES,
+    AlertPolicy,
+    AlertRoute,
+    EscalationLevel,
+    Policy,
+    PriorityPolicy,
+)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./tocsin.db"
 DEFAULT_CONFIG = "./app.yaml"
@@ -26,6 +36,7 @@ _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _SLACK_ID = re.compile(r"[UWSCG][A-Z0-9]{2,}")
 _CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _NAME_FIELDS = {"number", "slug", "prefix"}
+_ALERT_TOKEN = re.compile(r"[\x21-\x7e]{16,}")  # printable ASCII, no spaces: it travels in a header
 
 
 class ConfigError(Exception):
@@ -45,6 +56,7 @@ class Settings:
     slack_api_url: str | None
     database_url: str
     config_path: Path
+    alert_token: str | None = None  # TOCSIN_ALERT_TOKEN; None: the /alerts/* endpoints are off
 
 
 def parse_duration(value: Any) -> timedelta | None:
@@ -181,6 +193,7 @@ TOP_KEYS = {
     "permissions",
     "scheduler",
     "reports",
+    "alerts",
 }
 
 
@@ -318,6 +331,8 @@ def parse_policy(raw: Any) -> Policy:
         except ValueError as error:
             r.problem("reports.digest.cron", f'"{digest_cron}" is not a crontab schedule ({error})')
 
+    alerts = _alert_policy(r, top.get("alerts"), categories, cause_codes, resolution_codes, default_priority)
+
     result = Policy(
         incident_prefix=prefix,
         default_priority=default_priority,
@@ -340,10 +355,67 @@ def parse_policy(raw: Any) -> Policy:
         tick=tick,
         digest_channel=digest_channel,
         digest_cron=digest_cron,
+        alerts=alerts,
     )
     if r.problems:
         raise ConfigError(r.problems)
     return result
+
+
+def _alert_policy(
+    r: _Reader,
+    raw: Any,
+    categories: tuple[str, ...],
+    cause_codes: tuple[str, ...],
+    resolution_codes: tuple[str, ...],
+    default_priority: str,
+) -> AlertPolicy:
+    """app.yaml's `alerts`: label routes to a priority and category, the default, and auto_resolve."""
+    node = r.mapping(raw if raw is not None else {}, "alerts", {"routes", "default_priority", "auto_resolve"})
+    priority = re.compile("|".join(PRIORITIES))
+    raw_routes = node.get("routes", [])
+    if not isinstance(raw_routes, list):
+        r.problem("alerts.routes", f"must be a list of routes, not {_show(raw_routes)}")
+        raw_routes = []
+    routes = []
+    for index, item in enumerate(raw_routes):
+        path = f"alerts.routes[{index}]"
+        route = r.mapping(item, path, {"match", "priority", "category"})
+        if not isinstance(item, dict):
+            continue
+        match = r.mapping(r.required(route, "match", path) or {}, f"{path}.match")
+        if isinstance(route.get("match"), dict) and not match:
+            r.problem(f"{path}.match", "must name at least one label, e.g. {severity: critical}")
+        for label, value in match.items():
+            if not isinstance(label, str) or not isinstance(value, str):
+                r.problem(f"{path}.match.{label}", f'{_show(value)} is not a string (quote it: "{value}")')
+        category = route.get("category")
+        if category is not None and category not in categories:
+            r.problem(
+                f"{path}.category",
+                f"{_show(category)} is not one of the categories ({', '.join(categories)})",
+            )
+        routes.append(
+            AlertRoute(
+                match=MappingProxyType({str(k): str(v) for k, v in match.items()}),
+                priority=r.string(route, "priority", path, priority, what="one of P1-P4"),
+                category=category if isinstance(category, str) else None,
+            )
+        )
+    auto_resolve = r.boolean(node, "auto_resolve", "alerts", False)
+    cause, resolution = AUTO_RESOLVE_CODES
+    if auto_resolve and (cause not in cause_codes or resolution not in resolution_codes):
+        r.problem(
+            "alerts.auto_resolve",
+            f'needs cause code "{cause}" in codes.cause and resolution code "{resolution}" in codes.resolution',
+        )
+    return AlertPolicy(
+        routes=tuple(routes),
+        default_priority=r.string(
+            node, "default_priority", "alerts", priority, default_priority, "one of P1-P4"
+        ),
+        auto_resolve=auto_resolve,
+    )
 
 
 def load_policy(path: Path) -> Policy:
@@ -380,6 +452,12 @@ def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings
     if not re.match(r"(sqlite\+aiosqlite|postgresql\+asyncpg)://", database_url):
         problems.append("DATABASE_URL: must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
     config_path = Path(environ.get("TOCSIN_CONFIG") or DEFAULT_CONFIG)
+    alert_token = environ.get("TOCSIN_ALERT_TOKEN", "").strip() or None
+    if alert_token is not None and not _ALERT_TOKEN.fullmatch(alert_token):
+        problems.append(
+            "TOCSIN_ALERT_TOKEN: must be at least 16 printable characters without spaces "
+            "(e.g. the output of `openssl rand -hex 32`)"
+        )
     policy = None
     try:
         policy = load_policy(config_path)
@@ -395,4 +473,5 @@ def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings
         slack_api_url=api_url,
         database_url=database_url,
         config_path=config_path,
+        alert_token=alert_token,
     )

@@ -139,6 +139,11 @@ class Incident(Base):
     problem_key: Mapped[str | None] = mapped_column(String(200))
     similar: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
+    # Detection: the monitoring source that declared it (then `reporter` is that source, not a person),
+    # and how many times its alert has been received.
+    alert_source: Mapped[str | None] = mapped_column(String(32))
+    alert_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
     timeline: Mapped[list[TimelineEntry]] = relationship(
         back_populates="incident", order_by="TimelineEntry.id", lazy="raise"
     )
@@ -263,6 +268,39 @@ class OutboxMessage(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertSource(Base):
+    """A monitoring alert key's claim on the incident it opened (store/alerts.py).
+
+    At most one row per (source, key) is unreleased: the unique index below is what makes concurrent
+    deliveries of one alert, on any number of processes, open exactly one incident. A row is released
+    once its incident is no longer open, so the key's next firing opens a new incident."""
+
+    __tablename__ = "alert_sources"
+    __table_args__ = (
+        Index(
+            "ix_alert_sources_open",
+            "source",
+            "key_hash",
+            unique=True,
+            sqlite_where=text("released_at IS NULL"),
+            postgresql_where=text("released_at IS NULL"),
+        ),
+        Index("ix_alert_sources_incident", "incident_number"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))  # "alertmanager", or the webhook's `source`
+    key: Mapped[str] = mapped_column(Text)  # Alertmanager's groupKey, or the webhook's dedup_key
+    key_hash: Mapped[str] = mapped_column(String(64))  # sha256 of key: indexable whatever its length
+    incident_number: Mapped[int | None] = mapped_column(ForeignKey("incidents.number"))  # set on claim
+    first_received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    noticed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last alert_received message
+    noticed_count: Mapped[int] = mapped_column(Integer, default=0)  # the incident's alert_count then
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the alert cleared (None: firing)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the claim ended
 
 
 class Worker(Base):

@@ -11,6 +11,8 @@ PRIORITIES = ("P1", "P2", "P3", "P4")
 IMPACTS = ("extensive", "significant", "moderate", "minor")
 URGENCIES = ("critical", "high", "medium", "low")
 ROLES = ("commander", "comms", "scribe")
+# The cause and resolution codes of an incident that Tocsin resolved because its alert cleared.
+AUTO_RESOLVE_CODES = ("unknown", "no-action")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,27 @@ class EscalationLevel:
     name: str
     notify: tuple[str, ...]
     after: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class AlertRoute:
+    """Alerts whose labels include every `match` pair get this priority, and this category if set."""
+
+    match: Mapping[str, str]
+    priority: str
+    category: str | None = None
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(name) == value for name, value in self.match.items())
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """How monitoring alerts become incidents (app.yaml's `alerts`)."""
+
+    routes: tuple[AlertRoute, ...] = ()
+    default_priority: str = "P3"
+    auto_resolve: bool = False  # a cleared alert resolves an incident nobody has acknowledged
 
 
 @dataclass(frozen=True)
@@ -52,6 +75,7 @@ class Policy:
     tick: timedelta = timedelta(seconds=30)
     digest_channel: str | None = None  # reports.digest: weekly figures to this channel ...
     digest_cron: str | None = None  # ... on this crontab schedule, in `timezone`
+    alerts: AlertPolicy = field(default_factory=AlertPolicy)
 
     def priority_for(self, impact: str, urgency: str) -> str:
         return self.priority_matrix[impact][urgency]

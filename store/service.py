@@ -78,7 +78,7 @@ async def find(
 
 
 def _require_commander(incident: Incident, action: str, actor: str, policy: Policy) -> None:
-    if actor == incident.commander or policy.is_admin(actor):
+    if actor in (incident.commander, SYSTEM_ACTOR) or policy.is_admin(actor):  # Tocsin: a cleared alert
         return
     raise Forbidden(
         incident_id=policy.public_id(incident.number),
@@ -122,11 +122,19 @@ async def declare(
     urgency: str | None = None,
     origin_channel: str | None = None,
     detected: str | None = None,
+    detected_at: datetime | None = None,
+    alert_source: str | None = None,
 ) -> Change:
+    """Open an incident. `detected` is a local time typed by a person, `detected_at` an aware datetime (an
+    alert's start); `alert_source` names the monitoring source when it, not a person, is the reporter."""
     title = check_length("title", title, TITLE_MAX)
-    detected_at = parse_local_time(detected, policy=policy) if detected else None
+    if detected:
+        detected_at = parse_local_time(detected, policy=policy)
+    if detected_at is not None and detected_at.tzinfo is None:
+        raise InvalidInput(field="detected", problem="the detection time has no time zone")
     if detected_at is not None and detected_at > now:
-        raise InvalidInput(field="detected", problem=f"{detected.strip()} is in the future")
+        shown = detected.strip() if detected else detected_at.isoformat()
+        raise InvalidInput(field="detected", problem=f"{shown} is in the future")
     if not title:
         raise InvalidInput(field="title", problem="a title is required")
     description = check_length("description", description, TEXT_MAX)
@@ -156,6 +164,8 @@ async def declare(
         last_page_at=now if policy.escalation_levels else None,
         reopen_count=0,
         resolution_paused_seconds=0,
+        alert_source=alert_source,
+        alert_count=1 if alert_source else 0,
     )
     session.add(incident)
     await session.flush()
