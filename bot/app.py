@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.relay import Relay
 from bot.scheduler import Sweeper, start_jobs
 from bot.slack import SlackFacade, make_client
+from handlers import alerts
 from handlers.deps import Deps
 from handlers.messages import Composer
 from handlers.render import Renderer
@@ -177,6 +178,8 @@ class Tocsin:
         app = web.Application()
         app.router.add_post("/slack/events", self._on_slack)
         app.router.add_get("/healthz", self._on_health)
+        if self.settings.alert_token:  # unset: the alert endpoints do not exist (404)
+            app.add_routes(alerts.routes(self.deps, token=self.settings.alert_token))
 
         async def on_startup(_: web.Application) -> None:
             await self.start()
