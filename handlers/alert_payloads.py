@@ -104,7 +104,7 @@ def from_alertmanager(data: Any, *, policy: Policy) -> Alert:
         label_sets=tuple(a["labels"] for a in firing),
         started_at=min(starts) if starts else None,
         ended_at=max(ends) if ends and status == "resolved" else None,
-        details=tuple(_detail(a) for a in alerts),
+        details=tuple(_detail(a, common_labels if len(alerts) > 1 else {}) for a in alerts),
     )
 
 
@@ -164,8 +164,9 @@ def _one_alert(item: Any, where: str) -> dict[str, Any]:
     }
 
 
-def _detail(alert: Mapping[str, Any]) -> dict[str, Any]:
-    labels = {k: v for k, v in alert["labels"].items() if k != "alertname"}
+def _detail(alert: Mapping[str, Any], common: Mapping[str, str]) -> dict[str, Any]:
+    """What a message shows of one alert: the labels that tell it from the others in its group."""
+    labels = {k: v for k, v in alert["labels"].items() if k != "alertname" and common.get(k) != v}
     annotations = alert["annotations"]
     return {
         "status": alert["status"],
