@@ -19,7 +19,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
-from bot.relay import Relay
+from bot.relay import Relay, Traffic
 from bot.scheduler import Sweeper, start_jobs
 from bot.slack import SlackFacade, make_client
 from handlers import alerts
@@ -53,7 +53,9 @@ class Tocsin:
         self.renderer = Renderer(timezone=policy.timezone)
         self.composer = Composer(policy=policy, renderer=self.renderer)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.traffic = Traffic()
         self.relay = Relay(
+            traffic=self.traffic,
             db=self.db,
             slack=self.slack,
             composer=self.composer,
@@ -192,7 +194,8 @@ class Tocsin:
         return app
 
     async def _on_slack(self, request: web.Request) -> web.Response:
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        with self.traffic:
+            response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
     async def _on_health(self, request: web.Request) -> web.Response:

@@ -30,7 +30,7 @@ from store.policy import (
     PriorityPolicy,
 )
 
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./tocsin.db"
+DEFAULT_DATABASE_URL = "sqlite:///./tocsin.db"
 DEFAULT_CONFIG = "./app.yaml"
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _SLACK_ID = re.compile(r"[UWSCG][A-Z0-9]{2,}")
@@ -449,8 +449,14 @@ def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings
     if api_url and not api_url.endswith("/"):
         api_url += "/"
     database_url = environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    if not re.match(r"(sqlite\+aiosqlite|postgresql\+asyncpg)://", database_url):
-        problems.append("DATABASE_URL: must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+    scheme = database_url.partition("://")[0]
+    if scheme in ("postgresql", "postgres"):  # the usual spelling; Tocsin drives PostgreSQL with asyncpg
+        database_url = "postgresql+asyncpg" + database_url[len(scheme) :]
+    elif scheme not in ("sqlite", "sqlite+aiosqlite", "postgresql+asyncpg"):
+        problems.append(
+            "DATABASE_URL: must start with sqlite:// (e.g. sqlite:///./tocsin.db) or postgresql:// "
+            "(e.g. postgresql://user:password@host/db)"
+        )
     config_path = Path(environ.get("TOCSIN_CONFIG") or DEFAULT_CONFIG)
     alert_token = environ.get("TOCSIN_ALERT_TOKEN", "").strip() or None
     if alert_token is not None and not _ALERT_TOKEN.fullmatch(alert_token):

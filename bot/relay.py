@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +68,31 @@ PERMANENT = frozenset(
 HARMLESS = frozenset({"already_in_channel", "cant_invite_self", "already_pinned"})
 
 
+class Traffic:
+    """Slack requests being answered right now. The relay gives way to them: each delivery round waits
+    until none is in flight, or `give_way` seconds at most, so a storm of commands and clicks is acked
+    first and its messages follow (Slack allows about one message per second per channel anyway)."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    def __enter__(self) -> None:
+        self.in_flight += 1
+        self._quiet.clear()
+
+    def __exit__(self, *_: object) -> None:
+        self.in_flight -= 1
+        if not self.in_flight:
+            self._quiet.set()
+
+    async def quiet(self, *, at_most: float) -> None:
+        if self.in_flight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), timeout=at_most)
+
+
 @dataclass
 class Outcome:
     error: str | None = None
@@ -87,10 +113,13 @@ class Relay:
         dead_after: timedelta = timedelta(seconds=10),
         batch: int = 50,
         idle_poll: float = 1.0,
+        traffic: Traffic | None = None,
+        give_way: float = 0.2,
     ) -> None:
         self.db, self.slack, self.composer, self.clock = db, slack, composer, clock
         self.lease, self.batch, self.idle_poll = lease, batch, idle_poll
         self.worker, self.dead_after = worker, dead_after
+        self.traffic, self.give_way = traffic or Traffic(), give_way
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -98,6 +127,7 @@ class Relay:
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
+            await self.traffic.quiet(at_most=self.give_way)
             try:
                 delivered = await self.deliver_once()
             except Exception:  # the relay must outlive any one bad row or database hiccup

@@ -19,6 +19,7 @@ from store.timeline import record
 PROBLEM_MAX = 200
 _WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
 PG_DOCUMENT = "to_tsvector('english', title || ' ' || coalesce(summary, ''))"
+CANDIDATES = 200  # PostgreSQL ranks at most this many recent matches
 
 
 def words(phrase: str) -> list[str]:
@@ -42,14 +43,19 @@ async def similar(
             " ORDER BY bm25(incidents_fts) LIMIT :limit"
         )
         params: dict[str, Any] = {"match": match}
+        params.update(resolved=done[0], closed=done[1])
     else:
+        # The states are literals so the planner can use the partial index over done incidents; ranking
+        # recomputes each candidate's tsvector, so only the most recent CANDIDATES matches are ranked.
         sql = text(
-            f"SELECT number FROM incidents WHERE {PG_DOCUMENT} @@ to_tsquery('english', :query)"
-            " AND state IN (:resolved, :closed) AND number != :exclude"
+            f"SELECT number FROM (SELECT number, title, summary FROM incidents"
+            f" WHERE {PG_DOCUMENT} @@ to_tsquery('english', :query)"
+            f" AND state IN ('{done[0]}', '{done[1]}') AND number != :exclude"
+            f" ORDER BY number DESC LIMIT {CANDIDATES}) AS recent"
             f" ORDER BY ts_rank({PG_DOCUMENT}, to_tsquery('english', :query)) DESC, number DESC LIMIT :limit"
         )
         params = {"query": " | ".join(terms)}
-    params.update(resolved=done[0], closed=done[1], exclude=exclude or 0, limit=limit)
+    params.update(exclude=exclude or 0, limit=limit)
     numbers = [row[0] for row in await session.execute(sql, params)]
     if not numbers:
         return []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -168,6 +168,7 @@ async def replan(
 
     `existing`, when given, is the incident's pending timers as already loaded; it is updated in place."""
     wanted = {(p.kind, p.key, p.due_at): p for p in plan(incident, policy=policy)}
+    reused = existing is not None
     if existing is None:
         existing = list(
             await session.scalars(select(Timer).where(Timer.incident_number == incident.number, _pending()))
@@ -180,17 +181,33 @@ async def replan(
         else:
             timer.cancelled_at = now
             existing.remove(timer)
-    for key, planned in wanted.items():
-        if key not in have:
-            timer = Timer(
-                incident_number=incident.number,
-                kind=planned.kind,
-                key=planned.key,
-                due_at=planned.due_at,
-                created_at=now,
+    missing = [p for key, p in wanted.items() if key not in have]
+    if not reused:  # nobody holds these rows: one INSERT, no ORM objects (a later replan reloads them)
+        if missing:
+            await session.execute(
+                insert(Timer.__table__),
+                [
+                    dict(
+                        incident_number=incident.number,
+                        kind=p.kind,
+                        key=p.key,
+                        due_at=p.due_at,
+                        created_at=now,
+                    )
+                    for p in missing
+                ],
             )
-            session.add(timer)
-            existing.append(timer)
+        return
+    for planned in missing:
+        timer = Timer(
+            incident_number=incident.number,
+            kind=planned.kind,
+            key=planned.key,
+            due_at=planned.due_at,
+            created_at=now,
+        )
+        session.add(timer)
+        existing.append(timer)
 
 
 async def pending_for(session: AsyncSession, *, numbers: list[int]) -> dict[int, list[Timer]]:

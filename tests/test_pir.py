@@ -169,7 +169,7 @@ async def test_review_meeting_is_announced_and_participants_reminded_an_hour_bef
 async def test_action_items_added_listed_reminded_and_done(bot) -> None:
     fake = bot.fake
     channel = await known_incident(bot)
-    today = datetime.now(UTC).date()
+    today = bot.clock().date()  # the bot's day: known_incident moved its clock 45 minutes on
     reply = await bot.slack.command(
         f"action <@U_DAVE> Rotate the leaked key due={today.isoformat()}", channel=channel, user="U_BOB"
     )

@@ -24,7 +24,7 @@ async def test_overdue_action_is_reminded_every_two_seconds_until_done(bot) -> N
     incident = await declare(bot, "P3 Cron jobs piling up")
     channel = incident.channel.id
     await bot.slack.command("ack", channel=channel, user="U_BOB")
-    today = datetime.now(UTC).date()
+    today = bot.clock().date()
     await bot.slack.command(
         f"action <@U_DAVE> Add alerting on queue depth due={today.isoformat()}", channel=channel, user="U_BOB"
     )
