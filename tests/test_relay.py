@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot.relay import Traffic
 from store import outbox
 from store.models import OutboxMessage
 from tests.conftest import ANNOUNCE
@@ -115,3 +116,20 @@ async def test_message_posted_by_a_process_that_died_is_not_posted_again(bot) ->
     await drained(bot)
     assert len(fake.posts(channel=incident.channel.id, event_type="incident_status_update")) == 1
     assert [c.method for c in fake.calls].count("conversations.history") == 1
+
+
+async def test_relay_gives_way_to_requests_in_flight_but_never_for_long() -> None:
+    loop = asyncio.get_running_loop()
+    traffic = Traffic()
+    began = loop.time()
+    await traffic.quiet(at_most=5)  # nothing in flight: no wait
+    assert loop.time() - began < 0.05
+    with traffic:
+        began = loop.time()
+        await traffic.quiet(at_most=0.2)  # a request never finishes: wait at most 0.2 s
+        assert 0.15 < loop.time() - began < 1
+    with traffic:
+        waiter = asyncio.ensure_future(traffic.quiet(at_most=5))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+    await asyncio.wait_for(waiter, timeout=0.5)  # the last request finished: the relay goes on at once
