@@ -62,7 +62,7 @@ async def receive(request: web.Request, deps: Deps, *, token: str, parse: Parser
         return _refusal(BadAlert(f"refused: {error!r}"))
     deps.wake_relay()
     answer = _answer(receipt, alert, deps.policy)
-    log.info("alert", extra={"event": "alert_received", **answer})
+    log.info("alert", extra={"event": "alert", **answer})
     return web.json_response(answer)
 
 
@@ -98,4 +98,5 @@ def _answer(receipt: alerts.Receipt, alert: Alert, policy: Policy) -> dict[str, 
 
 def _refusal(bad: BadAlert, headers: dict[str, str] | None = None) -> web.Response:
     body = {"ok": False, "error": bad.error, "problem": bad.problem}
+    log.warning("alert refused", extra={"event": "alert_refused", "status": bad.status, **body})
     return web.json_response(body, status=bad.status, headers=headers)
