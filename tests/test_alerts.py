@@ -198,6 +198,9 @@ async def test_a_firing_alert_declares_an_incident_like_incident_declare(alertin
     assert row.detected_at == started  # feeds MTTD
     assert row.title == "Checkout 5xx error rate above 5%" and row.category == "other"
     assert await count(alerting, Timer) >= 4  # SLA clocks and pages, planned like any declare's
+    for command in ("timeline", "show"):
+        reply = await alerting.slack.command(command, channel=channel.id)
+        assert "alertmanager" in reply.body and "<@alertmanager>" not in reply.body, reply.body
     assert fake.problems == []
 
 
@@ -220,18 +223,19 @@ async def test_detection_time_in_the_future_is_clamped_and_offsets_are_honoured(
 
 
 async def test_routes_pick_priority_and_category_first_match_wins(start_bot, config, http) -> None:
-    config["alerts"]["routes"].insert(1, {"match": {"queue": "settlements"}, "priority": "P4"})
+    config["alerts"]["routes"].insert(1, {"match": {"queue": "settlements"}, "priority": "P3"})
+    config["alerts"]["default_priority"] = "P4"
     bot = await start_bot(TOCSIN_ALERT_TOKEN=TOKEN)
     # severity=warning, team=payments, queue=settlements: the queue route comes first and wins
     status, body = await post(http, bot, "alertmanager", payload(GROUPED))
     assert status == 200 and body["result"] == "created"
     grouped = await incident(bot, 1)
-    assert (grouped.priority, grouped.category) == ("P4", "other")
+    assert (grouped.priority, grouped.category) == ("P3", "other")
 
-    config_two = payload(GROUPED, key="other-group")
-    for alert in config_two["alerts"]:
+    other_group = payload(GROUPED, key="other-group")
+    for alert in other_group["alerts"]:
         del alert["labels"]["queue"]
-    status, body = await post(http, bot, "alertmanager", config_two)
+    status, body = await post(http, bot, "alertmanager", other_group)
     second = await incident(bot, 2)
     assert (second.priority, second.category) == ("P2", "application")  # team=payments
 
@@ -239,7 +243,7 @@ async def test_routes_pick_priority_and_category_first_match_wins(start_bot, con
     del hook["severity"], hook["category"]
     status, body = await post(http, bot, "webhook", hook)
     third = await incident(bot, 3)
-    assert (third.priority, third.category) == ("P3", "other")  # alerts.default_priority
+    assert (third.priority, third.category) == ("P4", "other")  # alerts.default_priority
 
     hook = payload("webhook_firing", key="explicit")
     hook["priority"] = "p2"
