@@ -13,6 +13,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from store.db import plan_afresh
 from store.models import OutboxMessage, Worker
 
 
@@ -108,6 +109,7 @@ async def claim(
         .limit(limit)
         .with_for_update(skip_locked=True, of=OutboxMessage)
     )
+    await plan_afresh(session)
     rows = list(await session.scalars(query))
     claimed = [(row, row.locked_by is not None) for row in rows]
     for row in rows:

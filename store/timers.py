@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.db import plan_afresh
 from store.models import ActionItem, Incident, State, Timer
 from store.policy import Policy
 from store.timeline import SYSTEM_ACTOR, record
@@ -227,6 +228,7 @@ async def due(session: AsyncSession, *, now: datetime, limit: int) -> list[tuple
         .order_by(Timer.due_at, Timer.id)
         .limit(limit)
     )
+    await plan_afresh(session)
     return [(row[0], row[1]) for row in await session.execute(query)]
 
 
