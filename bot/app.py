@@ -135,6 +135,10 @@ class Tocsin:
             max_instances=1,
             coalesce=True,
         )
+        if self.db.is_sqlite:
+            self._jobs.add_job(
+                self._checkpoint, "interval", seconds=1, id="checkpoint", max_instances=1, coalesce=True
+            )
         self.spawn(self._learn_identity())
         log.info("started", extra={"event": "started", "database": self.db.dialect})
 
@@ -146,6 +150,12 @@ class Tocsin:
                 await workers.prune(session, before=now - timedelta(days=1))
         except Exception:  # the next beat tries again; a missed beat only lets others take over sooner
             log.exception("heartbeat failed", extra={"event": "heartbeat_failed"})
+
+    async def _checkpoint(self) -> None:
+        try:
+            await self.db.checkpoint()
+        except Exception:  # the next one tries again; meanwhile the WAL only grows
+            log.exception("checkpoint failed", extra={"event": "checkpoint_failed"})
 
     async def _learn_identity(self) -> None:
         try:

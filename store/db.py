@@ -13,6 +13,7 @@ closing, so there is nothing for a cancellation to interrupt. PostgreSQL keeps S
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -76,6 +77,11 @@ class Database:
         else:
             async with self._read.begin() as session:
                 yield session
+
+    async def checkpoint(self) -> None:
+        """SQLite: move the WAL back into the database file, on a worker thread (see store/sqlite.py)."""
+        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+            await asyncio.to_thread(sqlite.checkpoint, self.url.database)
 
     async def ping(self) -> None:
         async with self._reader.connect() as connection:

@@ -10,7 +10,9 @@ That is only safe because nothing here waits on SQLite's locks while holding the
 - readers use WAL snapshots, which never wait on writers;
 - the one writer connection opens its transactions with `BEGIN IMMEDIATE` and `busy_timeout=0`,
   and when another process holds the write lock it retries *asynchronously* (`begin_immediate`),
-  so the loop keeps serving while it waits.
+  so the loop keeps serving while it waits;
+- the writer does not checkpoint the WAL when it commits (an fsync, now and then seconds long after a
+  burst of writes, would stall the loop): `checkpoint()` runs every second on a worker thread instead.
 """
 
 from __future__ import annotations
@@ -156,6 +158,8 @@ def engine(url: URL, *, writer: bool, pool_size: int, lock_wait: float = LOCK_WA
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
         # Readers never wait in WAL mode; the writer waits in begin_immediate, off the loop.
         dbapi_connection.execute(f"PRAGMA busy_timeout={0 if writer and not memory else 5000}")
+        if writer and not memory:  # checkpoints (copying the WAL back, with an fsync) run in checkpoint()
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
     @event.listens_for(created.sync_engine, "begin")
     def on_begin(connection: Connection) -> None:
@@ -166,3 +170,15 @@ def engine(url: URL, *, writer: bool, pool_size: int, lock_wait: float = LOCK_WA
             raw.execute("BEGIN")
 
     return created
+
+
+def checkpoint(path: str) -> tuple[int, int]:
+    """Copy what it can of the WAL back into the database without waiting for anyone (PASSIVE), on the
+    calling thread with a connection of its own: run it off the event loop, as Database.checkpoint does.
+    Returns (frames in the WAL, frames checkpointed)."""
+    connection = sqlite3.connect(path, timeout=5, isolation_level=None)
+    try:
+        _busy, frames, done = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return frames, done
+    finally:
+        connection.close()

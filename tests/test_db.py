@@ -8,9 +8,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
+from store import sqlite
 from store.db import Database
 from store.models import TimelineEntry
 
@@ -57,4 +58,23 @@ async def test_sqlite_writer_gives_up_after_the_lock_wait(tmp_path: Path) -> Non
     finally:
         other.execute("ROLLBACK")
         other.close()
+        await db.dispose()
+
+
+async def test_sqlite_writer_leaves_checkpoints_to_the_worker_thread(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    db = Database(f"sqlite:///{path}")
+    await db.upgrade()
+    try:
+        async with db.write() as session:
+            await session.execute(text("CREATE TABLE filler (body TEXT)"))
+        for _ in range(20):  # about 2,500 pages: the default autocheckpoint would have run twice
+            async with db.write() as session:
+                await session.execute(text("INSERT INTO filler VALUES (:body)"), [{"body": "x" * 4000}] * 128)
+        frames, done = await asyncio.to_thread(sqlite.checkpoint, str(path))
+        assert frames > 2000 and done == frames  # the WAL held every commit, and is now in the database
+        await db.checkpoint()
+        async with db.read() as session:
+            assert await session.scalar(text("SELECT count(*) FROM filler")) == 20 * 128
+    finally:
         await db.dispose()
