@@ -194,6 +194,7 @@ TOP_KEYS = {
     "scheduler",
     "reports",
     "alerts",
+    "closure",
 }
 
 
@@ -332,6 +333,7 @@ def parse_policy(raw: Any) -> Policy:
             r.problem("reports.digest.cron", f'"{digest_cron}" is not a crontab schedule ({error})')
 
     alerts = _alert_policy(r, top.get("alerts"), categories, cause_codes, resolution_codes, default_priority)
+    closure = r.mapping(top.get("closure") or {}, "closure", {"auto_close_after", "require_confirmation"})
 
     result = Policy(
         incident_prefix=prefix,
@@ -356,6 +358,12 @@ def parse_policy(raw: Any) -> Policy:
         digest_channel=digest_channel,
         digest_cron=digest_cron,
         alerts=alerts,
+        auto_close_after=(
+            r.duration(closure, "auto_close_after", "closure")
+            if closure.get("auto_close_after") is not None
+            else None  # absent: resolved incidents wait for someone to close them
+        ),
+        require_confirmation=r.boolean(closure, "require_confirmation", "closure", False),
     )
     if r.problems:
         raise ConfigError(r.problems)

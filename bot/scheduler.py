@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 from bot import digest
 from handlers import reports
 from handlers.messages import Composer, publish
-from store import metrics, outbox, timers
+from store import closure, metrics, outbox, timers
 from store.change import Change
 from store.db import Database
 from store.models import Incident, OutboxMessage
@@ -87,9 +87,14 @@ class Sweeper:
                 if outcome is None:
                     log.info("timer retired", extra={"event": "timer_retired", **fields})
                     continue
-                change = Change(
-                    incident=outcome.incident, kind=outcome.kind, actor=SYSTEM_ACTOR, extra=outcome.extra
-                )
+                if outcome.kind == timers.AUTO_CLOSE:
+                    change = await closure.close_by_itself(
+                        session, outcome.incident, policy=self.policy, now=now
+                    )
+                else:
+                    change = Change(
+                        incident=outcome.incident, kind=outcome.kind, actor=SYSTEM_ACTOR, extra=outcome.extra
+                    )
                 await publish(session, change, composer=self.composer, now=now)
                 posted += 1
                 log.info("timer fired", extra={"event": "timer_fired", **fields})

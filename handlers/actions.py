@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from handlers import flows, views
 from handlers.deps import Deps
 from handlers.replies import UNAVAILABLE, describe
-from store import service
+from store import closure, service
 from store.errors import DomainError
 from store.machine import Action
 
@@ -92,6 +92,34 @@ async def on_action_resolve(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
         views.check_resolvable(incident, actor=user, deps=deps)
         deps.spawn(
             deps.slack.open_view(trigger_id=body["trigger_id"], view=views.resolve_view(deps, incident))
+        )
+        return None
+
+    await _run(ack, body, deps, work)
+
+
+async def on_action_confirm_restored(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
+    async def work(ref: str, user: str) -> str | None:
+        await flows.change_incident(
+            deps,
+            ref=ref,
+            channel=None,
+            use_case=lambda s, i: closure.confirm(s, i, policy=deps.policy, actor=user, now=deps.clock()),
+        )
+        return None
+
+    await _run(ack, body, deps, work)
+
+
+async def on_action_still_broken(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
+    async def work(ref: str, user: str) -> str | None:
+        await flows.change_incident(
+            deps,
+            ref=ref,
+            channel=None,
+            use_case=lambda s, i: closure.still_broken(
+                s, i, "", policy=deps.policy, actor=user, now=deps.clock()
+            ),
         )
         return None
 

@@ -15,7 +15,7 @@ from handlers import flows, reports, views
 from handlers.deps import Deps
 from handlers.render import Message, mrkdwn
 from handlers.replies import UNAVAILABLE, describe
-from store import actions, knowledge, metrics, pir, service
+from store import actions, closure, knowledge, metrics, pir, service
 from store.change import Change
 from store.errors import DomainError, InvalidInput
 from store.machine import STATUS_ACTIONS, Action
@@ -199,6 +199,60 @@ async def do_resolve(invocation: Invocation, deps: Deps) -> Message | None:
         ),
     )
     return _ok(f"{deps.policy.public_id(change.incident.number)} is resolved.")
+
+
+async def do_confirm(invocation: Invocation, deps: Deps) -> Message:
+    change = await flows.change_incident(
+        deps,
+        ref=invocation.ref,
+        channel=invocation.channel,
+        use_case=lambda s, i: closure.confirm(
+            s, i, policy=deps.policy, actor=invocation.user, now=deps.clock()
+        ),
+    )
+    public_id = deps.policy.public_id(change.incident.number)
+    if "then" in change.extra:
+        return _ok(f"Thanks: {public_id} is confirmed restored and now closed.")
+    return _ok(f"Thanks: {public_id} is confirmed restored; it closes once {change.extra['waiting']}.")
+
+
+async def do_still_broken(invocation: Invocation, deps: Deps) -> Message:
+    change = await flows.change_incident(
+        deps,
+        ref=invocation.ref,
+        channel=invocation.channel,
+        use_case=lambda s, i: closure.still_broken(
+            s, i, invocation.rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
+        ),
+    )
+    return _ok(f"{deps.policy.public_id(change.incident.number)} is reopened and back to *investigating*.")
+
+
+async def do_recode(invocation: Invocation, deps: Deps) -> Message:
+    codes = dict(_CODE_ARG.findall(invocation.rest))
+    if _CODE_ARG.sub("", invocation.rest).strip() or not codes:
+        raise InvalidInput(
+            field="recode",
+            problem="usage: `/incident recode cause=<code> resolution=<code>` (either or both)",
+        )
+    change = await flows.change_incident(
+        deps,
+        ref=invocation.ref,
+        channel=invocation.channel,
+        use_case=lambda s, i: closure.recode(
+            s,
+            i,
+            policy=deps.policy,
+            actor=invocation.user,
+            now=deps.clock(),
+            cause=codes.get("cause"),
+            resolution=codes.get("resolution"),
+        ),
+    )
+    incident = change.incident
+    return _ok(
+        f"{deps.policy.public_id(incident.number)} now has cause `{incident.cause_code}` and resolution `{incident.resolution_code}`."
+    )
 
 
 async def do_priority(invocation: Invocation, deps: Deps) -> Message:
@@ -513,6 +567,9 @@ HANDLERS: dict[str, Handler] = {
     "close": _transition(Action.CLOSE),
     "reopen": _transition(Action.REOPEN),
     "cancel": _transition(Action.CANCEL),
+    "confirm": do_confirm,
+    "still-broken": do_still_broken,
+    "recode": do_recode,
     "pir": do_pir,
     "action": do_action,
     "actions": do_actions,

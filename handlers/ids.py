@@ -5,6 +5,8 @@ UPDATE = "incident_update"
 ESCALATE = "incident_escalate"
 RESOLVE = "incident_resolve"
 CARD_ACTIONS = (ACKNOWLEDGE, UPDATE, ESCALATE, RESOLVE)
+CONFIRM_RESTORED = "closure_confirm_restored"
+STILL_BROKEN = "closure_still_broken"
 
 DECLARE_VIEW = "incident_declare"
 RESOLVE_VIEW = "incident_resolve"

@@ -14,6 +14,7 @@ from handlers import ids
 from handlers.render import Message, Renderer, mention
 from store import outbox
 from store.change import Change
+from store.closure import asks_reporter
 from store.models import Incident
 from store.policy import Policy
 from store.timers import clock_due
@@ -217,13 +218,37 @@ def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any
             ops.append(
                 ("post", _post(message, metadata, channel=policy.announce_channel, thread="announcement"))
             )
+    elif change.kind == "confirmed":
+        message = composer.render("incident_confirmed.json.j2", incident, change=change)
+        metadata = composer.metadata("incident_confirmed", incident, by=change.actor)
+        ops.append(("post", _post(message, metadata, to="incident")))
+        if "then" in change.extra:  # the confirmation closed it: the closing refreshes the card
+            return ops + plan(change.extra["then"], composer=composer)
+        ops.append(("refresh", {"target": "card"}))
+    elif change.kind == "recode":
+        message = composer.render("incident_recoded.json.j2", incident, change=change)
+        metadata = composer.metadata(
+            "incident_recoded", incident, **{"from": change.before, "to": change.after}
+        )
+        ops.append(("post", _post(message, metadata, to="incident")))
+        ops.append(("refresh", {"target": "card"}))
     elif change.kind in _STATE_EVENTS:
         event = _STATE_EVENTS[change.kind]
         extra: dict[str, Any] = {"from": change.before, "to": change.after}
         if change.kind == "role":
             extra = {"role": change.text, "user": change.after}
+        if change.kind == "close":
+            extra.update(
+                auto=bool(change.extra.get("auto")), reason=change.extra.get("reason") or "closed by hand"
+            )
         message = composer.render(f"{event}.json.j2", incident, change=change)
         ops.append(("post", _post(message, composer.metadata(event, incident, **extra), to="incident")))
+        if change.kind == "resolve" and asks_reporter(incident):
+            request = composer.render("closure_confirmation_requested.json.j2", incident, change=change)
+            metadata = composer.metadata(
+                "closure_confirmation_requested", incident, reporter=incident.reporter
+            )
+            ops.append(("post", _post(request, metadata, to="incident")))
         if change.kind == "priority" and _raised_to_leadership(change, policy):
             ops.extend(_leadership(change, composer))
     if change.kind in _REFRESH_CARD or change.extra.get("refresh_card"):

@@ -108,6 +108,12 @@ def describe_entry(entry: Any) -> str:
             return f"action {after} done: {text}"
         case "problem":
             return f"linked to problem {text}"
+        case "confirmed":
+            return "confirmed that service is restored"
+        case "recode":
+            return f"codes corrected: cause/resolution {before} → {after}"
+        case "alert":
+            return (text if text.startswith("alert") else f"alert {text}") if text else f"alert {after}"
     return f"{kind}: {before} → {after}" + (f" ({text})" if text else "")
 
 

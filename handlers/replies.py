@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers.render import Renderer, mention, mrkdwn
 from store.errors import (
     AlreadyAcknowledged,
+    AlreadyConfirmed,
     AmbiguousChannel,
     DomainError,
     Forbidden,
@@ -30,8 +31,15 @@ def describe(error: DomainError, *, renderer: Renderer) -> str:
         case IllegalTransition(incident_id=incident, state=state, action=action, allowed=allowed):
             allowed_text = ", ".join(f"`{a}`" for a in allowed) or "nothing (it is final)"
             return f":no_entry: {incident} is *{state}*, so `{action}` is not possible now. Allowed now: {allowed_text}."
-        case Forbidden(incident_id=incident, action=action, commander=commander, admins=admins, owner=owner):
-            who = [f"its owner ({mention(owner)})"] if owner else []
+        case Forbidden(
+            incident_id=incident,
+            action=action,
+            commander=commander,
+            admins=admins,
+            owner=owner,
+            owner_role=role,
+        ):
+            who = [f"its {role} ({mention(owner)})"] if owner else []
             who += [
                 f"the commander ({mention(commander)})"
                 if commander
@@ -50,6 +58,8 @@ def describe(error: DomainError, *, renderer: Renderer) -> str:
             )
         case AlreadyAcknowledged(incident_id=incident, by=by, at=at):
             return f":information_source: {incident} was already acknowledged by {mention(by)} at {renderer.when(at)}."
+        case AlreadyConfirmed(incident_id=incident, by=by, at=at):
+            return f":information_source: {incident} was already confirmed restored by {mention(by)} at {renderer.when(at)}."
         case PirRequired(incident_id=incident, priority=priority):
             return (
                 f":no_entry: {incident} is {priority}, which needs a post-incident review before it can close. "

@@ -28,6 +28,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def on_action_resolve(ack: Any, body: dict[str, Any]) -> None:
         await actions.on_action_resolve(ack, body, deps)
 
+    async def on_action_confirm_restored(ack: Any, body: dict[str, Any]) -> None:
+        await actions.on_action_confirm_restored(ack, body, deps)
+
+    async def on_action_still_broken(ack: Any, body: dict[str, Any]) -> None:
+        await actions.on_action_still_broken(ack, body, deps)
+
     async def on_view_declare(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         await views.on_view_declare(ack, body, view, deps)
 
@@ -42,6 +48,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
     app.action(ids.UPDATE)(on_action_update)
     app.action(ids.ESCALATE)(on_action_escalate)
     app.action(ids.RESOLVE)(on_action_resolve)
+    app.action(ids.CONFIRM_RESTORED)(on_action_confirm_restored)
+    app.action(ids.STILL_BROKEN)(on_action_still_broken)
     app.view(ids.DECLARE_VIEW)(on_view_declare)
     app.view(ids.RESOLVE_VIEW)(on_view_resolve)
     app.view(ids.UPDATE_VIEW)(on_view_update)

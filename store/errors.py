@@ -39,7 +39,8 @@ class Forbidden(DomainError):
     action: str
     commander: str | None
     admins: list[str]
-    owner: str | None = None  # an action item's owner, who may also close it
+    owner: str | None = None  # someone else who may: an action item's owner, an incident's reporter
+    owner_role: str = "owner"
 
 
 @dataclass
@@ -68,3 +69,10 @@ class AlreadyAcknowledged(DomainError):
 class PirRequired(DomainError):
     incident_id: str
     priority: str
+
+
+@dataclass
+class AlreadyConfirmed(DomainError):
+    incident_id: str
+    by: str | None
+    at: datetime | None

@@ -141,6 +141,9 @@ class Incident(Base):
 
     # Detection: the monitoring source that declared it (then `reporter` is that source, not a person),
     # and how many times its alert has been received.
+    # Closure: who confirmed that service is restored (the reporter, the commander or an admin), and when.
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_by: Mapped[str | None] = mapped_column(String(32))
     alert_source: Mapped[str | None] = mapped_column(String(32))
     alert_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

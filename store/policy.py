@@ -76,6 +76,8 @@ class Policy:
     digest_channel: str | None = None  # reports.digest: weekly figures to this channel ...
     digest_cron: str | None = None  # ... on this crontab schedule, in `timezone`
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
+    auto_close_after: timedelta | None = None  # closure: a resolved incident closes by itself after this
+    require_confirmation: bool = False  # ... but only once someone confirmed service is restored
 
     def priority_for(self, impact: str, urgency: str) -> str:
         return self.priority_matrix[impact][urgency]

@@ -77,7 +77,7 @@ async def find(
     return live[0] if live else rows[0]
 
 
-def _require_commander(incident: Incident, action: str, actor: str, policy: Policy) -> None:
+def require_commander(incident: Incident, action: str, actor: str, policy: Policy) -> None:
     if actor in (incident.commander, SYSTEM_ACTOR) or policy.is_admin(actor):  # Tocsin: a cleared alert
         return
     raise Forbidden(
@@ -98,7 +98,7 @@ def _require_state(incident: Incident, allowed: frozenset[State], action: str, p
         )
 
 
-def _choose(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+def choose(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
     if value not in choices:
         raise InvalidInput(field=name, problem=f"unknown {name} {value!r}", choices=list(choices))
     return value
@@ -138,14 +138,14 @@ async def declare(
     if not title:
         raise InvalidInput(field="title", problem="a title is required")
     description = check_length("description", description, TEXT_MAX)
-    category = _choose("category", category or default_category(policy), policy.categories)
+    category = choose("category", category or default_category(policy), policy.categories)
     if impact is not None:
-        _choose("impact", impact, IMPACTS)
+        choose("impact", impact, IMPACTS)
     if urgency is not None:
-        _choose("urgency", urgency, URGENCIES)
+        choose("urgency", urgency, URGENCIES)
     if priority is None and impact is not None and urgency is not None:
         priority = policy.priority_for(impact, urgency)
-    priority = _choose("priority", (priority or policy.default_priority).upper(), PRIORITIES)
+    priority = choose("priority", (priority or policy.default_priority).upper(), PRIORITIES)
     incident = Incident(
         title=title,
         description=description,
@@ -198,8 +198,12 @@ async def apply(
     summary: str | None = None,
     cause: str | None = None,
     resolution: str | None = None,
+    permitted: bool = False,
 ) -> Change:
-    """Move the incident along the transition table, or refuse and change nothing."""
+    """Move the incident along the transition table, or refuse and change nothing.
+
+    `permitted`: the caller has already checked that `actor` may (store/closure.py lets the reporter
+    reopen and, by confirming, close)."""
     public_id = policy.public_id(incident.number)
     if action is Action.ACK and incident.acknowledged_at is not None:
         raise AlreadyAcknowledged(public_id, incident.acknowledged_by, incident.acknowledged_at)
@@ -211,15 +215,15 @@ async def apply(
             action=action.value,
             allowed=[a.value for a in machine.allowed_actions(incident.state)],
         )
-    if action in machine.COMMANDER_ACTIONS:
-        _require_commander(incident, action.value, actor, policy)
+    if action in machine.COMMANDER_ACTIONS and not permitted:
+        require_commander(incident, action.value, actor, policy)
     text: str | None = None
     if action is Action.RESOLVE:
         text = check_length("summary", summary or "", TEXT_MAX)
         if not text:
             raise InvalidInput(field="summary", problem="a resolution summary is required")
-        incident.cause_code = _choose("cause code", cause or "", policy.cause_codes)
-        incident.resolution_code = _choose("resolution code", resolution or "", policy.resolution_codes)
+        incident.cause_code = choose("cause code", cause or "", policy.cause_codes)
+        incident.resolution_code = choose("resolution code", resolution or "", policy.resolution_codes)
         incident.summary = text
         incident.resolved_at = now
     elif action in (Action.REOPEN, Action.CANCEL):
@@ -251,6 +255,7 @@ async def apply(
             incident.resolution_paused_seconds = (incident.resolution_paused_seconds or 0) + max(paused, 0)
         incident.resolved_at = None
         incident.active_since, incident.last_nudge_at, incident.last_pir_reminder_at = now, None, None
+        incident.confirmed_at = incident.confirmed_by = None  # it was not restored after all
     elif action is Action.CLOSE:
         incident.closed_at = now
         extra["open_actions"] = [
@@ -291,9 +296,9 @@ async def change_priority(
     actor: str,
     now: datetime,
 ) -> Change:
-    priority = _choose("priority", priority.upper(), PRIORITIES)
+    priority = choose("priority", priority.upper(), PRIORITIES)
     _require_state(incident, machine.PRIORITY_STATES, "priority", policy)
-    _require_commander(incident, "change priority", actor, policy)
+    require_commander(incident, "change priority", actor, policy)
     before = incident.priority
     if before == priority:
         raise InvalidInput(
@@ -316,9 +321,9 @@ async def assign(
     actor: str,
     now: datetime,
 ) -> Change:
-    role = _choose("role", role.lower(), ROLES)
+    role = choose("role", role.lower(), ROLES)
     _require_state(incident, machine.ASSIGN_STATES, "assign", policy)
-    _require_commander(incident, "assign roles", actor, policy)
+    require_commander(incident, "assign roles", actor, policy)
     before = getattr(incident, role)
     setattr(incident, role, user)
     record(session, incident, at=now, actor=actor, kind="role", before=before, after=user, text=role)

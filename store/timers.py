@@ -23,6 +23,7 @@ from store.policy import Policy
 from store.timeline import SYSTEM_ACTOR, record
 
 ACTION_REMINDER = "action_item_reminder"
+AUTO_CLOSE = "auto_close"
 MEETING_NOTICE = timedelta(hours=1)  # the review meeting's participants are reminded this long before
 ACTIVE_STATES = frozenset({State.INVESTIGATING, State.IDENTIFIED, State.MONITORING})
 CLOCKS = ("response", "resolution")
@@ -60,6 +61,24 @@ def _clock_running(incident: Incident, clock: str) -> bool:
     return incident.is_open
 
 
+def review_owed(incident: Incident, policy: Policy) -> bool:
+    return policy.priorities[incident.priority].pir_required and incident.pir_done_at is None
+
+
+def auto_close_at(incident: Incident, policy: Policy) -> datetime | None:
+    """When a resolved incident closes by itself (`closure.auto_close_after` after resolution); None while
+    it must wait: its review is owed, or `closure.require_confirmation` and nobody has confirmed."""
+    if (
+        incident.state is not State.RESOLVED
+        or incident.resolved_at is None
+        or policy.auto_close_after is None
+    ):
+        return None
+    if review_owed(incident, policy) or (policy.require_confirmation and incident.confirmed_at is None):
+        return None
+    return incident.resolved_at + policy.auto_close_after
+
+
 def plan(incident: Incident, *, policy: Policy) -> list[Planned]:
     planned: list[Planned] = []
     for clock in CLOCKS:
@@ -92,6 +111,8 @@ def plan(incident: Incident, *, policy: Policy) -> list[Planned]:
     ) and incident.pir_done_at is None:
         since = max(t for t in (incident.resolved_at, incident.last_pir_reminder_at) if t)
         planned.append(Planned("pir_reminder", "", since + policy.pir_remind_every))
+    if (closes := auto_close_at(incident, policy)) is not None:
+        planned.append(Planned(AUTO_CLOSE, "", closes))
     if (
         incident.pir_meeting_at
         and incident.pir_meeting_reminded_at is None
@@ -269,6 +290,8 @@ async def fire(
         return await _fire_action(session, timer, incident, policy=policy, now=now, pending=pending)
     if Planned(timer.kind, timer.key, timer.due_at) not in plan(incident, policy=policy):
         return None  # the incident moved on since it was planned; replan has its successor
+    if timer.kind == AUTO_CLOSE:  # the caller closes it (store/closure.py), which replans
+        return Fired(incident, AUTO_CLOSE, {})
     fired: Fired | None = None
     if timer.kind == "sla_warning":
         warn_at, due_at = clock_due(incident, timer.key, policy=policy)

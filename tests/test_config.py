@@ -28,4 +28,6 @@ def test_database_url_spellings(given: str | None, used: str) -> None:
 def test_unsupported_database_is_named() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(BASE | {"DATABASE_URL": "mysql://u@db/tocsin"})
-    assert any(problem.startswith("DATABASE_URL: must start with sqlite://") for problem in caught.value.problems)
+    assert any(
+        problem.startswith("DATABASE_URL: must start with sqlite://") for problem in caught.value.problems
+    )

@@ -20,8 +20,11 @@ def config(config):
 
 
 def next_monday_nine(now: datetime) -> datetime:
-    days = (7 - now.weekday()) % 7 or 7
-    return (now + timedelta(days=days)).replace(hour=9, minute=0, second=0, microsecond=0)
+    """The digest's next run after `now` (on a Monday before nine, that is today)."""
+    monday = (now + timedelta(days=(7 - now.weekday()) % 7)).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
+    return monday if monday > now else monday + timedelta(days=7)
 
 
 async def test_weekly_digest_posts_figures_and_chart_once(bot) -> None:

@@ -94,6 +94,7 @@ async def test_declare_to_closed(bot) -> None:
         "incident_status_changed",
         "incident_status_update",
         "incident_resolved",
+        "closure_confirmation_requested",
         "incident_closed",
     ]
     resolved = fake.posts(channel=channel, event_type="incident_resolved")[0]

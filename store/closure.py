@@ -1,0 +1,168 @@
+"""Closure: the reporter confirms that service is restored (or says it is still broken), codes are
+corrected after the fact, and a resolved incident closes by itself once `closure.auto_close_after` has
+passed, unless its review is still owed or, with `closure.require_confirmation`, nobody has confirmed.
+
+Who may confirm or say "still broken": the reporter, the commander or an admin. A confirmation closes
+the incident at once when its post-incident review is not required or is done."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import service, timers
+from store.change import Change
+from store.errors import AlreadyConfirmed, Forbidden, IllegalTransition, InvalidInput
+from store.machine import Action, allowed_actions
+from store.models import Incident, State
+from store.policy import Policy
+from store.timeline import SYSTEM_ACTOR, record
+
+STILL_BROKEN = "reporter says still broken"
+CODED_STATES = frozenset({State.RESOLVED, State.CLOSED})
+
+
+def asks_reporter(incident: Incident) -> bool:
+    """Whether there is a person to ask: not for incidents that monitoring opened."""
+    return incident.alert_source is None and incident.reporter[:1] in ("U", "W")
+
+
+def _require_resolved(incident: Incident, action: str, policy: Policy) -> None:
+    if incident.state is not State.RESOLVED:
+        raise IllegalTransition(
+            incident_id=policy.public_id(incident.number),
+            state=incident.state.value,
+            action=action,
+            allowed=[a.value for a in allowed_actions(incident.state)],
+        )
+
+
+def _require_reporter(incident: Incident, action: str, actor: str, policy: Policy) -> None:
+    reporter = incident.reporter if asks_reporter(incident) else None
+    if actor in (reporter, incident.commander) or policy.is_admin(actor):
+        return
+    raise Forbidden(
+        incident_id=policy.public_id(incident.number),
+        action=action,
+        commander=incident.commander,
+        admins=sorted(policy.admins),
+        owner=reporter,
+        owner_role="reporter",
+    )
+
+
+async def confirm(
+    session: AsyncSession, incident: Incident, *, policy: Policy, actor: str, now: datetime
+) -> Change:
+    """Record that service is restored; close at once unless the review is still owed."""
+    _require_resolved(incident, "confirm", policy)
+    _require_reporter(incident, "confirm", actor, policy)
+    if incident.confirmed_at is not None:
+        raise AlreadyConfirmed(
+            policy.public_id(incident.number), incident.confirmed_by, incident.confirmed_at
+        )
+    incident.confirmed_at, incident.confirmed_by = now, actor
+    record(session, incident, at=now, actor=actor, kind="confirmed", after="restored")
+    extra: dict[str, object] = {}
+    if timers.review_owed(incident, policy):
+        extra["waiting"] = "its post-incident review is required and not done yet (`pir done <link>`)"
+        await timers.replan(session, incident, policy=policy, now=now)
+    else:
+        closed = await service.apply(
+            session, incident, Action.CLOSE, policy=policy, actor=actor, now=now, permitted=True
+        )
+        closed.extra.update(auto=False, reason="service confirmed restored")
+        extra["then"] = closed
+    return Change(incident=incident, kind="confirmed", actor=actor, extra=extra)
+
+
+async def still_broken(
+    session: AsyncSession, incident: Incident, reason: str, *, policy: Policy, actor: str, now: datetime
+) -> Change:
+    """Reopen, as a reopen like any other, with the reason the reporter gave."""
+    _require_resolved(incident, "still-broken", policy)
+    _require_reporter(incident, "say it is still broken", actor, policy)
+    text = f"{STILL_BROKEN}: {reason.strip()}" if reason.strip() else STILL_BROKEN
+    return await service.apply(
+        session, incident, Action.REOPEN, policy=policy, actor=actor, now=now, reason=text, permitted=True
+    )
+
+
+async def close_by_itself(
+    session: AsyncSession, incident: Incident, *, policy: Policy, now: datetime
+) -> Change:
+    """The auto-close timer fell due (timers.fire checked it still applies)."""
+    after = policy.auto_close_after or timedelta(0)
+    reason = f"resolved more than {_words(after)} ago" + (
+        ", and confirmed restored" if incident.confirmed_at else ""
+    )
+    closed = await service.apply(
+        session, incident, Action.CLOSE, policy=policy, actor=SYSTEM_ACTOR, now=now, permitted=True
+    )
+    closed.extra.update(auto=True, reason=reason)
+    return closed
+
+
+async def recode(
+    session: AsyncSession,
+    incident: Incident,
+    *,
+    policy: Policy,
+    actor: str,
+    now: datetime,
+    cause: str | None,
+    resolution: str | None,
+) -> Change:
+    """Correct the cause and resolution codes of a resolved or closed incident."""
+    public_id = policy.public_id(incident.number)
+    if incident.state not in CODED_STATES:
+        raise IllegalTransition(
+            incident_id=public_id,
+            state=incident.state.value,
+            action="recode",
+            allowed=[a.value for a in allowed_actions(incident.state)],
+        )
+    service.require_commander(incident, "recode", actor, policy)
+    if not cause and not resolution:
+        raise InvalidInput(
+            field="recode",
+            problem="usage: `/incident recode cause=<code> resolution=<code>` (either or both)",
+        )
+    before = (incident.cause_code, incident.resolution_code)
+    if cause:
+        incident.cause_code = service.choose("cause code", cause, policy.cause_codes)
+    if resolution:
+        incident.resolution_code = service.choose("resolution code", resolution, policy.resolution_codes)
+    after = (incident.cause_code, incident.resolution_code)
+    if after == before:
+        raise InvalidInput(
+            field="recode", problem=f"{public_id} already has cause {after[0]} and resolution {after[1]}"
+        )
+    record(
+        session,
+        incident,
+        at=now,
+        actor=actor,
+        kind="recode",
+        before=f"{before[0]}/{before[1]}",
+        after=f"{after[0]}/{after[1]}",
+    )
+    await session.flush()
+    return Change(
+        incident=incident,
+        kind="recode",
+        actor=actor,
+        before=f"{before[0]}/{before[1]}",
+        after=f"{after[0]}/{after[1]}",
+        extra={"cause_before": before[0], "resolution_before": before[1]},
+    )
+
+
+def _words(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
