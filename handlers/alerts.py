@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from handlers import alert_payloads
 from handlers.alert_payloads import BadAlert
@@ -60,6 +61,15 @@ async def receive(request: web.Request, deps: Deps, *, token: str, parse: Parser
         return _refusal(bad)
     except DomainError as error:  # the parsers check what the store would refuse; this is a safety net
         return _refusal(BadAlert(f"refused: {error!r}"))
+    except (SQLAlchemyError, OSError):  # nothing was stored; Alertmanager retries a 5xx
+        log.exception("alert not stored", extra={"event": "alert_failed"})
+        return _refusal(
+            BadAlert(
+                "the database is unavailable; nothing was stored, send it again",
+                status=503,
+                error="unavailable",
+            )
+        )
     deps.wake_relay()
     answer = _answer(receipt, alert, deps.policy)
     log.info("alert", extra={"event": "alert", **answer})

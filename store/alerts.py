@@ -7,10 +7,11 @@ processes, exactly one inserts the claim and declares the incident, in the same 
 wait for it (PostgreSQL) or run after it (SQLite's single writer) and find the claim. A claim is released
 once its incident is no longer open, so the key's next firing opens a new incident.
 
-Repeats count on the incident (the card shows the count). So that a storm of copies cannot flood the
-channel, a repeat is *noticed* (a timeline entry and an `alert_received` message) at most once per
-NOTICE_EVERY, and at most one card refresh waits in the outbox per incident: the relay renders the card
-when it delivers, so the waiting refresh shows the count as it is then.
+Repeats count on the incident (the card shows the count), and each adds a timeline entry. So that a
+storm of copies cannot flood the channel, an `alert_received` message goes out for the first repeat, for
+a firing after the alert cleared, and otherwise at most once per NOTICE_EVERY; and at most one card
+refresh waits in the outbox per incident: the relay renders the card when it delivers, so the waiting
+refresh shows the count as it is then.
 """
 
 from __future__ import annotations
@@ -172,20 +173,20 @@ async def _repeat(
     incident.alert_count += 1
     count, refired = incident.alert_count, claim.resolved_at is not None
     claim.last_received_at, claim.resolved_at = now, None
-    noticed = refired or claim.noticed_at is None or now - claim.noticed_at >= NOTICE_EVERY
+    first_repeat = claim.noticed_count <= 1
+    noticed = refired or first_repeat or claim.noticed_at is None or now - claim.noticed_at >= NOTICE_EVERY
     since = count - claim.noticed_count
+    record(  # every copy is on the timeline, with the running total; the channel hears of a few
+        session,
+        incident,
+        at=now,
+        actor=alert.source,
+        kind="alert",
+        before="resolved" if refired else "firing",
+        after="firing",
+        text="firing again after it cleared" if refired else f"received again: {count} times in all",
+    )
     if noticed:
-        text = "firing again after it cleared" if refired else f"received again: {count} times in all"
-        record(
-            session,
-            incident,
-            at=now,
-            actor=alert.source,
-            kind="alert",
-            before="resolved" if refired else "firing",
-            after="firing",
-            text=text,
-        )
         claim.noticed_at, claim.noticed_count = now, count
     await session.flush()
     change = _change(

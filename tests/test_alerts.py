@@ -284,7 +284,9 @@ async def test_the_grouped_payload_lists_its_alerts(alerting, http) -> None:
 # Repeats ------------------------------------------------------------------------------------------
 
 
-async def test_repeats_count_on_the_card_and_are_noticed_at_most_every_five_minutes(alerting, http) -> None:
+async def test_repeats_count_on_the_card_and_timeline_and_are_posted_first_then_every_five_minutes(
+    alerting, http
+) -> None:
     fake = alerting.fake
     results = [(await post(http, alerting, "alertmanager", payload(FIRING)))[1] for _ in range(3)]
     assert [(r["result"], r["incident_id"], r["count"]) for r in results] == [
@@ -294,15 +296,21 @@ async def test_repeats_count_on_the_card_and_are_noticed_at_most_every_five_minu
     ]
     await fake.wait_for(lambda: card_says(alerting, "received 3 times"))
     await drained(alerting)
-    assert len(fake.posts(event_type="alert_received")) == 1  # the declare's; repeats within 5 min are quiet
-    assert [e.kind for e in await timeline(alerting)] == ["declared", "escalation"]
+    # the declare's notice and the first repeat's; the next repeat within 5 minutes is quiet
+    assert [m.payload["count"] for m in fake.posts(event_type="alert_received")] == [1, 2]
+    entries = await timeline(alerting)
+    assert [e.kind for e in entries] == ["declared", "escalation", "alert", "alert"]
+    assert [e.text for e in entries[2:]] == [
+        "received again: 2 times in all",
+        "received again: 3 times in all",
+    ]
 
     alerting.clock.advance(timedelta(minutes=6))
     status, body = await post(http, alerting, "alertmanager", payload(FIRING))
     assert (status, body["result"], body["count"]) == (200, "deduplicated", 4)
-    notices = await fake.wait_for(lambda: fake.posts(event_type="alert_received")[1:])
+    notices = await fake.wait_for(lambda: fake.posts(event_type="alert_received")[2:])
     assert notices[0].payload["count"] == 4
-    assert "received again: 4 times in all, 3 since the last notice" in notices[0].text
+    assert "received again: 4 times in all, 2 since the last notice" in notices[0].text
     await fake.wait_for(lambda: card_says(alerting, "received 4 times"))
     entries = await timeline(alerting)
     assert (entries[-1].kind, entries[-1].actor, entries[-1].text) == (
@@ -329,12 +337,14 @@ async def test_a_storm_of_500_concurrent_copies_opens_one_incident(alerting, htt
     assert len(fake.calls_of("conversations.create")) == 1
     assert len([m for m in fake.posts(event_type="incident_declared") if m.channel != ANNOUNCE]) == 1
     assert len(fake.posts(channel=ANNOUNCE)) == 1
-    assert len(fake.posts(event_type="alert_received")) == 1
+    assert [m.payload["count"] for m in fake.posts(event_type="alert_received")] == [1, 2]
     assert len(fake.posts(event_type="escalation_page")) == 1
     # one waiting card refresh at a time: a handful of edits, not 499
     edits = len(card(alerting).history)
     assert 1 <= edits <= 60, edits
-    assert len(await timeline(alerting)) == 2 and fake.problems == []
+    entries = await timeline(alerting)
+    assert len(entries) == 2 + 499 and entries[-1].text == "received again: 500 times in all"
+    assert fake.problems == []
 
 
 # Clearing -----------------------------------------------------------------------------------------
@@ -493,7 +503,7 @@ async def test_two_replicas_open_one_incident_for_one_key(tmp_path, fake, databa
             await terminate(process)
     assert len(cards()) == 1 and len(fake.posts(channel=ANNOUNCE)) == 1
     assert len(fake.calls_of("conversations.create")) == 1
-    assert len(fake.posts(event_type="alert_received")) == 1 and fake.problems == []
+    assert len(fake.posts(event_type="alert_received")) == 2 and fake.problems == []  # declare, first repeat
 
 
 # The generic webhook and escaping -----------------------------------------------------------------
