@@ -47,7 +47,7 @@ class Tocsin:
         policy = settings.policy
         self.settings = settings
         self.clock = clock
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, background_checkpoints=True)  # see _checkpoint
         self.client = make_client(token=settings.bot_token, base_url=settings.slack_api_url)  # Bolt's own
         self.slack = SlackFacade(token=settings.bot_token, base_url=settings.slack_api_url)
         self.renderer = Renderer(timezone=policy.timezone)

@@ -29,12 +29,23 @@ UPGRADE_LOCK = 0x70C5_1A  # pg advisory lock key, so replicas upgrade one at a t
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10, lock_wait: float = sqlite.LOCK_WAIT) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        lock_wait: float = sqlite.LOCK_WAIT,
+        background_checkpoints: bool = False,
+    ) -> None:
+        """`background_checkpoints`: SQLite's writer leaves checkpoints to `checkpoint()`, which the caller
+        promises to run every second or so (tocsin serve does)."""
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
             memory = self.url.database in (None, "", ":memory:")
-            self._writer = sqlite.engine(self.url, writer=True, pool_size=1, lock_wait=lock_wait)
+            self._writer = sqlite.engine(
+                self.url, writer=True, pool_size=1, lock_wait=lock_wait, checkpoints=background_checkpoints
+            )
             self._reader = (
                 self._writer if memory else sqlite.engine(self.url, writer=False, pool_size=pool_size)
             )

@@ -11,8 +11,9 @@ That is only safe because nothing here waits on SQLite's locks while holding the
 - the one writer connection opens its transactions with `BEGIN IMMEDIATE` and `busy_timeout=0`,
   and when another process holds the write lock it retries *asynchronously* (`begin_immediate`),
   so the loop keeps serving while it waits;
-- the writer does not checkpoint the WAL when it commits (an fsync, now and then seconds long after a
-  burst of writes, would stall the loop): `checkpoint()` runs every second on a worker thread instead.
+- in `tocsin serve`, the writer does not checkpoint the WAL when it commits (an fsync, now and then long
+  after a burst of writes, would stall the loop): `checkpoint()` runs every second on a worker thread
+  instead. Other processes (the CLI, scripts) keep SQLite's own checkpoints.
 """
 
 from __future__ import annotations
@@ -137,7 +138,9 @@ def begin_immediate(raw: sqlite3.Connection, *, wait: float) -> None:
         delay = min(delay * 2, 0.05)
 
 
-def engine(url: URL, *, writer: bool, pool_size: int, lock_wait: float = LOCK_WAIT) -> AsyncEngine:
+def engine(
+    url: URL, *, writer: bool, pool_size: int, lock_wait: float = LOCK_WAIT, checkpoints: bool = False
+) -> AsyncEngine:
     """An AsyncEngine on `url` (any sqlite driver name) that runs statements inline."""
     if DRIVER not in registry.impls:
         registry.register(f"sqlite.{DRIVER}", __name__, "InlineSQLiteDialect")
@@ -158,7 +161,7 @@ def engine(url: URL, *, writer: bool, pool_size: int, lock_wait: float = LOCK_WA
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
         # Readers never wait in WAL mode; the writer waits in begin_immediate, off the loop.
         dbapi_connection.execute(f"PRAGMA busy_timeout={0 if writer and not memory else 5000}")
-        if writer and not memory:  # checkpoints (copying the WAL back, with an fsync) run in checkpoint()
+        if checkpoints and writer and not memory:  # the WAL is copied back (with an fsync) by checkpoint()
             dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
     @event.listens_for(created.sync_engine, "begin")

@@ -63,7 +63,7 @@ async def test_sqlite_writer_gives_up_after_the_lock_wait(tmp_path: Path) -> Non
 
 async def test_sqlite_writer_leaves_checkpoints_to_the_worker_thread(tmp_path: Path) -> None:
     path = tmp_path / "wal.db"
-    db = Database(f"sqlite:///{path}")
+    db = Database(f"sqlite:///{path}", background_checkpoints=True)
     await db.upgrade()
     try:
         async with db.write() as session:

@@ -1,0 +1,153 @@
+"""What one request's work costs, in process, without HTTP or Bolt: the use cases behind the load paths.
+
+    TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test \\
+        .venv/bin/python bench/ops.py [--stores sqlite postgres] [--rounds 4] [--each 200]
+
+Loads 100,000 incidents (as bench/load.py does), then times, one after another on one event loop:
+`show` (find + render the private answer), `note` (one write transaction), `ack` (the Acknowledge
+click's transaction: state, timeline, timers, outbox) and `declare` (the whole declare transaction,
+similar-incident search included). Prints the best of `--rounds` rounds of `--each` calls, in
+microseconds per call, and the SQL statements each call runs; writes bench/results/ops.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from load import READ, TRIAGE, preload  # noqa: E402
+from sqlalchemy import event  # noqa: E402
+
+from bot.app import Tocsin  # noqa: E402
+from bot.config import load_settings  # noqa: E402
+from handlers import commands, flows  # noqa: E402
+from store import service  # noqa: E402
+from store.machine import Action  # noqa: E402
+from tests.conftest import reset_postgres  # noqa: E402
+
+
+async def measure(url: str, rounds: int, each: int) -> list[dict]:
+    settings = load_settings(
+        {
+            "SLACK_BOT_TOKEN": "xoxb-bench",
+            "SLACK_SIGNING_SECRET": "bench",
+            "DATABASE_URL": url,
+            "TOCSIN_CONFIG": str(ROOT / "app.yaml"),
+        }
+    )
+    deps = Tocsin(settings).deps
+    statements: Counter[str] = Counter()
+
+    def count(*_: object) -> None:
+        statements["n"] += 1
+
+    engines = [deps.db._writer.sync_engine]
+    if deps.db.is_sqlite and deps.db._reader is not deps.db._writer:
+        engines.append(deps.db._reader.sync_engine)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
+
+    fresh = itertools.count(READ + 1)
+    serial = itertools.count(1)
+
+    def invocation(verb: str, rest: str = "") -> commands.Invocation:
+        ref = f"INC-{random.randint(1, READ)}"
+        return commands.Invocation("U1", "C1", verb, rest, ref, "", "")
+
+    async def show() -> None:
+        await commands.HANDLERS["show"](invocation("show"), deps)
+
+    async def note() -> None:
+        await commands.HANDLERS["note"](invocation("note", "bench note"), deps)
+
+    async def ack() -> None:
+        await flows.change_incident(
+            deps,
+            ref=f"INC-{next(fresh)}",
+            channel=None,
+            use_case=lambda s, i: service.apply(
+                s, i, Action.ACK, policy=deps.policy, actor="U1", now=deps.clock()
+            ),
+        )
+
+    async def declare() -> None:
+        await flows.declare(
+            deps, title=f"Load test {next(serial)}", priority="P3", reporter="U1", origin_channel="C1"
+        )
+
+    results = []
+    paths: dict[str, Callable[[], Awaitable[None]]] = {
+        "show": show,
+        "note": note,
+        "ack": ack,
+        "declare": declare,
+    }
+    assert rounds * each + 20 < TRIAGE
+    for name, call in paths.items():
+        for _ in range(20):
+            await call()
+        best = []
+        statements.clear()
+        for _ in range(rounds):
+            began = time.perf_counter()
+            for _ in range(each):
+                await call()
+            best.append((time.perf_counter() - began) / each * 1e6)
+        results.append(
+            {
+                "op": name,
+                "best_us": round(min(best)),
+                "rounds_us": [round(b) for b in best],
+                "statements_per_call": round(statements["n"] / (rounds * each), 1),
+            }
+        )
+    await deps.db.dispose()
+    return results
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stores", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--each", type=int, default=200)
+    args = parser.parse_args()
+    pg = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for store in args.stores:
+            if store == "postgres" and not pg:
+                print("postgres: skipped (set BENCH_DATABASE_URL or TEST_DATABASE_URL)")
+                continue
+            url = f"sqlite+aiosqlite:///{tmp}/ops.db" if store == "sqlite" else pg
+            if store == "postgres":
+                await reset_postgres(url)
+            await preload(url)
+            for result in await measure(url, args.rounds, args.each):
+                result["store"] = store
+                out.append(result)
+                print(
+                    f"{store:<9} {result['op']:<8} {result['best_us']:>7} µs per call"
+                    f"  ({result['statements_per_call']} SQL statements; rounds {result['rounds_us']})",
+                    flush=True,
+                )
+    path = ROOT / "bench" / "results" / "ops.json"
+    path.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "results": out}, indent=2))
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
