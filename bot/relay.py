@@ -115,11 +115,12 @@ class Relay:
         idle_poll: float = 1.0,
         traffic: Traffic | None = None,
         give_way: float = 0.2,
+        per_incident: int = 10,
     ) -> None:
         self.db, self.slack, self.composer, self.clock = db, slack, composer, clock
         self.lease, self.batch, self.idle_poll = lease, batch, idle_poll
         self.worker, self.dead_after = worker, dead_after
-        self.traffic, self.give_way = traffic or Traffic(), give_way
+        self.traffic, self.give_way, self.per_incident = traffic or Traffic(), give_way, per_incident
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -152,20 +153,43 @@ class Relay:
                 worker=self.worker,
                 dead_after=self.dead_after,
                 limit=self.batch,
+                per_incident=self.per_incident,
             )
         if not rows:
             return 0
         incidents = await self._incidents({row.incident_number for row, _ in rows if row.incident_number})
-        outcomes = await asyncio.gather(
-            *(
-                self._deliver(row, incidents.get(row.incident_number or 0), uncertain)
-                for row, uncertain in rows
-            )
+        queues: dict[int, list[tuple[OutboxMessage, bool]]] = {}
+        for row, uncertain in rows:  # an incident's rows in order; messages of no incident stand alone
+            queues.setdefault(row.incident_number or -row.id, []).append((row, uncertain))
+        results = await asyncio.gather(
+            *(self._deliver_queue(queue, incidents.get(key)) for key, queue in queues.items())
         )
-        await self._record(
-            [(row, outcome) for (row, _), outcome in zip(rows, outcomes, strict=True)], incidents
-        )
+        await self._record([result for queue in results for result in queue], incidents)
         return len(rows)
+
+    async def _deliver_queue(
+        self, queue: list[tuple[OutboxMessage, bool]], incident: Incident | None
+    ) -> list[tuple[OutboxMessage, Outcome | None]]:
+        """One incident's claimed rows, in order; the outcomes to record. A delivery that saves something
+        (the channel, the card's ts) is recorded at once, so the bot knows the channel as soon as people
+        can see it, and the rows after it see what it saved. After a row that must be retried, the
+        rest wait (outcome None: released)."""
+        results: list[tuple[OutboxMessage, Outcome | None]] = []
+        waiting = False
+        for row, uncertain in queue:
+            if waiting:
+                results.append((row, None))
+                continue
+            outcome = await self._deliver(row, incident, uncertain)
+            waiting = outcome.retry_at is not None
+            if outcome.saves:
+                await self._record([(row, outcome)], {} if incident is None else {incident.number: incident})
+                if incident is not None:
+                    for key, value in outcome.saves.items():
+                        setattr(incident, key, value)
+                continue
+            results.append((row, outcome))
+        return results
 
     async def _deliver(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> Outcome:
         try:
@@ -203,11 +227,14 @@ class Relay:
             return {incident.number: incident for incident in found}
 
     async def _record(
-        self, results: list[tuple[OutboxMessage, Outcome]], incidents: dict[int, Incident]
+        self, results: list[tuple[OutboxMessage, Outcome | None]], incidents: dict[int, Incident]
     ) -> None:
         now = self.clock()
         async with self.db.write() as session:
             for row, outcome in results:
+                if outcome is None:  # not attempted: an earlier row of its incident waits for a retry
+                    await outbox.release(session, message_id=row.id)
+                    continue
                 incident = incidents.get(row.incident_number or 0)
                 fields = {
                     "incident_id": self.composer.public_id(incident) if incident else None,

@@ -74,8 +74,11 @@ async def claim(
     worker: str,
     dead_after: timedelta,
     limit: int = 50,
+    per_incident: int = 1,
 ) -> list[tuple[OutboxMessage, bool]]:
-    """Claim the deliverable head of each incident's queue (earlier rows of an incident block later ones).
+    """Claim the deliverable head of each incident's queue (earlier rows of an incident block later ones)
+    and, with `per_incident` > 1, the rows queued right behind it, up to that many per incident, to be
+    delivered in order by the same relay. Rows come in id order.
 
     Each row comes with `uncertain`: True when an earlier claim ended without a recorded outcome (its
     process died or stalled mid-delivery), so Slack may already have the message."""
@@ -111,12 +114,51 @@ async def claim(
     )
     await plan_afresh(session)
     rows = list(await session.scalars(query))
+    if per_incident > 1:
+        rows += await _queued_behind(session, rows, per_incident - 1)
+        rows.sort(key=lambda row: row.id)
     claimed = [(row, row.locked_by is not None) for row in rows]
     for row in rows:
         row.locked_until, row.locked_by = now + lease, worker
         row.attempts += 1
     await session.flush()
     return claimed
+
+
+async def _queued_behind(
+    session: AsyncSession, heads: list[OutboxMessage], count: int
+) -> list[OutboxMessage]:
+    """The next `count` pending rows of each head's incident. Only whoever holds an incident's head
+    claims the rows behind it (together, and releases what it did not deliver), so no other relay can
+    hold them; their lock is taken without SKIP LOCKED so that none is left out of the run."""
+    numbers = [head.incident_number for head in heads if head.incident_number is not None]
+    if not numbers:
+        return []
+    behind = await session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.incident_number.in_(numbers), _pending())
+        .order_by(OutboxMessage.incident_number, OutboxMessage.id)
+        .with_for_update(of=OutboxMessage)
+    )
+    head_ids = {head.id for head in heads}
+    taken: dict[int, int] = {}
+    found = []
+    for row in behind:
+        number = row.incident_number or 0
+        if row.id in head_ids or taken.get(number, 0) >= count:
+            continue
+        taken[number] = taken.get(number, 0) + 1
+        found.append(row)
+    return found
+
+
+async def release(session: AsyncSession, *, message_id: int) -> None:
+    """Give back a claimed row that was not attempted (the row before it has to be retried first)."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(locked_until=None, locked_by=None, attempts=OutboxMessage.attempts - 1)
+    )
 
 
 async def delivered(session: AsyncSession, *, message_id: int, now: datetime) -> None:
