@@ -13,29 +13,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import service, timers
 from store.change import Change
-from store.errors import AlreadyConfirmed, Forbidden, IllegalTransition, InvalidInput
-from store.machine import Action, allowed_actions
+from store.errors import AlreadyConfirmed, Forbidden, InvalidInput
+from store.machine import Action
 from store.models import Incident, State
 from store.policy import Policy
 from store.timeline import SYSTEM_ACTOR, record
 
 STILL_BROKEN = "reporter says still broken"
+RESOLVED = frozenset({State.RESOLVED})
 CODED_STATES = frozenset({State.RESOLVED, State.CLOSED})
 
 
 def asks_reporter(incident: Incident) -> bool:
     """Whether there is a person to ask: not for incidents that monitoring opened."""
     return incident.alert_source is None and incident.reporter[:1] in ("U", "W")
-
-
-def _require_resolved(incident: Incident, action: str, policy: Policy) -> None:
-    if incident.state is not State.RESOLVED:
-        raise IllegalTransition(
-            incident_id=policy.public_id(incident.number),
-            state=incident.state.value,
-            action=action,
-            allowed=[a.value for a in allowed_actions(incident.state)],
-        )
 
 
 def _require_reporter(incident: Incident, action: str, actor: str, policy: Policy) -> None:
@@ -56,7 +47,7 @@ async def confirm(
     session: AsyncSession, incident: Incident, *, policy: Policy, actor: str, now: datetime
 ) -> Change:
     """Record that service is restored; close at once unless the review is still owed."""
-    _require_resolved(incident, "confirm", policy)
+    service.require_state(incident, RESOLVED, "confirm", policy)
     _require_reporter(incident, "confirm", actor, policy)
     if incident.confirmed_at is not None:
         raise AlreadyConfirmed(
@@ -81,7 +72,7 @@ async def still_broken(
     session: AsyncSession, incident: Incident, reason: str, *, policy: Policy, actor: str, now: datetime
 ) -> Change:
     """Reopen, as a reopen like any other, with the reason the reporter gave."""
-    _require_resolved(incident, "still-broken", policy)
+    service.require_state(incident, RESOLVED, "still-broken", policy)
     _require_reporter(incident, "say it is still broken", actor, policy)
     text = f"{STILL_BROKEN}: {reason.strip()}" if reason.strip() else STILL_BROKEN
     return await service.apply(
@@ -116,46 +107,34 @@ async def recode(
 ) -> Change:
     """Correct the cause and resolution codes of a resolved or closed incident."""
     public_id = policy.public_id(incident.number)
-    if incident.state not in CODED_STATES:
-        raise IllegalTransition(
-            incident_id=public_id,
-            state=incident.state.value,
-            action="recode",
-            allowed=[a.value for a in allowed_actions(incident.state)],
-        )
+    service.require_state(incident, CODED_STATES, "recode", policy)
     service.require_commander(incident, "recode", actor, policy)
     if not cause and not resolution:
         raise InvalidInput(
             field="recode",
             problem="usage: `/incident recode cause=<code> resolution=<code>` (either or both)",
         )
-    before = (incident.cause_code, incident.resolution_code)
+    cause_before, resolution_before = incident.cause_code, incident.resolution_code
     if cause:
         incident.cause_code = service.choose("cause code", cause, policy.cause_codes)
     if resolution:
         incident.resolution_code = service.choose("resolution code", resolution, policy.resolution_codes)
-    after = (incident.cause_code, incident.resolution_code)
+    before = f"{cause_before}/{resolution_before}"
+    after = f"{incident.cause_code}/{incident.resolution_code}"
     if after == before:
         raise InvalidInput(
-            field="recode", problem=f"{public_id} already has cause {after[0]} and resolution {after[1]}"
+            field="recode",
+            problem=f"{public_id} already has cause {incident.cause_code} and resolution {incident.resolution_code}",
         )
-    record(
-        session,
-        incident,
-        at=now,
-        actor=actor,
-        kind="recode",
-        before=f"{before[0]}/{before[1]}",
-        after=f"{after[0]}/{after[1]}",
-    )
+    record(session, incident, at=now, actor=actor, kind="recode", before=before, after=after)
     await session.flush()
     return Change(
         incident=incident,
         kind="recode",
         actor=actor,
-        before=f"{before[0]}/{before[1]}",
-        after=f"{after[0]}/{after[1]}",
-        extra={"cause_before": before[0], "resolution_before": before[1]},
+        before=before,
+        after=after,
+        extra={"cause_before": cause_before, "resolution_before": resolution_before},
     )
 
 

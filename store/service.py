@@ -88,7 +88,7 @@ def require_commander(incident: Incident, action: str, actor: str, policy: Polic
     )
 
 
-def _require_state(incident: Incident, allowed: frozenset[State], action: str, policy: Policy) -> None:
+def require_state(incident: Incident, allowed: frozenset[State], action: str, policy: Policy) -> None:
     if incident.state not in allowed:
         raise IllegalTransition(
             incident_id=policy.public_id(incident.number),
@@ -297,7 +297,7 @@ async def change_priority(
     now: datetime,
 ) -> Change:
     priority = choose("priority", priority.upper(), PRIORITIES)
-    _require_state(incident, machine.PRIORITY_STATES, "priority", policy)
+    require_state(incident, machine.PRIORITY_STATES, "priority", policy)
     require_commander(incident, "change priority", actor, policy)
     before = incident.priority
     if before == priority:
@@ -322,7 +322,7 @@ async def assign(
     now: datetime,
 ) -> Change:
     role = choose("role", role.lower(), ROLES)
-    _require_state(incident, machine.ASSIGN_STATES, "assign", policy)
+    require_state(incident, machine.ASSIGN_STATES, "assign", policy)
     require_commander(incident, "assign roles", actor, policy)
     before = getattr(incident, role)
     setattr(incident, role, user)
@@ -343,7 +343,7 @@ async def post_update(
     text = check_length("update", text, TEXT_MAX)
     if not text:
         raise InvalidInput(field="update", problem="the update has no text")
-    _require_state(incident, machine.UPDATE_STATES, "update", policy)
+    require_state(incident, machine.UPDATE_STATES, "update", policy)
     incident.last_update_at = now
     record(session, incident, at=now, actor=actor, kind="update", text=text)
     await timers.replan(session, incident, policy=policy, now=now)
@@ -378,7 +378,7 @@ async def escalate(
 ) -> Change:
     """Page the next escalation level now; at the last level, page it again."""
     reason = check_length("reason", reason, REASON_MAX)
-    _require_state(incident, machine.ESCALATE_STATES, "escalate", policy)
+    require_state(incident, machine.ESCALATE_STATES, "escalate", policy)
     if not policy.escalation_levels:
         raise InvalidInput(field="escalation", problem="no escalation levels are configured")
     before = incident.escalation_level
@@ -419,7 +419,7 @@ async def pir_done(
     if not re.fullmatch(r"<?https?://[^\s<>|]+(\|[^>]*)?>?", link):
         raise InvalidInput(field="link", problem="give the PIR's link, starting with https://")
     link = link.strip("<>").split("|", 1)[0]
-    _require_state(incident, machine.PIR_STATES, "pir done", policy)
+    require_state(incident, machine.PIR_STATES, "pir done", policy)
     incident.pir_link, incident.pir_done_at = link, now
     record(session, incident, at=now, actor=actor, kind="pir", after="done", text=link)
     await timers.replan(session, incident, policy=policy, now=now)
@@ -461,11 +461,11 @@ async def timeline(session: AsyncSession, incident: Incident, *, limit: int = 20
 
 def ensure_open(incident: Incident, *, action: str, policy: Policy) -> None:
     """Refuse `action` unless the incident is still open."""
-    _require_state(incident, OPEN_STATES, action, policy)
+    require_state(incident, OPEN_STATES, action, policy)
 
 
 def ensure_state_allows_update(incident: Incident, *, policy: Policy) -> None:
-    _require_state(incident, machine.UPDATE_STATES, "update", policy)
+    require_state(incident, machine.UPDATE_STATES, "update", policy)
 
 
 async def schedule_pir(
@@ -475,7 +475,7 @@ async def schedule_pir(
     at = parse_local_time(when, policy=policy)
     if at <= now:
         raise InvalidInput(field="when", problem=f"{when.strip()} is in the past")
-    _require_state(incident, machine.PIR_STATES, "pir schedule", policy)
+    require_state(incident, machine.PIR_STATES, "pir schedule", policy)
     before = incident.pir_meeting_at
     incident.pir_meeting_at, incident.pir_meeting_reminded_at = at, None
     record(session, incident, at=now, actor=actor, kind="pir_scheduled", after=at.isoformat()[:64])
