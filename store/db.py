@@ -41,13 +41,13 @@ class Database:
         promises to run every second or so (tocsin serve does)."""
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
+        self.memory = self.dialect == "sqlite" and self.url.database in (None, "", ":memory:")
         if self.dialect == "sqlite":
-            memory = self.url.database in (None, "", ":memory:")
             self._writer = sqlite.engine(
                 self.url, writer=True, pool_size=1, lock_wait=lock_wait, checkpoints=background_checkpoints
             )
             self._reader = (
-                self._writer if memory else sqlite.engine(self.url, writer=False, pool_size=pool_size)
+                self._writer if self.memory else sqlite.engine(self.url, writer=False, pool_size=pool_size)
             )
         else:
             self._writer = create_async_engine(
@@ -91,7 +91,7 @@ class Database:
 
     async def checkpoint(self) -> None:
         """SQLite: move the WAL back into the database file, on a worker thread (see store/sqlite.py)."""
-        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+        if self.is_sqlite and not self.memory:
             await asyncio.to_thread(sqlite.checkpoint, self.url.database)
 
     async def ping(self) -> None:

@@ -203,31 +203,18 @@ async def replan(
         else:
             timer.cancelled_at = now
             existing.remove(timer)
-    missing = [p for key, p in wanted.items() if key not in have]
-    if not reused:  # nobody holds these rows: one INSERT, no ORM objects (a later replan reloads them)
-        if missing:
-            await session.execute(
-                insert(Timer.__table__),
-                [
-                    dict(
-                        incident_number=incident.number,
-                        kind=p.kind,
-                        key=p.key,
-                        due_at=p.due_at,
-                        created_at=now,
-                    )
-                    for p in missing
-                ],
-            )
+    new = [
+        dict(incident_number=incident.number, kind=p.kind, key=p.key, due_at=p.due_at, created_at=now)
+        for key, p in wanted.items()
+        if key not in have
+    ]
+    if not new:
         return
-    for planned in missing:
-        timer = Timer(
-            incident_number=incident.number,
-            kind=planned.kind,
-            key=planned.key,
-            due_at=planned.due_at,
-            created_at=now,
-        )
+    if not reused:  # nobody holds these rows: one INSERT, no ORM objects (a later replan reloads them)
+        await session.execute(insert(Timer.__table__), new)
+        return
+    for values in new:
+        timer = Timer(**values)
         session.add(timer)
         existing.append(timer)
 
