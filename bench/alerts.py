@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+from common import store_urls, write_results  # noqa: E402
 
 from tests.conftest import reset_postgres  # noqa: E402
 
@@ -254,29 +255,11 @@ async def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=10.0)
     args = parser.parse_args()
-    pg = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     results: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for store in args.stores:
-            if store == "postgres" and not pg:
-                print("postgres: skipped (set BENCH_DATABASE_URL or TEST_DATABASE_URL)")
-                continue
-            url = f"sqlite+aiosqlite:///{tmp}/alerts.db" if store == "sqlite" else pg
+        for store, url in store_urls(args.stores, tmp, "alerts"):
             results += await bench_store(store, url, args)
-    out = ROOT / "bench" / "results" / "alerts.json"
-    out.write_text(
-        json.dumps(
-            {
-                "machine": f"{os.cpu_count()} cores",
-                "warmup": args.warmup,
-                "duration": args.duration,
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_results("alerts", results, warmup=args.warmup, duration=args.duration)
 
 
 if __name__ == "__main__":

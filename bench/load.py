@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+from common import store_urls, write_results  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from store.db import Database  # noqa: E402
@@ -375,28 +376,11 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
     args = parser.parse_args()
-    pg = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for store in args.stores:
-            if store == "postgres" and not pg:
-                print("postgres: skipped (set BENCH_DATABASE_URL or TEST_DATABASE_URL)")
-                continue
-            url = f"sqlite+aiosqlite:///{tmp}/load.db" if store == "sqlite" else pg
+        for store, url in store_urls(args.stores, tmp, "load"):
             results += await bench_store(store, url, args)
-    out = ROOT / "bench" / "results" / "load.json"
-    out.write_text(
-        json.dumps(
-            {
-                "machine": f"{os.cpu_count()} cores",
-                "warmup": args.warmup,
-                "duration": args.duration,
-                "results": results,
-            },
-            indent=2,
-        )
-    )
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_results("load", results, warmup=args.warmup, duration=args.duration)
 
 
 if __name__ == "__main__":

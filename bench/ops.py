@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
-import os
 import random
 import sys
 import tempfile
@@ -29,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from common import store_urls, write_results  # noqa: E402
 from load import READ, TRIAGE, preload  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
@@ -125,14 +124,9 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--each", type=int, default=200)
     args = parser.parse_args()
-    pg = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        for store in args.stores:
-            if store == "postgres" and not pg:
-                print("postgres: skipped (set BENCH_DATABASE_URL or TEST_DATABASE_URL)")
-                continue
-            url = f"sqlite+aiosqlite:///{tmp}/ops.db" if store == "sqlite" else pg
+        for store, url in store_urls(args.stores, tmp, "ops"):
             if store == "postgres":
                 await reset_postgres(url)
             await preload(url)
@@ -144,9 +138,7 @@ async def main() -> None:
                     f"  ({result['statements_per_call']} SQL statements; rounds {result['rounds_us']})",
                     flush=True,
                 )
-    path = ROOT / "bench" / "results" / "ops.json"
-    path.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "results": out}, indent=2))
-    print(f"wrote {path.relative_to(ROOT)}")
+    write_results("ops", out)
 
 
 if __name__ == "__main__":

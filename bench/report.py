@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import store_urls, write_results  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from store.db import Database  # noqa: E402
@@ -163,15 +164,10 @@ async def main() -> None:
     parser.add_argument("--incidents", type=int, default=100_000)
     parser.add_argument("--stores", nargs="+", default=["sqlite", "postgres"])
     args = parser.parse_args()
-    pg = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     now = datetime.now(UTC)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for store in args.stores:
-            if store == "postgres" and not pg:
-                print("postgres: skipped (set BENCH_DATABASE_URL or TEST_DATABASE_URL)")
-                continue
-            url = f"sqlite+aiosqlite:///{tmp}/report.db" if store == "sqlite" else pg
+        for store, url in store_urls(args.stores, tmp, "report"):
             if store == "postgres":
                 await reset_postgres(url)
             loaded = await load(url, args.incidents, now)
@@ -190,9 +186,7 @@ async def main() -> None:
                     f" peak RSS {result['peak_rss_mb']} MB",
                     flush=True,
                 )
-    out = ROOT / "bench" / "results" / "report.json"
-    out.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "results": results}, indent=2))
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_results("report", results)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import statistics
 import sys
 import tempfile
@@ -26,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import postgres_url, write_results  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from bot.config import load_policy  # noqa: E402
@@ -187,7 +186,7 @@ async def main() -> None:
     parser.add_argument("--stores", nargs="+", default=["sqlite", "postgres"])
     args = parser.parse_args()
     policy = load_policy(ROOT / "app.yaml")
-    pg = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    pg = postgres_url()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for store in args.stores:
@@ -204,9 +203,7 @@ async def main() -> None:
                     f" | due query uses ix_timers_due: {result['due_query_uses_index']}",
                     flush=True,
                 )
-    out = ROOT / "bench" / "results" / "scheduler.json"
-    out.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "results": results}, indent=2))
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_results("scheduler", results)
     for result in results:
         print(f"\n{result['store']} {result['incidents']}: due-timer query plan\n{result['due_query_plan']}")
 
