@@ -231,6 +231,11 @@ class Relay:
     ) -> None:
         now = self.clock()
         async with self.db.write() as session:
+            await outbox.delivered(
+                session,
+                message_ids=[row.id for row, outcome in results if outcome and outcome.error is None],
+                now=now,
+            )
             for row, outcome in results:
                 if outcome is None:  # not attempted: an earlier row of its incident waits for a retry
                     await outbox.release(session, message_id=row.id)
@@ -241,8 +246,7 @@ class Relay:
                     "op": row.op,
                     "outbox_id": row.id,
                 }
-                if outcome.error is None:
-                    await outbox.delivered(session, message_id=row.id, now=now)
+                if outcome.error is None:  # recorded above, with the round's other deliveries
                     log.info("delivered", extra={"event": "outbox_delivered", **fields})
                 elif outcome.retry_at is not None:
                     await outbox.retry_later(

@@ -1,31 +1,32 @@
 """Engines, transactions and schema upgrades.
 
-SQLite (store/sqlite.py, no worker thread): WAL, one writer connection whose transactions start with BEGIN
-IMMEDIATE (a deferred transaction that reads and then writes fails with "database is locked" and ignores
-busy_timeout), and a pool of readers.
-PostgreSQL: one pool for both; reads run in autocommit.
-
-On SQLite, sessions are opened and closed here rather than by `async_sessionmaker.begin()`, whose exit runs
-the commit and close in a task of their own, shielded from cancellation (two tasks and several loop
-iterations, about 180 µs per transaction here). Inline SQLite never suspends while committing or
-closing, so there is nothing for a cancellation to interrupt. PostgreSQL keeps SQLAlchemy's shielded exit.
+SQLite (store/sqlite.py): SQLAlchemy's synchronous engine and Session, run inline on the event loop's
+thread behind `InlineSession`; WAL; one writer connection whose transactions start with BEGIN IMMEDIATE
+(a deferred transaction that reads and then writes fails with "database is locked" and ignores
+busy_timeout), taken here with an asynchronous wait; and a pool of readers.
+PostgreSQL: AsyncSession over asyncpg, one pool for both; reads run in autocommit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from store import sqlite
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_LOCK = 0x70C5_1A  # pg advisory lock key, so replicas upgrade one at a time
+IDLE_PING = 1.0  # seconds: a PostgreSQL connection idle longer than this is pinged before use
 
 
 class Database:
@@ -42,22 +43,26 @@ class Database:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         self.memory = self.dialect == "sqlite" and self.url.database in (None, "", ":memory:")
+        self.lock_wait = lock_wait
         if self.dialect == "sqlite":
             self._writer = sqlite.engine(
-                self.url, writer=True, pool_size=1, lock_wait=lock_wait, checkpoints=background_checkpoints
+                self.url, writer=True, pool_size=1, checkpoints=background_checkpoints
             )
             self._reader = (
                 self._writer if self.memory else sqlite.engine(self.url, writer=False, pool_size=pool_size)
             )
+            self._writing = asyncio.Lock()  # this process's writers take turns on the one connection
         else:
-            self._writer = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-            )
+            # No pool_pre_ping: a round trip before every checkout (250-700 µs here). Connections idle for
+            # more than IDLE_PING are pinged instead (_ping_if_idle); a busy pool's connections are in use.
+            self._async_writer = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+            event.listen(self._async_writer.sync_engine, "checkout", _ping_if_idle)
+            event.listen(self._async_writer.sync_engine, "checkin", _note_checkin)
             # Reads share the pool but skip BEGIN/COMMIT, two round trips each: in READ COMMITTED every
             # statement takes its own snapshot anyway, so a read-only transaction would add nothing.
-            self._reader = self._writer.execution_options(isolation_level="AUTOCOMMIT")
-        self._write = async_sessionmaker(self._writer, expire_on_commit=False)
-        self._read = async_sessionmaker(self._reader, expire_on_commit=False)
+            self._async_reader = self._async_writer.execution_options(isolation_level="AUTOCOMMIT")
+            self._write = async_sessionmaker(self._async_writer, expire_on_commit=False)
+            self._read = async_sessionmaker(self._async_reader, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -66,28 +71,48 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed on exit, rolled back on error."""
-        if self.is_sqlite:
-            session = self._write()
-            try:
-                async with session.begin():
-                    yield session
-            finally:
-                await session.close()
-        else:
+        if not self.is_sqlite:
             async with self._write.begin() as session:
                 yield session
+            return
+        async with self._writing:
+            session = await self._begin_immediate()
+            try:
+                yield sqlite.InlineSession(session)  # type: ignore[misc]
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
+    async def _begin_immediate(self) -> Session:
+        """A session holding SQLite's write lock; while another process holds it, wait without blocking."""
+        deadline = time.monotonic() + self.lock_wait
+        delay = 0.001
+        while True:
+            session = Session(self._writer, expire_on_commit=False)
+            try:
+                session.connection()  # BEGIN IMMEDIATE (store/sqlite.py)
+                return session
+            except sqlite3.OperationalError as error:
+                session.close()
+                if not sqlite.busy(error) or time.monotonic() >= deadline:
+                    raise exc.OperationalError("BEGIN IMMEDIATE", (), error) from error
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        if self.is_sqlite:
-            session = self._read()
-            try:
+        if not self.is_sqlite:
+            async with self._read() as session:  # autocommit: no BEGIN, nothing to commit
                 yield session
-            finally:
-                await session.close()
-        else:
-            async with self._read.begin() as session:
-                yield session
+            return
+        session = Session(self._reader, expire_on_commit=False)
+        try:
+            yield sqlite.InlineSession(session)  # type: ignore[misc]
+        finally:
+            session.close()
 
     async def checkpoint(self) -> None:
         """SQLite: move the WAL back into the database file, on a worker thread (see store/sqlite.py)."""
@@ -95,20 +120,46 @@ class Database:
             await asyncio.to_thread(sqlite.checkpoint, self.url.database)
 
     async def ping(self) -> None:
-        async with self._reader.connect() as connection:
+        if self.is_sqlite:
+            with self._reader.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+            return
+        async with self._async_reader.connect() as connection:
             await connection.run_sync(lambda sync: sync.exec_driver_sql("SELECT 1"))
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""
-        async with self._writer.begin() as connection:
-            if not self.is_sqlite:
-                await connection.execute(text(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK})"))
+        if self.is_sqlite:
+            async with self._writing:
+                with self._writer.begin() as connection:
+                    _upgrade(connection)
+            return
+        async with self._async_writer.begin() as connection:
+            await connection.execute(text(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK})"))
             await connection.run_sync(_upgrade)
 
     async def dispose(self) -> None:
-        await self._writer.dispose()
-        if self.is_sqlite and self._reader is not self._writer:
-            await self._reader.dispose()
+        if not self.is_sqlite:
+            await self._async_writer.dispose()
+            return
+        self._writer.dispose()
+        if self._reader is not self._writer:
+            self._reader.dispose()
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Before handing out a connection that sat idle, check that the server still answers (a restart or a
+    failover leaves the pool full of dead connections). DisconnectionError makes the pool try a new one."""
+    if time.monotonic() - record.info.get("idle_since", 0.0) < IDLE_PING:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as error:
+        raise exc.DisconnectionError(f"idle connection is gone: {error}") from error
 
 
 async def plan_afresh(session: AsyncSession) -> None:

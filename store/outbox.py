@@ -152,30 +152,32 @@ async def _queued_behind(
     return found
 
 
-async def _settle(session: AsyncSession, message_id: int, **values: Any) -> None:
-    """Record how a claimed row ended, and give up its lease."""
+async def _settle(session: AsyncSession, message_ids: list[int], **values: Any) -> None:
+    """Record how claimed rows ended, and give up their lease."""
     await session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
+        .where(OutboxMessage.id.in_(message_ids))
         .values(locked_until=None, locked_by=None, **values)
     )
 
 
 async def release(session: AsyncSession, *, message_id: int) -> None:
     """Give back a claimed row that was not attempted (the row before it has to be retried first)."""
-    await _settle(session, message_id, attempts=OutboxMessage.attempts - 1)
+    await _settle(session, [message_id], attempts=OutboxMessage.attempts - 1)
 
 
-async def delivered(session: AsyncSession, *, message_id: int, now: datetime) -> None:
-    await _settle(session, message_id, delivered_at=now, last_error=None)
+async def delivered(session: AsyncSession, *, message_ids: list[int], now: datetime) -> None:
+    """Rows delivered, in one statement."""
+    if message_ids:
+        await _settle(session, message_ids, delivered_at=now, last_error=None)
 
 
 async def retry_later(session: AsyncSession, *, message_id: int, error: str, at: datetime) -> None:
-    await _settle(session, message_id, next_attempt_at=at, last_error=error)
+    await _settle(session, [message_id], next_attempt_at=at, last_error=error)
 
 
 async def failed(session: AsyncSession, *, message_id: int, error: str, now: datetime) -> None:
-    await _settle(session, message_id, failed_at=now, last_error=error)
+    await _settle(session, [message_id], failed_at=now, last_error=error)
 
 
 async def undelivered(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -149,11 +149,7 @@ async def replan_action(
     """Make the item's pending reminder match plan_action()."""
     wanted = plan_action(item, policy=policy)
     if existing is None:
-        existing = list(
-            await session.scalars(
-                select(Timer).where(Timer.incident_number == item.incident_number, _pending())
-            )
-        )
+        existing = list(await session.scalars(_PENDING_OF, {"number": item.incident_number}))
     mine = [t for t in existing if t.kind == ACTION_REMINDER and t.key == str(item.number)]
     kept = False
     for timer in mine:
@@ -178,6 +174,10 @@ def _pending() -> object:
     return and_(Timer.fired_at.is_(None), Timer.cancelled_at.is_(None))
 
 
+# An incident's pending timers, asked on every change: built once (see store/service.py's _BY_NUMBER).
+_PENDING_OF = select(Timer).where(Timer.incident_number == bindparam("number"), _pending())
+
+
 async def replan(
     session: AsyncSession,
     incident: Incident,
@@ -192,9 +192,7 @@ async def replan(
     wanted = {(p.kind, p.key, p.due_at): p for p in plan(incident, policy=policy)}
     reused = existing is not None
     if existing is None:
-        existing = list(
-            await session.scalars(select(Timer).where(Timer.incident_number == incident.number, _pending()))
-        )
+        existing = list(await session.scalars(_PENDING_OF, {"number": incident.number}))
     have = set()
     for timer in [t for t in existing if t.kind != ACTION_REMINDER]:  # action items plan their own
         key = (timer.kind, timer.key, timer.due_at)
