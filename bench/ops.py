@@ -54,10 +54,7 @@ async def measure(url: str, rounds: int, each: int) -> list[dict]:
     def count(*_: object) -> None:
         statements["n"] += 1
 
-    engines = [deps.db._writer.sync_engine]
-    if deps.db.is_sqlite and deps.db._reader is not deps.db._writer:
-        engines.append(deps.db._reader.sync_engine)
-    for engine in engines:
+    for engine in deps.db.engines:
         event.listen(engine, "before_cursor_execute", count)
 
     fresh = itertools.count(READ + 1)

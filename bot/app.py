@@ -38,15 +38,30 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _nobody() -> None:
+    """No relay to wake in this process, and none to tell: a separate `tocsin worker` polls the outbox."""
+
+
 class Tocsin:
-    """One running bot: HTTP (`web_app()`) or Socket Mode, plus its background relay."""
+    """One running bot: HTTP (`web_app()`), Socket Mode or a background worker.
+
+    `background`: this process runs the relay, the scheduler and a heartbeat (a worker, or a bot that
+    does everything itself). Without it, changes are announced through `wake`, which `tocsin serve`
+    connects to the worker process it starts (bot/cli.py)."""
 
     def __init__(
-        self, settings: Settings, *, mode: str = "http", clock: Callable[[], datetime] = utcnow
+        self,
+        settings: Settings,
+        *,
+        mode: str = "http",
+        clock: Callable[[], datetime] = utcnow,
+        background: bool = True,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         policy = settings.policy
         self.settings = settings
         self.clock = clock
+        self.mode, self.background = mode, background
         self.db = Database(settings.database_url, background_checkpoints=True)  # see _checkpoint
         self.client = make_client(token=settings.bot_token, base_url=settings.slack_api_url)  # Bolt's own
         self.slack = SlackFacade(token=settings.bot_token, base_url=settings.slack_api_url)
@@ -78,7 +93,7 @@ class Tocsin:
             slack=self.slack,
             clock=clock,
             spawn=self.spawn,
-            wake_relay=self.relay.wake,
+            wake_relay=self.relay.wake if background else (wake or _nobody),
         )
         bolt_log = logging.getLogger("tocsin.bolt")
         bolt_log.setLevel(logging.ERROR)  # Bolt warns that the env token is unused: we authorize ourselves
@@ -121,26 +136,43 @@ class Tocsin:
 
     async def start(self) -> None:
         await self.db.upgrade()
-        async with self.db.write() as session:
-            await workers.register(
-                session, worker_id=self.worker, host=socket.gethostname(), pid=os.getpid(), now=self.clock()
+        if self.background:
+            async with self.db.write() as session:
+                await workers.register(
+                    session,
+                    worker_id=self.worker,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    now=self.clock(),
+                )
+            self.spawn(self.relay.run(self._stopping))
+            self._jobs = start_jobs(self.sweeper, tick=self.settings.policy.tick)
+            self._jobs.add_job(
+                self._beat,
+                "interval",
+                seconds=HEARTBEAT.total_seconds(),
+                id="heartbeat",
+                max_instances=1,
+                coalesce=True,
             )
-        self.spawn(self.relay.run(self._stopping))
-        self._jobs = start_jobs(self.sweeper, tick=self.settings.policy.tick)
-        self._jobs.add_job(
-            self._beat,
-            "interval",
-            seconds=HEARTBEAT.total_seconds(),
-            id="heartbeat",
-            max_instances=1,
-            coalesce=True,
-        )
-        if self.db.is_sqlite:
+        else:
+            self._jobs = AsyncIOScheduler(timezone="UTC")
+            self._jobs.start()
+        if self.db.is_sqlite:  # each process's writer leaves the WAL to this job (store/sqlite.py)
             self._jobs.add_job(
                 self._checkpoint, "interval", seconds=1, id="checkpoint", max_instances=1, coalesce=True
             )
-        self.spawn(self._learn_identity())
-        log.info("started", extra={"event": "started", "database": self.db.dialect})
+        if self.mode != "worker":
+            self.spawn(self._learn_identity())
+        log.info(
+            "started",
+            extra={
+                "event": "started",
+                "database": self.db.dialect,
+                "mode": self.mode,
+                "background": self.background,
+            },
+        )
 
     async def _beat(self) -> None:
         try:
@@ -176,11 +208,12 @@ class Tocsin:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self.slack.aclose()
-        try:
-            async with self.db.write() as session:
-                await workers.retire(session, worker_id=self.worker)
-        except Exception:  # stopping anyway; others will see the heartbeat stop
-            log.warning("could not retire worker", extra={"event": "retire_failed"})
+        if self.background:
+            try:
+                async with self.db.write() as session:
+                    await workers.retire(session, worker_id=self.worker)
+            except Exception:  # stopping anyway; others will see the heartbeat stop
+                log.warning("could not retire worker", extra={"event": "retire_failed"})
         await self.db.dispose()
         log.info("stopped", extra={"event": "stopped"})
 

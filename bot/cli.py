@@ -1,4 +1,4 @@
-"""`tocsin serve | socket | manifest | check-config`."""
+"""`tocsin serve | worker | socket | manifest | check-config | timers | outbox | report | pir`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from bot import logs, operator
 from bot.app import Tocsin
 from bot.config import DEFAULT_CONFIG, ConfigError, Settings, load_policy, load_settings
 from bot.manifest import render
+from bot.worker import WorkerProcess
+from bot.worker import wake_on_stdin as wake_on_stdin_pipe
+from store.db import in_memory
 
 log = logging.getLogger("tocsin")
 
@@ -27,6 +30,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve Slack's HTTP requests at /slack/events")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument(
+        "--worker",
+        choices=["process", "inline", "none"],
+        default="inline",
+        help="where the relay and the scheduler run: this process (inline, the default), a `tocsin worker` "
+        "child process at lower CPU priority (process: for PostgreSQL on a machine with cores to spare), or "
+        "elsewhere (none: run `tocsin worker` yourself)",
+    )
+    worker = commands.add_parser("worker", help="run the relay and the scheduler only (no Slack requests)")
+    worker.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N")
+    worker.add_argument("--wake-on-stdin", action="store_true", help=argparse.SUPPRESS)
     commands.add_parser("socket", help="connect to Slack over Socket Mode (needs SLACK_APP_TOKEN)")
     manifest = commands.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", help="public base URL of `tocsin serve`, e.g. https://bot.example.com")
@@ -60,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{path}: ok")
         return 0
 
-    mode = {"serve": "http", "socket": "socket"}.get(args.command, "store")
+    mode = {"serve": "http", "socket": "socket", "worker": "worker"}.get(args.command, "store")
     try:
         settings = load_settings(os.environ, mode=mode)
     except ConfigError as error:
@@ -84,7 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(os.environ.get("TOCSIN_LOG_LEVEL", "INFO"))
     try:
         if mode == "http":
-            asyncio.run(_serve(settings, args.host, args.port))
+            asyncio.run(_serve(settings, args.host, args.port, worker=args.worker))
+        elif mode == "worker":
+            if args.nice:
+                os.nice(args.nice)
+            asyncio.run(_worker(settings, wake_on_stdin=args.wake_on_stdin))
         else:
             asyncio.run(_socket(settings))
     except StartupError as error:
@@ -105,23 +123,47 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
-    tocsin = Tocsin(settings, mode="http")
+async def _serve(settings: Settings, host: str, port: int, *, worker: str = "inline") -> None:
+    if worker == "process" and in_memory(settings.database_url):
+        worker = "inline"  # another process cannot see this database
+    child = WorkerProcess() if worker == "process" else None
+    tocsin = Tocsin(settings, mode="http", background=worker == "inline", wake=child.wake if child else None)
     runner = web.AppRunner(tocsin.web_app(), access_log=None)
     try:
-        await runner.setup()
+        await runner.setup()  # upgrades the schema before the worker starts
+        if child is not None:
+            await child.start()
     except Exception as error:
+        await runner.cleanup()
         raise StartupError(f"cannot start: {type(error).__name__}: {str(error)[:300]}") from None
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
     except OSError as error:
+        if child is not None:
+            await child.stop()
         await runner.cleanup()
         raise StartupError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
-    log.info("listening", extra={"event": "listening", "host": host, "port": port})
+    log.info("listening", extra={"event": "listening", "host": host, "port": port, "worker": worker})
     await _stop_event().wait()
     log.info("shutting down", extra={"event": "shutdown"})
-    await runner.cleanup()
+    await runner.cleanup()  # finishes the requests in flight; their messages are in the outbox
+    if child is not None:
+        await child.stop()
+
+
+async def _worker(settings: Settings, *, wake_on_stdin: bool) -> None:
+    tocsin = Tocsin(settings, mode="worker")
+    try:
+        await tocsin.start()
+    except Exception as error:
+        raise StartupError(f"cannot start: {type(error).__name__}: {str(error)[:300]}") from None
+    stop = _stop_event()
+    if wake_on_stdin:
+        tocsin.spawn(wake_on_stdin_pipe(tocsin.relay.wake, stop.set))
+    log.info("worker running", extra={"event": "worker_running"})
+    await stop.wait()
+    await tocsin.stop()
 
 
 async def _socket(settings: Settings) -> None:

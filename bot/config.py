@@ -441,12 +441,13 @@ def load_policy(path: Path) -> Policy:
 
 
 def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings:
-    """Settings for `mode` "http" (needs the signing secret), "socket" (needs the app token) or
-    "store" (operator commands that only read the database: no Slack credentials needed)."""
+    """Settings for `mode` "http" (needs the signing secret), "socket" (needs the app token), "worker"
+    (the bot token only) or "store" (operator commands that only read the database: no Slack credentials needed)."""
     problems: list[str] = []
     need = {
         "http": ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"],
         "socket": ["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"],
+        "worker": ["SLACK_BOT_TOKEN"],
     }.get(mode, [])
     for name in need:
         if not environ.get(name, "").strip():

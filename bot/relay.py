@@ -69,9 +69,11 @@ HARMLESS = frozenset({"already_in_channel", "cant_invite_self", "already_pinned"
 
 
 class Traffic:
-    """Slack requests being answered right now. The relay gives way to them: each delivery round waits
-    until none is in flight, or `give_way` seconds at most, so a storm of commands and clicks is acked
-    first and its messages follow (Slack allows about one message per second per channel anyway)."""
+    """Slack requests being answered right now. The relay gives way to them: each delivery round, and
+    each Slack call within it, waits until none is in flight, or `give_way` seconds at most, so a storm
+    of commands and clicks is acked first and its messages follow (Slack allows about one message per
+    second per channel anyway). A request that arrives mid-round then shares the loop with the calls
+    already under way, not with the rest of the round."""
 
     def __init__(self) -> None:
         self.in_flight = 0
@@ -114,7 +116,7 @@ class Relay:
         batch: int = 50,
         idle_poll: float = 1.0,
         traffic: Traffic | None = None,
-        give_way: float = 0.2,
+        give_way: float = 1.0,
         per_incident: int = 10,
     ) -> None:
         self.db, self.slack, self.composer, self.clock = db, slack, composer, clock
@@ -180,6 +182,7 @@ class Relay:
             if waiting:
                 results.append((row, None))
                 continue
+            await self.traffic.quiet(at_most=self.give_way)  # a request that came in goes first
             outcome = await self._deliver(row, incident, uncertain)
             waiting = outcome.retry_at is not None
             if outcome.saves:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from store.db import plan_afresh
 from store.models import OutboxMessage, Worker
@@ -66,6 +67,75 @@ def _pending() -> Any:
     return and_(OutboxMessage.delivered_at.is_(None), OutboxMessage.failed_at.is_(None))
 
 
+def _claimable() -> Any:
+    """Deliverable heads of each incident's queue, oldest first, locked (skipping rows others hold).
+
+    The head is found with a correlated min(id), an index seek on (incident_number, id) whatever the
+    planner's statistics say (a NOT EXISTS anti-join was planned as a full index scan per row on
+    PostgreSQL when the table grew faster than ANALYZE ran: 16 s for 10,000 pending rows)."""
+    earlier = aliased(OutboxMessage)
+    head = (
+        select(func.min(earlier.id))
+        .where(
+            earlier.incident_number == OutboxMessage.incident_number,
+            earlier.delivered_at.is_(None),
+            earlier.failed_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+    now = bindparam("now")
+    live_workers = select(Worker.id).where(Worker.seen_at >= bindparam("alive_since"))
+    return (
+        select(OutboxMessage)
+        .where(
+            _pending(),
+            OutboxMessage.next_attempt_at <= now,
+            or_(
+                OutboxMessage.locked_until.is_(None),
+                OutboxMessage.locked_until < now,
+                OutboxMessage.locked_by.not_in(live_workers),
+            ),
+            or_(OutboxMessage.incident_number.is_(None), OutboxMessage.id == head),
+        )
+        .order_by(OutboxMessage.id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True, of=OutboxMessage)
+    )
+
+
+# The relay asks these every round, many times a second in a storm: built once (a statement built per
+# call costs SQLAlchemy 100-300 µs to construct and derive a cache key for; see store/service.py).
+_CLAIMABLE = _claimable()
+_QUEUED_BEHIND = (
+    select(OutboxMessage)
+    .where(OutboxMessage.incident_number.in_(bindparam("numbers", expanding=True)), _pending())
+    .order_by(OutboxMessage.incident_number, OutboxMessage.id)
+    .with_for_update(of=OutboxMessage)
+)
+_IDS = OutboxMessage.id.in_(bindparam("ids", expanding=True))
+_LEASE = (
+    update(OutboxMessage)
+    .where(_IDS)
+    .values(
+        locked_until=bindparam("until"), locked_by=bindparam("worker"), attempts=OutboxMessage.attempts + 1
+    )
+    .execution_options(synchronize_session=False)
+)
+_SETTLED = {  # how a claimed row ended; each also gives up the lease
+    "released": {"attempts": OutboxMessage.attempts - 1},
+    "delivered": {"delivered_at": bindparam("at"), "last_error": None},
+    "retry": {"next_attempt_at": bindparam("at"), "last_error": bindparam("error")},
+    "failed": {"failed_at": bindparam("at"), "last_error": bindparam("error")},
+}
+_SETTLE = {
+    outcome: update(OutboxMessage)
+    .where(_IDS)
+    .values(locked_until=None, locked_by=None, **values)
+    .execution_options(synchronize_session=False)
+    for outcome, values in _SETTLED.items()
+}
+
+
 async def claim(
     session: AsyncSession,
     *,
@@ -82,46 +152,22 @@ async def claim(
 
     Each row comes with `uncertain`: True when an earlier claim ended without a recorded outcome (its
     process died or stalled mid-delivery), so Slack may already have the message."""
-    # The head of each incident's queue: a correlated min(id) is an index seek on (incident_number, id)
-    # whatever the planner's statistics say (a NOT EXISTS anti-join was planned as a full index scan per
-    # row on PostgreSQL when the table grew faster than ANALYZE ran: 16 s for 10,000 pending rows).
-    earlier = aliased(OutboxMessage)
-    head = (
-        select(func.min(earlier.id))
-        .where(
-            earlier.incident_number == OutboxMessage.incident_number,
-            earlier.delivered_at.is_(None),
-            earlier.failed_at.is_(None),
-        )
-        .scalar_subquery()
-    )
-    first_in_line = or_(OutboxMessage.incident_number.is_(None), OutboxMessage.id == head)
-    query = (
-        select(OutboxMessage)
-        .where(
-            _pending(),
-            OutboxMessage.next_attempt_at <= now,
-            or_(
-                OutboxMessage.locked_until.is_(None),
-                OutboxMessage.locked_until < now,
-                OutboxMessage.locked_by.not_in(select(Worker.id).where(Worker.seen_at >= now - dead_after)),
-            ),
-            first_in_line,
-        )
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=OutboxMessage)
-    )
     await plan_afresh(session)
-    rows = list(await session.scalars(query))
+    rows = list(
+        await session.scalars(_CLAIMABLE, {"now": now, "alive_since": now - dead_after, "limit": limit})
+    )
     if per_incident > 1:
         rows += await _queued_behind(session, rows, per_incident - 1)
         rows.sort(key=lambda row: row.id)
+    if not rows:
+        return []
     claimed = [(row, row.locked_by is not None) for row in rows]
-    for row in rows:
-        row.locked_until, row.locked_by = now + lease, worker
-        row.attempts += 1
-    await session.flush()
+    until = now + lease
+    await session.execute(_LEASE, {"ids": [row.id for row in rows], "until": until, "worker": worker})
+    for row in rows:  # as the UPDATE left them, for the caller (not changes for the session to flush)
+        set_committed_value(row, "locked_until", until)
+        set_committed_value(row, "locked_by", worker)
+        set_committed_value(row, "attempts", row.attempts + 1)
     return claimed
 
 
@@ -134,12 +180,7 @@ async def _queued_behind(
     numbers = [head.incident_number for head in heads if head.incident_number is not None]
     if not numbers:
         return []
-    behind = await session.scalars(
-        select(OutboxMessage)
-        .where(OutboxMessage.incident_number.in_(numbers), _pending())
-        .order_by(OutboxMessage.incident_number, OutboxMessage.id)
-        .with_for_update(of=OutboxMessage)
-    )
+    behind = await session.scalars(_QUEUED_BEHIND, {"numbers": numbers})
     head_ids = {head.id for head in heads}
     taken: dict[int, int] = {}
     found = []
@@ -152,32 +193,28 @@ async def _queued_behind(
     return found
 
 
-async def _settle(session: AsyncSession, message_ids: list[int], **values: Any) -> None:
+async def _settle(session: AsyncSession, outcome: str, message_ids: list[int], **values: Any) -> None:
     """Record how claimed rows ended, and give up their lease."""
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(message_ids))
-        .values(locked_until=None, locked_by=None, **values)
-    )
+    await session.execute(_SETTLE[outcome], {"ids": message_ids, **values})
 
 
 async def release(session: AsyncSession, *, message_id: int) -> None:
     """Give back a claimed row that was not attempted (the row before it has to be retried first)."""
-    await _settle(session, [message_id], attempts=OutboxMessage.attempts - 1)
+    await _settle(session, "released", [message_id])
 
 
 async def delivered(session: AsyncSession, *, message_ids: list[int], now: datetime) -> None:
     """Rows delivered, in one statement."""
     if message_ids:
-        await _settle(session, message_ids, delivered_at=now, last_error=None)
+        await _settle(session, "delivered", message_ids, at=now)
 
 
 async def retry_later(session: AsyncSession, *, message_id: int, error: str, at: datetime) -> None:
-    await _settle(session, [message_id], next_attempt_at=at, last_error=error)
+    await _settle(session, "retry", [message_id], at=at, error=error)
 
 
 async def failed(session: AsyncSession, *, message_id: int, error: str, now: datetime) -> None:
-    await _settle(session, [message_id], failed_at=now, last_error=error)
+    await _settle(session, "failed", [message_id], at=now, error=error)
 
 
 async def undelivered(

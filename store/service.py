@@ -155,6 +155,7 @@ async def declare(
     if priority is None and impact is not None and urgency is not None:
         priority = policy.priority_for(impact, urgency)
     priority = choose("priority", (priority or policy.default_priority).upper(), PRIORITIES)
+    earlier = await knowledge.similar(session, title, limit=3)  # done incidents: never this one
     incident = Incident(
         title=title,
         description=description,
@@ -175,11 +176,10 @@ async def declare(
         resolution_paused_seconds=0,
         alert_source=alert_source,
         alert_count=1 if alert_source else 0,
+        similar=[knowledge.summary_of(i, policy=policy) for i in earlier] or None,
     )
     session.add(incident)
     await session.flush()
-    earlier = await knowledge.similar(session, title, limit=3, exclude=incident.number)
-    incident.similar = [knowledge.summary_of(i, policy=policy) for i in earlier] or None
     record(
         session,
         incident,
@@ -191,7 +191,7 @@ async def declare(
     )
     if policy.escalation_levels:
         record(session, incident, at=now, actor=SYSTEM_ACTOR, kind="escalation", after="1")
-    await timers.replan(session, incident, policy=policy, now=now)
+    await timers.replan(session, incident, policy=policy, now=now, fresh=True)
     return Change(incident=incident, kind="declared", actor=reporter, after=priority)
 
 

@@ -185,14 +185,16 @@ async def replan(
     policy: Policy,
     now: datetime,
     existing: list[Timer] | None = None,
+    fresh: bool = False,
 ) -> None:
     """Make the incident's pending timers match plan(); call it with the incident locked.
 
-    `existing`, when given, is the incident's pending timers as already loaded; it is updated in place."""
+    `existing`, when given, is the incident's pending timers as already loaded; it is updated in place.
+    `fresh`: the incident was declared in this transaction, so it has none yet."""
     wanted = {(p.kind, p.key, p.due_at): p for p in plan(incident, policy=policy)}
     reused = existing is not None
     if existing is None:
-        existing = list(await session.scalars(_PENDING_OF, {"number": incident.number}))
+        existing = [] if fresh else list(await session.scalars(_PENDING_OF, {"number": incident.number}))
     have = set()
     for timer in [t for t in existing if t.kind != ACTION_REMINDER]:  # action items plan their own
         key = (timer.kind, timer.key, timer.due_at)
