@@ -18,11 +18,10 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select
 
 from bot.slack import SlackFacade, slack_error
 from handlers.messages import Composer
-from store import outbox, service
+from store import lookup, outbox, service
 from store.db import Database
 from store.models import Incident, OutboxMessage
 
@@ -226,8 +225,7 @@ class Relay:
         if not numbers:
             return {}
         async with self.db.read() as session:
-            found = await session.scalars(select(Incident).where(Incident.number.in_(numbers)))
-            return {incident.number: incident for incident in found}
+            return await lookup.by_numbers(session, numbers)
 
     async def _record(
         self, results: list[tuple[OutboxMessage, Outcome | None]], incidents: dict[int, Incident]

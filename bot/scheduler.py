@@ -15,15 +15,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from bot import digest
 from handlers import reports
 from handlers.messages import Composer, publish
-from store import closure, metrics, outbox, timers
+from store import closure, lookup, metrics, outbox, timers
 from store.change import Change
 from store.db import Database
-from store.models import Incident, OutboxMessage
+from store.models import OutboxMessage
 from store.policy import Policy
 from store.timeline import SYSTEM_ACTOR
 
@@ -67,13 +67,7 @@ class Sweeper:
             if not due:
                 return 0, 0
             numbers = sorted({number for _, number in due})
-            locked = await session.scalars(
-                select(Incident)
-                .where(Incident.number.in_(numbers))
-                .order_by(Incident.number)
-                .with_for_update()
-            )
-            incidents = {incident.number: incident for incident in locked}
+            incidents = await lookup.by_numbers(session, numbers, lock=True)
             claimed = await timers.claim(session, ids=[timer_id for timer_id, _ in due], now=now)
             pending = await timers.pending_for(session, numbers=numbers)
             for timer in claimed:  # timers due that are not here were fired or cancelled by another process

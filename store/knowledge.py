@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store import lookup
 from store.change import Change
 from store.errors import InvalidInput, TooLong
 from store.models import Incident, State
@@ -59,7 +60,7 @@ async def similar(
     numbers = [row[0] for row in await session.execute(sql, params)]
     if not numbers:
         return []
-    found = {i.number: i for i in await session.scalars(select(Incident).where(Incident.number.in_(numbers)))}
+    found = await lookup.by_numbers(session, numbers)
     return [found[n] for n in numbers if n in found]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -176,6 +177,15 @@ def _pending() -> object:
 
 # An incident's pending timers, asked on every change: built once (see store/service.py's _BY_NUMBER).
 _PENDING_OF = select(Timer).where(Timer.incident_number == bindparam("number"), _pending())
+_PENDING_ROWS = select(Timer.id, Timer.kind, Timer.key, Timer.due_at).where(
+    Timer.incident_number == bindparam("number"), _pending()
+)
+_CANCEL = (
+    update(Timer)
+    .where(Timer.id.in_(bindparam("ids", expanding=True)))
+    .values(cancelled_at=bindparam("at"))
+    .execution_options(synchronize_session=False)
+)
 
 
 async def replan(
@@ -192,31 +202,57 @@ async def replan(
     `existing`, when given, is the incident's pending timers as already loaded; it is updated in place.
     `fresh`: the incident was declared in this transaction, so it has none yet."""
     wanted = {(p.kind, p.key, p.due_at): p for p in plan(incident, policy=policy)}
-    reused = existing is not None
-    if existing is None:
-        existing = [] if fresh else list(await session.scalars(_PENDING_OF, {"number": incident.number}))
+    if existing is not None:
+        _replan_loaded(session, incident, wanted, existing, now=now)
+        return
+    # Nobody holds this incident's timers as objects: rows in, one UPDATE and one INSERT out.
+    rows = [] if fresh else list(await session.execute(_PENDING_ROWS, {"number": incident.number}))
+    have, cancel = set(), []
+    for row in rows:
+        if row.kind == ACTION_REMINDER:  # action items plan their own
+            continue
+        key = (row.kind, row.key, row.due_at)
+        if key in wanted and key not in have:
+            have.add(key)
+        else:
+            cancel.append(row.id)
+    if cancel:
+        await session.execute(_CANCEL, {"ids": cancel, "at": now})
+    new = _missing(incident, wanted, have, now=now)
+    if new:
+        await session.execute(insert(Timer.__table__), new)
+
+
+def _replan_loaded(
+    session: AsyncSession,
+    incident: Incident,
+    wanted: dict[Any, Planned],
+    existing: list[Timer],
+    *,
+    now: datetime,
+) -> None:
     have = set()
-    for timer in [t for t in existing if t.kind != ACTION_REMINDER]:  # action items plan their own
+    for timer in [t for t in existing if t.kind != ACTION_REMINDER]:
         key = (timer.kind, timer.key, timer.due_at)
         if key in wanted and key not in have:
             have.add(key)
         else:
             timer.cancelled_at = now
             existing.remove(timer)
-    new = [
+    for values in _missing(incident, wanted, have, now=now):
+        timer = Timer(**values)
+        session.add(timer)
+        existing.append(timer)
+
+
+def _missing(
+    incident: Incident, wanted: dict[Any, Planned], have: set[Any], *, now: datetime
+) -> list[dict[str, Any]]:
+    return [
         dict(incident_number=incident.number, kind=p.kind, key=p.key, due_at=p.due_at, created_at=now)
         for key, p in wanted.items()
         if key not in have
     ]
-    if not new:
-        return
-    if not reused:  # nobody holds these rows: one INSERT, no ORM objects (a later replan reloads them)
-        await session.execute(insert(Timer.__table__), new)
-        return
-    for values in new:
-        timer = Timer(**values)
-        session.add(timer)
-        existing.append(timer)
 
 
 async def pending_for(session: AsyncSession, *, numbers: list[int]) -> dict[int, list[Timer]]:
