@@ -491,7 +491,7 @@ async def do_similar(invocation: Invocation, deps: Deps) -> Message:
 
 async def do_show(invocation: Invocation, deps: Deps) -> Message:
     async with deps.db.read() as session:
-        incident = await service.find(
+        incident = await service.view(
             session, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
         )
         return deps.composer.render("incident_show.json.j2", incident)

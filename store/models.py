@@ -158,6 +158,18 @@ class Incident(Base):
         return self.state in OPEN_STATES
 
 
+class IncidentView:
+    """An incident row read for display (`service.view`): its columns as plain attributes, and `is_open`.
+    Read-only by convention; changes go through an Incident loaded with `service.find(lock=True)`."""
+
+    def __init__(self, row: Any) -> None:
+        self.__dict__.update(row._mapping)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
 class TimelineEntry(Base):
     """One audit row per change: who did what, when, from what to what."""
 
