@@ -3,6 +3,7 @@ incidents. Driven through Slack; time moved by hand (the periodic sweep is an ho
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -292,3 +293,14 @@ async def test_similar_finds_earlier_fixes_and_the_card_shows_them(bot) -> None:
     await drained(bot)
     card_text = str(still_open.card.blocks)
     assert "Similar past incidents" in card_text and "INC-1" in card_text and "INC-2" not in card_text
+
+    # Only done incidents are searched: reopened, INC-1 drops out; resolved again, it is back.
+    await bot.slack.command("reopen Timeouts are back", channel=fixed.channel.id, user="U_BOB")
+    assert "INC-1" not in (await bot.slack.command("similar gateway timeouts")).body
+    await bot.slack.command(
+        "resolve Raised the pool again cause=capacity resolution=capacity-added",
+        channel=fixed.channel.id,
+        user="U_BOB",
+    )
+    reply = await bot.slack.command("similar gateway timeouts")
+    assert json.loads(reply.body)["text"].count("INC-1") == 1 and "Raised the pool again" in reply.body
