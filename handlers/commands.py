@@ -490,11 +490,11 @@ async def do_similar(invocation: Invocation, deps: Deps) -> Message:
 
 
 async def do_show(invocation: Invocation, deps: Deps) -> Message:
-    async with deps.db.read() as session:
+    async with deps.db.rows() as connection:
         incident = await service.view(
-            session, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
+            connection, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
         )
-        return deps.composer.render("incident_show.json.j2", incident)
+    return deps.composer.render("incident_show.json.j2", incident)
 
 
 async def do_timeline(invocation: Invocation, deps: Deps) -> Message:

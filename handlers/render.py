@@ -135,6 +135,9 @@ class Renderer:
             cache_size=-1,
         )
         self.env.filters.update(
+            # Templates render JSON that is parsed straight back (Renderer.json), never HTML: Jinja's own
+            # tojson also escapes <, >, & and ' for HTML and wraps the result in Markup, for nothing.
+            tojson=json.dumps,
             mrkdwn=mrkdwn,
             md=markdown,
             utc=lambda value: value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-",

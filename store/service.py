@@ -84,19 +84,19 @@ async def find(
 
 
 async def view(
-    session: AsyncSession, *, policy: Policy, ref: str | None = None, channel: str | None = None
+    connection: Any, *, policy: Policy, ref: str | None = None, channel: str | None = None
 ) -> IncidentView:
-    """The incident `find` would return, read-only, for display."""
+    """The incident `find` would return, read-only, for display; `connection` from Database.rows()."""
     by_number, by_channel = _LOOKUPS["view"]
     if ref is not None:
         number = parse_ref(ref, policy=policy)
-        row = None if number is None else (await session.execute(by_number, {"number": number})).first()
+        row = None if number is None else (await connection.execute(by_number, {"number": number})).first()
         if row is None:
             raise NotFound(ref=ref)
         return IncidentView(row)
     if channel is None:
         raise NoIncidentHere()
-    rows = [IncidentView(row) for row in await session.execute(by_channel, {"channel": channel})]
+    rows = [IncidentView(row) for row in await connection.execute(by_channel, {"channel": channel})]
     return _one_of(rows, policy=policy)
 
 

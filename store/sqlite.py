@@ -110,6 +110,18 @@ class InlineSession:
         self.sync_session.delete(instance)
 
 
+class InlineConnection:
+    """AsyncConnection's `execute` over a synchronous Connection (Database.rows())."""
+
+    __slots__ = ("sync_connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self.sync_connection = connection
+
+    async def execute(self, statement: Any, params: Any = None) -> Any:
+        return self.sync_connection.execute(statement, params)
+
+
 def checkpoint(path: str) -> tuple[int, int]:
     """Copy what it can of the WAL back into the database without waiting for anyone (PASSIVE), on the
     calling thread with a connection of its own: run it off the event loop, as Database.checkpoint does.
