@@ -57,20 +57,15 @@ def env(fake, database_url: str) -> dict[str, str]:
     )
 
 
-async def test_serve_runs_its_worker_in_a_child_process_and_restarts_it(tmp_path, fake, database_url) -> None:
-    port = free_port()
-    log = tmp_path / "serve.log"
-    serve = await start(
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--worker",
-        "process",
-        env=env(fake, database_url),
-        log=log,
+async def serve_with(port: int, worker: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    return await start(
+        "serve", "--host", "127.0.0.1", "--port", str(port), "--worker", worker, env=env, log=log
     )
+
+
+async def test_serve_runs_its_worker_in_a_child_process_and_restarts_it(tmp_path, fake, database_url) -> None:
+    port, log = free_port(), tmp_path / "serve.log"
+    serve = await serve_with(port, "process", env(fake, database_url), log)
     try:
         await wait_healthy(f"http://127.0.0.1:{port}", serve, log)
         await fake.wait_for(lambda: len(workers_of(serve.pid)) == 1, timeout=20)
@@ -95,19 +90,8 @@ async def test_serve_runs_its_worker_in_a_child_process_and_restarts_it(tmp_path
 async def test_serve_without_a_worker_queues_and_a_separate_worker_delivers(
     tmp_path, fake, database_url
 ) -> None:
-    port = free_port()
-    serve_log, worker_log = tmp_path / "serve.log", tmp_path / "worker.log"
-    serve = await start(
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--worker",
-        "none",
-        env=env(fake, database_url),
-        log=serve_log,
-    )
+    port, serve_log, worker_log = free_port(), tmp_path / "serve.log", tmp_path / "worker.log"
+    serve = await serve_with(port, "none", env(fake, database_url), serve_log)
     worker = None
     try:
         await wait_healthy(f"http://127.0.0.1:{port}", serve, serve_log)
