@@ -70,7 +70,7 @@ async def add(
         created_by=actor,
     )
     session.add(item)
-    record(
+    await record(
         session,
         incident,
         at=now,
@@ -109,7 +109,9 @@ async def complete(
         raise InvalidInput(field="action", problem=f"action {number} is already done")
     item.done_at, item.done_by = now, actor
     await timers.replan_action(session, item, policy=policy, now=now)
-    record(session, incident, at=now, actor=actor, kind="action_done", after=str(number), text=item.text)
+    await record(
+        session, incident, at=now, actor=actor, kind="action_done", after=str(number), text=item.text
+    )
     await session.flush()
     return Change(incident=incident, kind="action_done", actor=actor, text=item.text, extra=_facts(item))
 

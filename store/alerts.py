@@ -176,7 +176,7 @@ async def _repeat(
     first_repeat = claim.noticed_count <= 1
     noticed = refired or first_repeat or claim.noticed_at is None or now - claim.noticed_at >= NOTICE_EVERY
     since = count - claim.noticed_count
-    record(  # every copy is on the timeline, with the running total; the channel hears of a few
+    await record(  # every copy is on the timeline, with the running total; the channel hears of a few
         session,
         incident,
         at=now,
@@ -214,7 +214,7 @@ async def _clear(
     cleared_at = min(alert.ended_at or now, now)
     claim.resolved_at = cleared_at
     shown = cleared_at.astimezone(policy.timezone).strftime("%Y-%m-%d %H:%M:%S %Z")
-    record(
+    await record(
         session,
         incident,
         at=now,

@@ -54,7 +54,7 @@ async def confirm(
             policy.public_id(incident.number), incident.confirmed_by, incident.confirmed_at
         )
     incident.confirmed_at, incident.confirmed_by = now, actor
-    record(session, incident, at=now, actor=actor, kind="confirmed", after="restored")
+    await record(session, incident, at=now, actor=actor, kind="confirmed", after="restored")
     extra: dict[str, object] = {}
     if timers.review_owed(incident, policy):
         extra["waiting"] = "its post-incident review is required and not done yet (`pir done <link>`)"
@@ -126,7 +126,7 @@ async def recode(
             field="recode",
             problem=f"{public_id} already has cause {incident.cause_code} and resolution {incident.resolution_code}",
         )
-    record(session, incident, at=now, actor=actor, kind="recode", before=before, after=after)
+    await record(session, incident, at=now, actor=actor, kind="recode", before=before, after=after)
     await session.flush()
     return Change(
         incident=incident,

@@ -86,7 +86,7 @@ async def link_problem(
         raise TooLong(field="problem key", length=len(key), limit=PROBLEM_MAX, text=key)
     before = incident.problem_key
     incident.problem_key = key
-    record(
+    await record(
         session,
         incident,
         at=now,

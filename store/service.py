@@ -204,7 +204,7 @@ async def declare(
     )
     session.add(incident)
     await session.flush()
-    record(
+    await record(
         session,
         incident,
         at=now,
@@ -214,7 +214,7 @@ async def declare(
         text=title,
     )
     if policy.escalation_levels:
-        record(session, incident, at=now, actor=SYSTEM_ACTOR, kind="escalation", after="1")
+        await record(session, incident, at=now, actor=SYSTEM_ACTOR, kind="escalation", after="1")
     await timers.replan(session, incident, policy=policy, now=now, fresh=True)
     return Change(incident=incident, kind="declared", actor=reporter, after=priority)
 
@@ -298,7 +298,7 @@ async def apply(
         ]
     elif action is Action.CANCEL:
         incident.cancelled_at = now
-    record(
+    await record(
         session,
         incident,
         at=now,
@@ -339,7 +339,7 @@ async def change_priority(
         )
     incident.priority = priority
     timers.reset_clocks_for_priority(incident, policy=policy, now=now)
-    record(session, incident, at=now, actor=actor, kind="priority", before=before, after=priority)
+    await record(session, incident, at=now, actor=actor, kind="priority", before=before, after=priority)
     await timers.replan(session, incident, policy=policy, now=now)
     return Change(incident=incident, kind="priority", actor=actor, before=before, after=priority)
 
@@ -359,7 +359,7 @@ async def assign(
     require_commander(incident, "assign roles", actor, policy)
     before = getattr(incident, role)
     setattr(incident, role, user)
-    record(session, incident, at=now, actor=actor, kind="role", before=before, after=user, text=role)
+    await record(session, incident, at=now, actor=actor, kind="role", before=before, after=user, text=role)
     await session.flush()
     return Change(incident=incident, kind="role", actor=actor, before=before, after=user, text=role)
 
@@ -378,7 +378,7 @@ async def post_update(
         raise InvalidInput(field="update", problem="the update has no text")
     require_state(incident, machine.UPDATE_STATES, "update", policy)
     incident.last_update_at = now
-    record(session, incident, at=now, actor=actor, kind="update", text=text)
+    await record(session, incident, at=now, actor=actor, kind="update", text=text)
     await timers.replan(session, incident, policy=policy, now=now)
     return Change(incident=incident, kind="update", actor=actor, text=text)
 
@@ -395,8 +395,7 @@ async def add_note(
     text = check_length("note", text, TEXT_MAX)
     if not text:
         raise InvalidInput(field="note", problem="the note has no text")
-    record(session, incident, at=now, actor=actor, kind="note", text=text)
-    await session.flush()
+    await record(session, incident, at=now, actor=actor, kind="note", text=text)
     return Change(incident=incident, kind="note", actor=actor, text=text)
 
 
@@ -417,7 +416,7 @@ async def escalate(
     before = incident.escalation_level
     level = min(before + 1, len(policy.escalation_levels))
     incident.escalation_level, incident.level_paged_at, incident.last_page_at = level, now, now
-    record(
+    await record(
         session,
         incident,
         at=now,
@@ -454,7 +453,7 @@ async def pir_done(
     link = link.strip("<>").split("|", 1)[0]
     require_state(incident, machine.PIR_STATES, "pir done", policy)
     incident.pir_link, incident.pir_done_at = link, now
-    record(session, incident, at=now, actor=actor, kind="pir", after="done", text=link)
+    await record(session, incident, at=now, actor=actor, kind="pir", after="done", text=link)
     await timers.replan(session, incident, policy=policy, now=now)
     return Change(incident=incident, kind="pir", actor=actor, text=link)
 
@@ -511,7 +510,7 @@ async def schedule_pir(
     require_state(incident, machine.PIR_STATES, "pir schedule", policy)
     before = incident.pir_meeting_at
     incident.pir_meeting_at, incident.pir_meeting_reminded_at = at, None
-    record(session, incident, at=now, actor=actor, kind="pir_scheduled", after=at.isoformat()[:64])
+    await record(session, incident, at=now, actor=actor, kind="pir_scheduled", after=at.isoformat()[:64])
     await timers.replan(session, incident, policy=policy, now=now)
     return Change(
         incident=incident,
@@ -532,7 +531,7 @@ async def set_detected(
         raise InvalidInput(field="detected", problem=f"{when.strip()} is after the incident was declared")
     before = incident.detected_at
     incident.detected_at = at
-    record(session, incident, at=now, actor=actor, kind="detected", after=at.isoformat()[:64])
+    await record(session, incident, at=now, actor=actor, kind="detected", after=at.isoformat()[:64])
     return Change(
         incident=incident,
         kind="detected",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import Incident, TimelineEntry
@@ -11,7 +12,12 @@ from store.models import Incident, TimelineEntry
 SYSTEM_ACTOR = "tocsin"  # the actor of what the scheduler does
 
 
-def record(
+# One INSERT per entry, not an ORM object: the change's flush then has the incident's UPDATE alone to
+# sort out, and a note (which changes nothing else) needs no flush at all.
+_INSERT = insert(TimelineEntry.__table__)
+
+
+async def record(
     session: AsyncSession,
     incident: Incident,
     *,
@@ -22,14 +28,15 @@ def record(
     after: str | None = None,
     text: str | None = None,
 ) -> None:
-    session.add(
-        TimelineEntry(
-            incident_number=incident.number,
-            at=at,
-            actor=actor,
-            kind=kind,
-            from_value=before,
-            to_value=after,
-            text=text,
-        )
+    await session.execute(
+        _INSERT,
+        {
+            "incident_number": incident.number,
+            "at": at,
+            "actor": actor,
+            "kind": kind,
+            "from_value": before,
+            "to_value": after,
+            "text": text,
+        },
     )

@@ -324,7 +324,7 @@ async def fire(
     elif timer.kind == "sla_breached":
         _, due_at = clock_due(incident, timer.key, policy=policy)
         setattr(incident, f"{timer.key}_breached_at", now)
-        record(
+        await record(
             session, incident, at=now, actor=SYSTEM_ACTOR, kind="sla_breached", before=None, after=timer.key
         )
         fired = Fired(incident, "sla_breached", {"clock": timer.key, "due_at": due_at.isoformat()})
@@ -337,7 +337,7 @@ async def fire(
             # still come in order; repeats count from now, so a late page is not followed by a burst.
             incident.escalation_level, incident.level_paged_at = level, timer.due_at
         incident.last_page_at = now
-        record(
+        await record(
             session,
             incident,
             at=now,
