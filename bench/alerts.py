@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import random
 import statistics
 import sys
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
-from common import store_urls, write_results  # noqa: E402
+from common import drain, serve, spawn, stop, store_urls, wait_healthy, write_results  # noqa: E402
 
 from tests.conftest import reset_postgres  # noqa: E402
 
@@ -128,84 +127,18 @@ async def storm(url: str, copies: int = 500) -> dict:
     }
 
 
-async def spawn(*args: str) -> tuple[asyncio.subprocess.Process, dict]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        cwd=str(ROOT),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert process.stdout is not None
-    return process, json.loads(await asyncio.wait_for(process.stdout.readline(), 30))
-
-
-async def health(base: str) -> dict:
-    async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz") as response:
-        return await response.json() if response.status == 200 else {}
-
-
-async def wait_healthy(base: str) -> None:
-    for _ in range(300):
-        try:
-            if await health(base):
-                return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError("tocsin serve did not become healthy")
-
-
-async def drain(base: str, stats_url: str, incidents: int) -> dict:
-    """Wait for an empty outbox; then each incident's card and announcement should be in Slack once."""
-    began = time.perf_counter()
-    emptied = False
-    while not emptied and time.perf_counter() - began < 600:
-        emptied = (await health(base)).get("outbox", {}).get("backlog") == 0
-        await asyncio.sleep(0.05)
-    drained = time.perf_counter() - began
-    await asyncio.sleep(1)
-    async with aiohttp.ClientSession() as session, session.get(stats_url) as response:
-        stats = await response.json()
-    seen = int(stats["events"].get("incident_declared", 0))
-    return {
-        "outbox_drain_seconds": round(drained, 2),
-        "cards_and_announcements": seen,
-        "expected": 2 * incidents,
-        "exactly_once": seen == 2 * incidents,
-        "slack_problems": stats["problems"],
-    }
-
-
 async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[dict]:
     if store == "postgres":
         await reset_postgres(url)
     fake, fake_urls = await spawn("bench/servers.py", "fake")
     port = 20000 + random.randint(0, 9999)
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": "xoxb-bench",
-        "SLACK_SIGNING_SECRET": "bench-signing-secret",
-        "SLACK_API_URL": fake_urls["api_url"],
-        "DATABASE_URL": url,
-        "TOCSIN_CONFIG": str(ROOT / "app.yaml"),
-        "TOCSIN_LOG_LEVEL": "WARNING",
-        "TOCSIN_ALERT_TOKEN": TOKEN,
-    }
-    serve = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        cwd=str(ROOT),
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+    serve_process = await serve(
+        port=port,
+        database_url=url,
+        api_url=fake_urls["api_url"],
+        secret="bench-signing-secret",
+        TOCSIN_ALERT_TOKEN=TOKEN,
     )
     endpoint = f"{base}/alerts/alertmanager"
     results: list[dict] = []
@@ -241,10 +174,7 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
             flush=True,
         )
     finally:
-        for process in (serve, fake):
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
+        await stop(serve_process, fake)
     return results
 
 

@@ -1,12 +1,18 @@
-"""What the benchmarks share: which stores to run, on which database, and where their figures go."""
+"""What the benchmarks share: which stores to run, on which database, the processes they start (the
+fake Slack, the bare-Bolt ceiling, `tocsin serve`), and where their figures go."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,3 +38,87 @@ def write_results(name: str, results: list[dict[str, Any]], **fields: Any) -> No
     document = {"machine": f"{os.cpu_count()} cores", **fields, "results": results}
     out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
+
+
+async def spawn(*args: str) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
+    """A helper process (bench/servers.py) and the JSON line it prints once it listens."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    return process, json.loads(await asyncio.wait_for(process.stdout.readline(), 30))
+
+
+async def serve(
+    *, port: int, database_url: str, api_url: str, secret: str, **env: str
+) -> asyncio.subprocess.Process:
+    """The real `tocsin serve` on 127.0.0.1:`port`, against the fake Slack at `api_url`."""
+    environment = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": "xoxb-bench",
+        "SLACK_SIGNING_SECRET": secret,
+        "SLACK_API_URL": api_url,
+        "DATABASE_URL": database_url,
+        "TOCSIN_CONFIG": str(ROOT / "app.yaml"),
+        "TOCSIN_LOG_LEVEL": "WARNING",
+        **env,
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)),
+        cwd=str(ROOT),
+        env=environment,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def health(base: str) -> dict[str, Any]:
+    """`tocsin serve`'s /healthz answer, or {} while it is not healthy."""
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz") as response:
+        return await response.json() if response.status == 200 else {}
+
+
+async def wait_healthy(base: str) -> None:
+    for _ in range(300):
+        try:
+            if await health(base):
+                return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("tocsin serve did not become healthy")
+
+
+async def drain(base: str, stats_url: str, incidents: int) -> dict[str, Any]:
+    """Wait until the outbox is empty (10 minutes at most); then each incident's card and announcement
+    should be in the fake Slack, once each."""
+    began = time.perf_counter()
+    emptied = False
+    while not emptied and time.perf_counter() - began < 600:
+        emptied = (await health(base)).get("outbox", {}).get("backlog") == 0
+        await asyncio.sleep(0.05)
+    drained = time.perf_counter() - began
+    await asyncio.sleep(1)
+    async with aiohttp.ClientSession() as session, session.get(stats_url) as response:
+        stats = await response.json()
+    seen = int(stats["events"].get("incident_declared", 0))
+    return {
+        "outbox_drained": emptied,
+        "outbox_drain_seconds": round(drained, 2),
+        "cards_and_announcements": seen,
+        "expected": 2 * incidents,
+        "exactly_once": emptied and seen == 2 * incidents,
+        "slack_problems": stats["problems"],
+    }
+
+
+async def stop(*processes: asyncio.subprocess.Process) -> None:
+    for process in processes:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()

@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import os
 import random
 import statistics
 import sys
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
-from common import store_urls, write_results  # noqa: E402
+from common import drain, serve, spawn, stop, store_urls, wait_healthy, write_results  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from store.db import Database  # noqa: E402
@@ -182,20 +181,6 @@ async def preload(url: str) -> None:
     await db.dispose()
 
 
-async def spawn(*args: str, env: dict[str, str] | None = None) -> tuple[asyncio.subprocess.Process, dict]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        cwd=str(ROOT),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 30)
-    return process, json.loads(line)
-
-
 async def drive(url: str, path: str, paths: Paths, clients: int, warmup: float, duration: float) -> dict:
     latencies: list[float] = []
     errors = succeeded = 0
@@ -247,24 +232,6 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def wait_healthy(url: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("tocsin serve did not become healthy")
-
-
-async def declared_in_slack(stats_url: str) -> int:
-    async with aiohttp.ClientSession() as session, session.get(stats_url) as response:
-        return int((await response.json())["events"].get("incident_declared", 0))
-
-
 async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[dict]:
     if store == "postgres":
         await reset_postgres(url)
@@ -272,33 +239,11 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
     fake, fake_urls = await spawn("bench/servers.py", "fake")
     bare, bare_urls = await spawn("bench/servers.py", "bare", SECRET)
     port = 20000 + random.randint(0, 9999)
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": "xoxb-bench",
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": fake_urls["api_url"],
-        "DATABASE_URL": url,
-        "TOCSIN_CONFIG": str(ROOT / "app.yaml"),
-        "TOCSIN_LOG_LEVEL": "WARNING",
-    }
-    serve = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        cwd=str(ROOT),
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    server = await serve(port=port, database_url=url, api_url=fake_urls["api_url"], secret=SECRET)
     tocsin = f"http://127.0.0.1:{port}/slack/events"
     results = []
     try:
-        await wait_healthy(f"http://127.0.0.1:{port}/healthz")
+        await wait_healthy(f"http://127.0.0.1:{port}")
         paths = Paths()
         declares = 0
         for clients in args.clients:
@@ -318,7 +263,7 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
                 )
                 if path == "declare":
                     declares += result["succeeded_incl_warmup"]
-                    result.update(await drain(port, fake_urls["stats_url"], declares))
+                    result.update(await drain(f"http://127.0.0.1:{port}", fake_urls["stats_url"], declares))
                 results.append(result)
                 print(
                     f"{store:<9} N={clients:<3} {path:<9} {result['rps']:>8} req/s  ratio {result['ratio']:<6} p50 {result['p50_ms']:>7} ms"
@@ -330,7 +275,7 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
                     ),
                     flush=True,
                 )
-        rss = peak_rss_mb(serve.pid)
+        rss = peak_rss_mb(server.pid)
         for result in results:
             result["server_peak_rss_mb"] = rss
         print(f"{store:<9} tocsin serve peak RSS {rss} MB with {TOTAL:,} incidents", flush=True)
@@ -340,32 +285,8 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
             {"store": store, "path": "slack", "events": stats["events"], "problems": stats["problems"]}
         )
     finally:
-        for process in (serve, fake, bare):
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
+        await stop(server, fake, bare)
     return results
-
-
-async def drain(port: int, stats_url: str, declares: int) -> dict:
-    """Wait until the outbox is empty; then every declare's card and announcement should be in Slack, once."""
-    ended = time.perf_counter()
-    emptied = False
-    async with aiohttp.ClientSession() as session:
-        while not emptied and time.perf_counter() - ended < 600:
-            async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                emptied = (await response.json())["outbox"]["backlog"] == 0
-            await asyncio.sleep(0.05)
-        drained = time.perf_counter() - ended
-        await asyncio.sleep(1)
-        seen = await declared_in_slack(stats_url)
-    return {
-        "outbox_drained": emptied,
-        "outbox_drain_seconds": round(drained, 2),
-        "cards_and_announcements": seen,
-        "expected": 2 * declares,
-        "exactly_once": emptied and seen == 2 * declares,
-    }
 
 
 async def main() -> None:
