@@ -21,7 +21,6 @@ That is only safe because nothing here waits on SQLite's locks while holding the
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, pool
@@ -85,9 +84,6 @@ class InlineSession:
     def add(self, instance: object) -> None:
         self.sync_session.add(instance)
 
-    def add_all(self, instances: Iterable[object]) -> None:
-        self.sync_session.add_all(instances)
-
     async def execute(self, statement: Any, params: Any = None, **kw: Any) -> Any:
         return self.sync_session.execute(statement, params, **kw)
 
@@ -102,12 +98,6 @@ class InlineSession:
 
     async def flush(self, objects: Any = None) -> None:
         self.sync_session.flush(objects)
-
-    async def refresh(self, instance: object, attribute_names: Any = None) -> None:
-        self.sync_session.refresh(instance, attribute_names)
-
-    async def delete(self, instance: object) -> None:
-        self.sync_session.delete(instance)
 
 
 class InlineConnection:
