@@ -68,14 +68,19 @@ HARMLESS = frozenset({"already_in_channel", "cant_invite_self", "already_pinned"
 
 
 class Traffic:
-    """Slack requests being answered right now. The relay gives way to them: each delivery round, and
-    each Slack call within it, waits until none is in flight, or `give_way` seconds at most, so a storm
-    of commands and clicks is acked first and its messages follow (Slack allows about one message per
-    second per channel anyway). A request that arrives mid-round then shares the loop with the calls
-    already under way, not with the rest of the round."""
+    """Slack requests being answered. The relay gives way to them: each delivery round, and each Slack
+    call within it, waits until none is in flight and none has come or gone for `lull` seconds, or
+    `give_way` seconds at most, so a storm of commands and clicks is acked first and its messages follow
+    (Slack allows about one message per second per channel anyway).
 
-    def __init__(self) -> None:
+    In flight alone is not enough: a handler runs without yielding the loop, so between two queued
+    requests none is in flight, and a relay that only waited for that would take its turn between every
+    two acks. A lull of a few milliseconds tells a stream of requests from people clicking now and then."""
+
+    def __init__(self, *, lull: float = 0.005) -> None:
         self.in_flight = 0
+        self.lull = lull
+        self._last = float("-inf")  # loop time a request last came or went
         self._quiet = asyncio.Event()
         self._quiet.set()
 
@@ -85,13 +90,22 @@ class Traffic:
 
     def __exit__(self, *_: object) -> None:
         self.in_flight -= 1
+        self._last = asyncio.get_running_loop().time()
         if not self.in_flight:
             self._quiet.set()
 
     async def quiet(self, *, at_most: float) -> None:
-        if self.in_flight:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._quiet.wait(), timeout=at_most)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + at_most
+        while (left := deadline - loop.time()) > 0:
+            if self.in_flight:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._quiet.wait(), timeout=left)
+                continue
+            since = loop.time() - self._last
+            if since >= self.lull:
+                return
+            await asyncio.sleep(min(self.lull - since, left))
 
 
 @dataclass

@@ -132,4 +132,24 @@ async def test_relay_gives_way_to_requests_in_flight_but_never_for_long() -> Non
         waiter = asyncio.ensure_future(traffic.quiet(at_most=5))
         await asyncio.sleep(0.05)
         assert not waiter.done()
-    await asyncio.wait_for(waiter, timeout=0.5)  # the last request finished: the relay goes on at once
+    await asyncio.wait_for(waiter, timeout=0.5)  # the last request finished: the relay goes on soon after
+
+
+async def test_relay_waits_out_a_stream_of_requests_but_never_for_long() -> None:
+    """Between two queued requests none is in flight; the relay still waits for a lull in the stream."""
+    loop = asyncio.get_running_loop()
+    traffic = Traffic(lull=0.05)
+    waiter = asyncio.ensure_future(traffic.quiet(at_most=5))
+    for _ in range(10):  # a request every 10 ms, each over at once: never a 50 ms lull
+        with traffic:
+            pass
+        await asyncio.sleep(0.01)
+        assert not waiter.done()
+    finished = loop.time()
+    await asyncio.wait_for(waiter, timeout=1)
+    assert loop.time() - finished >= 0.035  # it went on only once the stream had paused for the lull
+    began = loop.time()
+    with traffic:
+        pass
+    await traffic.quiet(at_most=0.02)  # never longer than at_most, lull or not
+    assert loop.time() - began < 0.045
