@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
 from bot.relay import Relay, Traffic
-from bot.scheduler import Sweeper, start_jobs
+from bot.scheduler import Sweeper, guarded, start_jobs
 from bot.slack import SlackFacade, make_client
 from handlers import alerts
 from handlers.deps import Deps
@@ -62,7 +62,7 @@ class Tocsin:
         self.settings = settings
         self.clock = clock
         self.mode, self.background = mode, background
-        self.db = Database(settings.database_url, background_checkpoints=True)  # see _checkpoint
+        self.db = Database(settings.database_url, background_checkpoints=True)  # see start()
         self.client = make_client(token=settings.bot_token, base_url=settings.slack_api_url)  # Bolt's own
         self.slack = SlackFacade(token=settings.bot_token, base_url=settings.slack_api_url)
         self.renderer = Renderer(timezone=policy.timezone)
@@ -146,9 +146,11 @@ class Tocsin:
                     now=self.clock(),
                 )
             self.spawn(self.relay.run(self._stopping))
-            self._jobs = start_jobs(self.sweeper, tick=self.settings.policy.tick)
+            self._jobs = start_jobs(self.sweeper, tick=self.settings.policy.tick, running=self._tasks)
             self._jobs.add_job(
-                self._beat,
+                guarded(
+                    self._beat, "heartbeat", self._tasks
+                ),  # a missed beat only lets others take over sooner
                 "interval",
                 seconds=HEARTBEAT.total_seconds(),
                 id="heartbeat",
@@ -160,7 +162,12 @@ class Tocsin:
             self._jobs.start()
         if self.db.is_sqlite:  # each process's writer leaves the WAL to this job (store/sqlite.py)
             self._jobs.add_job(
-                self._checkpoint, "interval", seconds=1, id="checkpoint", max_instances=1, coalesce=True
+                guarded(self.db.checkpoint, "checkpoint", self._tasks),
+                "interval",
+                seconds=1,
+                id="checkpoint",
+                max_instances=1,
+                coalesce=True,
             )
         if self.mode != "worker":
             self.spawn(self._learn_identity())
@@ -175,19 +182,10 @@ class Tocsin:
         )
 
     async def _beat(self) -> None:
-        try:
-            async with self.db.write() as session:
-                now = self.clock()
-                await workers.beat(session, worker_id=self.worker, now=now)
-                await workers.prune(session, before=now - timedelta(days=1))
-        except Exception:  # the next beat tries again; a missed beat only lets others take over sooner
-            log.exception("heartbeat failed", extra={"event": "heartbeat_failed"})
-
-    async def _checkpoint(self) -> None:
-        try:
-            await self.db.checkpoint()
-        except Exception:  # the next one tries again; meanwhile the WAL only grows
-            log.exception("checkpoint failed", extra={"event": "checkpoint_failed"})
+        async with self.db.write() as session:
+            now = self.clock()
+            await workers.beat(session, worker_id=self.worker, now=now)
+            await workers.prune(session, before=now - timedelta(days=1))
 
     async def _learn_identity(self) -> None:
         try:
@@ -200,13 +198,16 @@ class Tocsin:
 
     async def stop(self, grace: float = 5.0) -> None:
         self._stopping.set()
-        if self._jobs is not None:
-            self._jobs.shutdown(wait=False)
+        if self._jobs is not None:  # no new runs; runs just begun get to register in _tasks
+            self._jobs.pause()
+            await asyncio.sleep(0)
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._jobs is not None:
+            self._jobs.shutdown(wait=False)
         await self.slack.aclose()
         if self.background:
             try:

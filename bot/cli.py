@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -115,6 +116,14 @@ class StartupError(Exception):
     pass
 
 
+def _settle_heap() -> None:
+    """After start-up, move what the process has built so far (modules, the app, compiled statements and
+    templates: over 100,000 objects) out of the garbage collector's sight. Its full collections then
+    scan only what requests create: they had taken 50-60 ms each, long enough to show in p99 latency."""
+    gc.collect()
+    gc.freeze()
+
+
 def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -144,6 +153,7 @@ async def _serve(settings: Settings, host: str, port: int, *, worker: str = "inl
             await child.stop()
         await runner.cleanup()
         raise StartupError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    _settle_heap()
     log.info("listening", extra={"event": "listening", "host": host, "port": port, "worker": worker})
     await _stop_event().wait()
     log.info("shutting down", extra={"event": "shutdown"})
@@ -161,6 +171,7 @@ async def _worker(settings: Settings, *, wake_on_stdin: bool) -> None:
     stop = _stop_event()
     if wake_on_stdin:
         tocsin.spawn(wake_on_stdin_pipe(tocsin.relay.wake, stop.set))
+    _settle_heap()
     log.info("worker running", extra={"event": "worker_running"})
     await stop.wait()
     await tocsin.stop()
@@ -178,6 +189,7 @@ async def _socket(settings: Settings) -> None:
     stop = _stop_event()
     try:
         await handler.connect_async()
+        _settle_heap()
         log.info("connected over Socket Mode", extra={"event": "socket_connected"})
         await stop.wait()
     finally:

@@ -13,6 +13,7 @@ import base64
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import delete
@@ -165,10 +166,10 @@ class Sweeper:
             )
 
 
-def start_jobs(sweeper: Sweeper, *, tick: timedelta) -> AsyncIOScheduler:
+def start_jobs(sweeper: Sweeper, *, tick: timedelta, running: set[asyncio.Future[Any]]) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_job(
-        _guarded(sweeper.sweep, "sweep"),
+        guarded(sweeper.sweep, "sweep", running),
         "interval",
         seconds=tick.total_seconds(),
         id="sweep",
@@ -178,7 +179,7 @@ def start_jobs(sweeper: Sweeper, *, tick: timedelta) -> AsyncIOScheduler:
         misfire_grace_time=None,
     )
     scheduler.add_job(
-        _guarded(sweeper.housekeeping, "housekeeping"),
+        guarded(sweeper.housekeeping, "housekeeping", running),
         "interval",
         hours=1,
         id="housekeeping",
@@ -189,11 +190,20 @@ def start_jobs(sweeper: Sweeper, *, tick: timedelta) -> AsyncIOScheduler:
     return scheduler
 
 
-def _guarded(job: Callable[[], object], name: str) -> Callable[[], object]:
+def guarded(job: Callable[[], object], name: str, running: set[asyncio.Future[Any]]) -> Callable[[], object]:
+    """`job` as a scheduler job: a failed run is logged and the next one tries again. While it runs, its
+    task is in `running`, so a stopping process can let it finish (Tocsin.stop) rather than have the
+    scheduler cancel it mid-transaction."""
+
     async def run() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running.add(task)
         try:
             await job()  # type: ignore[misc]
-        except Exception:  # a failed run is logged; the next tick tries again
+        except Exception:
             log.exception("job failed", extra={"event": "job_failed", "job": name})
+        finally:
+            running.discard(task)
 
     return run
