@@ -38,6 +38,9 @@ def enqueue(
     return row
 
 
+_INSERT = insert(OutboxMessage.__table__)  # built once: see store/service._LOOKUPS
+
+
 async def enqueue_all(
     session: AsyncSession,
     ops: list[tuple[str, dict[str, Any]]],
@@ -48,7 +51,7 @@ async def enqueue_all(
     """Queue several operations, in order, with one INSERT (no ORM objects: nobody reads them back)."""
     if ops:
         await session.execute(
-            insert(OutboxMessage.__table__),
+            _INSERT,
             [
                 dict(
                     incident_number=incident_number,

@@ -188,6 +188,9 @@ _CANCEL = (
 )
 
 
+_INSERT = insert(Timer.__table__)
+
+
 async def replan(
     session: AsyncSession,
     incident: Incident,
@@ -220,7 +223,7 @@ async def replan(
         await session.execute(_CANCEL, {"ids": cancel, "at": now})
     new = _missing(incident, wanted, have, now=now)
     if new:
-        await session.execute(insert(Timer.__table__), new)
+        await session.execute(_INSERT, new)
 
 
 def _replan_loaded(
