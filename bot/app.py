@@ -147,10 +147,9 @@ class Tocsin:
                 )
             self.spawn(self.relay.run(self._stopping))
             self._jobs = start_jobs(self.sweeper, tick=self.settings.policy.tick, running=self._tasks)
+            # A missed heartbeat only lets other workers take over this one's leases sooner.
             self._jobs.add_job(
-                guarded(
-                    self._beat, "heartbeat", self._tasks
-                ),  # a missed beat only lets others take over sooner
+                guarded(self._beat, "heartbeat", self._tasks),
                 "interval",
                 seconds=HEARTBEAT.total_seconds(),
                 id="heartbeat",

@@ -119,7 +119,7 @@ class StartupError(Exception):
 def _settle_heap() -> None:
     """After start-up, move what the process has built so far (modules, the app, compiled statements and
     templates: over 100,000 objects) out of the garbage collector's sight. Its full collections then
-    scan only what requests create: they had taken 50-60 ms each, long enough to show in p99 latency."""
+    scan only what requests create: they had taken 60-90 ms each, long enough to show in p99 latency."""
     gc.collect()
     gc.freeze()
 
