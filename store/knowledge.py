@@ -27,9 +27,7 @@ def words(phrase: str) -> list[str]:
     return list(dict.fromkeys(w.lower() for w in _WORD.findall(phrase)))[:12]
 
 
-async def similar(
-    session: AsyncSession, phrase: str, *, limit: int = 5, exclude: int | None = None
-) -> list[Incident]:
+async def similar(session: AsyncSession, phrase: str, *, limit: int = 5) -> list[Incident]:
     """Past incidents, resolved or closed, whose title or resolution summary share words with `phrase`,
     best match first."""
     terms = words(phrase)
@@ -40,7 +38,7 @@ async def similar(
         match = " OR ".join(f'"{term}"' for term in terms)
         sql = text(
             "SELECT incidents_fts.rowid FROM incidents_fts JOIN incidents ON incidents.number = incidents_fts.rowid"
-            " WHERE incidents_fts MATCH :match AND incidents.state IN (:resolved, :closed) AND incidents.number != :exclude"
+            " WHERE incidents_fts MATCH :match AND incidents.state IN (:resolved, :closed)"
             " ORDER BY bm25(incidents_fts) LIMIT :limit"
         )
         params: dict[str, Any] = {"match": match}
@@ -51,12 +49,12 @@ async def similar(
         sql = text(
             f"SELECT number FROM (SELECT number, title, summary FROM incidents"
             f" WHERE {PG_DOCUMENT} @@ to_tsquery('english', :query)"
-            f" AND state IN ('{done[0]}', '{done[1]}') AND number != :exclude"
+            f" AND state IN ('{done[0]}', '{done[1]}')"
             f" ORDER BY number DESC LIMIT {CANDIDATES}) AS recent"
             f" ORDER BY ts_rank({PG_DOCUMENT}, to_tsquery('english', :query)) DESC, number DESC LIMIT :limit"
         )
         params = {"query": " | ".join(terms)}
-    params.update(exclude=exclude or 0, limit=limit)
+    params.update(limit=limit)
     numbers = [row[0] for row in await session.execute(sql, params)]
     if not numbers:
         return []

