@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +94,34 @@ async def wait_healthy(base: str) -> None:
     raise RuntimeError("tocsin serve did not become healthy")
 
 
+async def _wait(base: str, ready: Callable[[dict[str, Any]], bool], limit: float) -> tuple[bool, float]:
+    """Poll /healthz until `ready(report)` or `limit` seconds; (whether it got ready, seconds taken)."""
+    began = time.perf_counter()
+    done = False
+    while not done and time.perf_counter() - began < limit:
+        done = ready(await health(base))
+        if not done:
+            await asyncio.sleep(0.05)
+    return done, time.perf_counter() - began
+
+
+def _outbox_empty(report: dict[str, Any]) -> bool:
+    return report.get("outbox", {}).get("backlog") == 0
+
+
+async def settle(base: str, limit: float = 600) -> float:
+    """Wait until `tocsin serve` has caught up with a run's after-effects: no timer overdue and nothing
+    left in the outbox. Returns the seconds it took."""
+    _, took = await _wait(
+        base, lambda r: _outbox_empty(r) and not r.get("timers", {}).get("oldest_due_seconds"), limit
+    )
+    return took
+
+
 async def drain(base: str, stats_url: str, incidents: int) -> dict[str, Any]:
     """Wait until the outbox is empty (10 minutes at most); then each incident's card and announcement
     should be in the fake Slack, once each."""
-    began = time.perf_counter()
-    emptied = False
-    while not emptied and time.perf_counter() - began < 600:
-        emptied = (await health(base)).get("outbox", {}).get("backlog") == 0
-        await asyncio.sleep(0.05)
-    drained = time.perf_counter() - began
+    emptied, drained = await _wait(base, _outbox_empty, 600)
     await asyncio.sleep(1)
     async with aiohttp.ClientSession() as session, session.get(stats_url) as response:
         stats = await response.json()

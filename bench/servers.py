@@ -1,5 +1,6 @@
 """Helper processes for bench/load.py: `fake` (the test suite's fake Slack, plus /stats) and `bare`
-(the ceiling: a bare slack-bolt AsyncApp on aiohttp whose only handler acks /incident).
+(the ceiling: a bare slack-bolt AsyncApp on aiohttp whose only handler acks /incident; it also acks the
+Acknowledge button, which bench/load.py measures once per N for comparison, not as the ceiling).
 Each prints one JSON line with its URLs, then serves until killed."""
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ async def bare(secret: str) -> None:
 
     @bolt.command("/incident")
     async def on_command_incident(ack) -> None:  # type: ignore[no-untyped-def]
+        await ack()
+
+    @bolt.action("incident_acknowledge")  # the click's own floor: Bolt parsing a button's payload
+    async def on_action_acknowledge(ack) -> None:  # type: ignore[no-untyped-def]
         await ack()
 
     async def events(request: web.Request) -> web.Response:

@@ -220,7 +220,7 @@ class Tocsin:
     # HTTP mode -----------------------------------------------------------------------------------
 
     def web_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._counted])
         app.router.add_post("/slack/events", self._on_slack)
         app.router.add_get("/healthz", self._on_health)
         if self.settings.alert_token:  # unset: the alert endpoints do not exist (404)
@@ -236,9 +236,19 @@ class Tocsin:
         app.on_cleanup.append(on_cleanup)
         return app
 
-    async def _on_slack(self, request: web.Request) -> web.Response:
+    @web.middleware
+    async def _counted(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Every POST (Slack's requests and alerts) is traffic the relay gives way to; health checks
+        are not."""
+        if request.method != "POST":
+            return await handler(request)
         with self.traffic:
-            response = await self.bolt.async_dispatch(await to_bolt_request(request))
+            return await handler(request)
+
+    async def _on_slack(self, request: web.Request) -> web.Response:
+        response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
     async def _on_health(self, request: web.Request) -> web.Response:

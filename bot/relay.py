@@ -68,10 +68,11 @@ HARMLESS = frozenset({"already_in_channel", "cant_invite_self", "already_pinned"
 
 
 class Traffic:
-    """Slack requests being answered. The relay gives way to them: each delivery round, and each Slack
-    call within it, waits until none is in flight and none has come or gone for `lull` seconds, or
-    `give_way` seconds at most, so a storm of commands and clicks is acked first and its messages follow
-    (Slack allows about one message per second per channel anyway).
+    """Requests being answered: Slack's and alerts (bot/app.py counts every POST). The relay gives way
+    to them: each delivery round, and each Slack call within it, waits until none is in flight and none
+    has come or gone for `lull` seconds, or `give_way` seconds at most, so a storm of commands, clicks or
+    alerts is answered first and its messages follow (Slack allows about one message per second per
+    channel anyway).
 
     In flight alone is not enough: a handler runs without yielding the loop, so between two queued
     requests none is in flight, and a relay that only waited for that would take its turn between every

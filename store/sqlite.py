@@ -62,6 +62,8 @@ def engine(url: URL, *, writer: bool, pool_size: int, checkpoints: bool = False)
 
     @event.listens_for(created, "begin")
     def on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return  # each statement its own transaction (Database.rows())
         # Raises sqlite3.OperationalError (SQLITE_BUSY) at once when another process holds the write lock.
         connection.connection.driver_connection.execute("BEGIN IMMEDIATE" if writer else "BEGIN")
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from bot.app import Tocsin
 from bot.config import load_settings
+from store.db import Database
 from tests.fakeslack import FakeSlack
 from tests.signed import SlackRequests
 
@@ -58,6 +59,15 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         )
     await reset_postgres(url)
     return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database on each store, for tests of the store itself."""
+    database = Database(database_url)
+    await database.upgrade()
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture

@@ -756,3 +756,15 @@ def test_the_alert_token_is_read_from_the_environment_and_checked() -> None:
         "TOCSIN_ALERT_TOKEN: must be at least 16 printable characters without spaces "
         "(e.g. the output of `openssl rand -hex 32`)"
     ]
+
+
+async def test_an_alert_request_is_traffic_the_relay_gives_way_to(alerting, http) -> None:
+    """A storm of alerts, like one of clicks, is answered first: the relay waits for a lull after it."""
+    traffic = alerting.tocsin.traffic
+    traffic.lull = 0.5  # long enough to see from here
+    await traffic.quiet(at_most=2)  # whatever came before has settled
+    status, _ = await post(http, alerting, "alertmanager", payload(FIRING))
+    assert status == 200
+    began = asyncio.get_running_loop().time()
+    await traffic.quiet(at_most=2)
+    assert asyncio.get_running_loop().time() - began >= 0.3  # the alert's request started a lull

@@ -78,3 +78,25 @@ async def test_sqlite_writer_leaves_checkpoints_to_the_worker_thread(tmp_path: P
             assert await session.scalar(text("SELECT count(*) FROM filler")) == 20 * 128
     finally:
         await db.dispose()
+
+
+async def test_sqlite_rows_connection_sees_each_commit_and_holds_no_snapshot(tmp_path: Path) -> None:
+    """rows() reuses one autocommit reader connection: every statement sees what was committed before
+    it, and between statements it holds no read transaction, so a checkpoint can empty the WAL."""
+    path = tmp_path / "rows.db"
+    db = Database(f"sqlite:///{path}", background_checkpoints=True)
+    await db.upgrade()
+    count = select(func.count()).select_from(TimelineEntry)
+    try:
+        async with db.write() as session:
+            await session.execute(text("CREATE TABLE filler (body TEXT)"))
+        for expected in range(1, 4):
+            async with db.write() as session:
+                await session.execute(text("INSERT INTO filler VALUES ('x')"))
+            async with db.rows() as connection:
+                assert (await connection.execute(text("SELECT count(*) FROM filler"))).scalar() == expected
+                assert (await connection.execute(count)).scalar() == 0
+        frames, done = await asyncio.to_thread(sqlite.checkpoint, str(path))
+        assert frames > 0 and done == frames  # no reader pinned an older snapshot
+    finally:
+        await db.dispose()

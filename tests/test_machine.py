@@ -43,14 +43,6 @@ ARGS = {
 }
 
 
-@pytest.fixture
-async def db(database_url: str):
-    database = Database(database_url)
-    await database.upgrade()
-    yield database
-    await database.dispose()
-
-
 async def _incident_in(db: Database, state: State, *, priority: str = "P3") -> int:
     async with db.write() as session:
         change = await service.declare(

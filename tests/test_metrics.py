@@ -5,11 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from bot.config import load_policy
 from store import metrics, service
-from store.db import Database
 from store.machine import Action
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,14 +15,6 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 M, H, D = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 ADMIN = "U0123ADMIN"
 RESOLVE = {"summary": "fixed", "cause": "capacity", "resolution": "restart"}
-
-
-@pytest.fixture
-async def db(database_url: str):
-    database = Database(database_url)
-    await database.upgrade()
-    yield database
-    await database.dispose()
 
 
 async def incident(db, *, priority, category, at, steps=(), detected=None, breaches=()):

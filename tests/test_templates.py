@@ -163,3 +163,23 @@ def test_modals_validate() -> None:
 )
 def test_channel_names_are_slack_legal(title: str, expected: str) -> None:
     assert channel_name("inc-{number}-{slug}", number=7, title=title, prefix="INC") == expected
+
+
+def test_show_lists_each_milestone_with_its_time_since_declaration() -> None:
+    i = incident(
+        State.CLOSED,
+        detected_at=NOW - timedelta(minutes=20),
+        identified_at=NOW + timedelta(minutes=30),
+        closed_at=NOW + timedelta(days=1, hours=2),
+    )
+    shown = COMPOSER.render("incident_show.json.j2", i)
+    section = next(b["text"]["text"] for b in shown.blocks if "*Declared*" in str(b))
+    when = COMPOSER.renderer.when
+    assert section.splitlines() == [
+        f"*Detected* {when(NOW - timedelta(minutes=20))} (20m before it was declared)",
+        f"*Declared* {when(NOW)}",
+        f"*Acknowledged* {when(NOW + timedelta(minutes=3))} (+3m)",
+        f"*Identified* {when(NOW + timedelta(minutes=30))} (+30m)",
+        f"*Resolved* {when(NOW + timedelta(hours=1))} (+1h)",
+        f"*Closed* {when(NOW + timedelta(days=1, hours=2))} (+1d 2h)",
+    ]
