@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from typing import TextIO
@@ -53,7 +54,7 @@ async def run(
                 await _pir(session, settings, incident or "", out)
             else:
                 await _outbox(session, settings, out)
-    except SQLAlchemyError as error:
+    except (SQLAlchemyError, sqlite3.Error) as error:
         raise OperatorError(
             f"database error: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
         ) from None

@@ -184,10 +184,16 @@ class Database:
     async def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""
         if self.is_sqlite:
-            async with self._writing:
-                connection = self._connection()
-                with connection.begin():
-                    _upgrade(connection)
+            async with self._writing:  # waits for another process's write lock as write() does
+                session = await self._begin_immediate()
+                try:
+                    _upgrade(session.connection())
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+                finally:
+                    session.close()
             return
         async with self._async_writer.begin() as connection:
             await connection.execute(text(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK})"))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 
 import aiohttp
 import pytest
@@ -188,3 +190,23 @@ async def test_timers_and_outbox_commands_read_the_store(tmp_path, database_url,
     assert code == 1 and "INC-99 not found" in err
     code, out, err = await run("outbox", env=env)
     assert code == 0 and out.splitlines()[-1].endswith("0 failed")
+
+
+async def test_operator_command_waits_for_another_process_holding_the_sqlite_write_lock(tmp_path) -> None:
+    """The bot writes every second or so (heartbeats, leases, sweeps); a CLI command that starts in one
+    of those moments waits for the lock instead of failing with `database is locked`."""
+    database = tmp_path / "tocsin.db"
+    env = environment(DATABASE_URL=f"sqlite:///{database}", TOCSIN_CONFIG=str(ROOT / "app.yaml"))
+    code, out, err = await run("timers", env=env)  # creates and migrates the database
+    assert code == 0 and out.splitlines()[-1] == "0 pending timers", err
+    holder = sqlite3.connect(database, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process's write transaction
+        command = asyncio.ensure_future(run("timers", env=env))
+        await asyncio.sleep(1.5)  # longer than the CLI takes to start and reach the database
+        assert not command.done()
+        holder.execute("COMMIT")
+        code, out, err = await command
+    finally:
+        holder.close()
+    assert code == 0 and out.splitlines()[-1] == "0 pending timers", err
