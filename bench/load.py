@@ -13,7 +13,10 @@ path, the second once the bot has caught up with the path's outbox and timers; t
 of the two), p50/p95/p99 ack latency,
 errors, the server's peak RSS, and for `declare` the time until the outbox has drained and whether
 every card and announcement reached Slack exactly once. For comparison, not as the ceiling, it also
-measures the bare app acking the Acknowledge button (`bare-bolt-click`). Writes bench/results/load.json.
+measures the bare app acking the Acknowledge button (`bare-bolt-click`), and the bare app reading one row
+by primary key (`bare-bolt-select`) or inserting one (`bare-bolt-insert`, the issue's reference for one
+write) through SQLAlchemy as Tocsin does on that store; their ratios are to the ceiling run just before
+them. Writes bench/results/load.json.
 """
 
 from __future__ import annotations
@@ -114,9 +117,9 @@ class Paths:
     def body(self, path: str) -> bytes:
         if path == "bare-click":  # any incident: the bare app only acks
             return click(random.randint(1, TOTAL))
-        if path in ("read", "ceiling"):
+        if path in ("read", "ceiling", "reference-read"):
             return command(f"INC-{random.randint(1, READ)} show", BENCH_CHANNEL)
-        if path == "write":
+        if path in ("write", "reference-write"):
             return command(
                 f"INC-{random.randint(1, READ)} note bench note {next(self.serial)}", BENCH_CHANNEL
             )
@@ -239,7 +242,9 @@ def peak_rss_mb(pid: int) -> float:
 
 def _print_bare(store: str, clients: int, result: dict, label: str = "bare-bolt") -> None:
     print(
-        f"{store:<9} N={clients:<3} {label:<9} {result['rps']:>8} req/s  p50 {result['p50_ms']:>7} ms  p99 {result['p99_ms']:>7} ms",
+        f"{store:<9} N={clients:<3} {label:<11} {result['rps']:>8} req/s"
+        + (f"  ratio {result['ratio']:<6}" if "ratio" in result else "")
+        + f"  p50 {result['p50_ms']:>7} ms  p99 {result['p99_ms']:>7} ms",
         flush=True,
     )
 
@@ -250,6 +255,8 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
     await preload(url)
     fake, fake_urls = await spawn("bench/servers.py", "fake")
     bare, bare_urls = await spawn("bench/servers.py", "bare", SECRET)
+    reference_url = url.rsplit("/", 1)[0] + "/reference.db" if store == "sqlite" else url
+    reference, reference_urls = await spawn("bench/servers.py", "reference", SECRET, reference_url)
     port = 20000 + random.randint(0, 9999)
     server = await serve(port=port, database_url=url, api_url=fake_urls["api_url"], secret=SECRET)
     tocsin = f"http://127.0.0.1:{port}/slack/events"
@@ -270,6 +277,16 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
                 )
                 results.append({"store": store, "clients": clients, "path": "bare-bolt-click", **bare_click})
                 _print_bare(store, clients, bare_click, "bare-click")
+            # For comparison: the same bare app reading or writing one row through SQLAlchemy, as Tocsin
+            # does on this store; the least a read or a write can do (bench/servers.py `reference`).
+            for floor, like in (
+                ("bare-bolt-select", "reference-read"),
+                ("bare-bolt-insert", "reference-write"),
+            ):
+                one = await drive(reference_urls["url"], like, paths, clients, args.warmup, args.duration)
+                one["ratio"] = round(one["rps"] / ceiling["rps"], 3) if ceiling["rps"] else None
+                results.append({"store": store, "clients": clients, "path": floor, **one})
+                _print_bare(store, clients, one, "bare+" + floor.rsplit("-", 1)[1])
             for path in args.paths:
                 result = await drive(tocsin, path, paths, clients, args.warmup, args.duration)
                 if path == "declare":
@@ -312,7 +329,7 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
             {"store": store, "path": "slack", "events": stats["events"], "problems": stats["problems"]}
         )
     finally:
-        await stop(server, fake, bare)
+        await stop(server, fake, bare, reference)
     return results
 
 

@@ -1,7 +1,13 @@
-"""Helper processes for bench/load.py: `fake` (the test suite's fake Slack, plus /stats) and `bare`
-(the ceiling: a bare slack-bolt AsyncApp on aiohttp whose only handler acks /incident; it also acks the
-Acknowledge button, which bench/load.py measures once per N for comparison, not as the ceiling).
-Each prints one JSON line with its URLs, then serves until killed."""
+"""Helper processes for bench/load.py, each printing one JSON line with its URLs, then serving until killed:
+- `fake`: the test suite's fake Slack, plus /stats;
+- `bare SECRET`: the ceiling, a bare slack-bolt AsyncApp on aiohttp whose only handler acks /incident. It
+  also acks the Acknowledge button, which bench/load.py measures once per N for comparison only;
+- `reference SECRET DATABASE_URL`: the least a read or a write can do on this stack. The same bare app,
+  whose /incident handler first reads one row by primary key (`INC-n show`) or INSERTs one row in a
+  transaction of its own (`INC-n note ...`; the issue's reference for one write), in a table of its own
+  of 10,000 rows. PostgreSQL as Tocsin runs it: SQLAlchemy's asyncio layer on asyncpg, reads in
+  autocommit; SQLite as Tocsin runs it: synchronous SQLAlchemy inline on the loop, one writer
+  connection, WAL. For comparison only."""
 
 from __future__ import annotations
 
@@ -9,7 +15,9 @@ import asyncio
 import json
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -18,10 +26,27 @@ from aiohttp import web  # noqa: E402
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request  # noqa: E402
 from slack_bolt.async_app import AsyncApp  # noqa: E402
 from slack_bolt.authorization import AuthorizeResult  # noqa: E402
+from sqlalchemy import (  # noqa: E402
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    make_url,
+    select,
+)
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
 from tests.fakeslack import FakeSlack  # noqa: E402
 
 BENCH_CHANNEL = "C0BENCH"
+REFERENCE_ROWS = 10_000
 
 
 async def serve(app: web.Application) -> int:
@@ -55,20 +80,14 @@ async def fake() -> None:
     await asyncio.Event().wait()
 
 
-async def bare(secret: str) -> None:
+def _bolt(secret: str) -> AsyncApp:
     async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token="xoxb-bench")
 
-    bolt = AsyncApp(signing_secret=secret, authorize=authorize, process_before_response=True)
+    return AsyncApp(signing_secret=secret, authorize=authorize, process_before_response=True)
 
-    @bolt.command("/incident")
-    async def on_command_incident(ack) -> None:  # type: ignore[no-untyped-def]
-        await ack()
 
-    @bolt.action("incident_acknowledge")  # the click's own floor: Bolt parsing a button's payload
-    async def on_action_acknowledge(ack) -> None:  # type: ignore[no-untyped-def]
-        await ack()
-
+async def _listen(bolt: AsyncApp) -> None:
     async def events(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
 
@@ -79,5 +98,88 @@ async def bare(secret: str) -> None:
     await asyncio.Event().wait()
 
 
+async def bare(secret: str) -> None:
+    bolt = _bolt(secret)
+
+    @bolt.command("/incident")
+    async def on_command_incident(ack) -> None:  # type: ignore[no-untyped-def]
+        await ack()
+
+    @bolt.action("incident_acknowledge")  # the click's own floor: Bolt parsing a button's payload
+    async def on_action_acknowledge(ack) -> None:  # type: ignore[no-untyped-def]
+        await ack()
+
+    await _listen(bolt)
+
+
+async def reference(secret: str, url: str) -> None:
+    table = Table(
+        "bench_reference",
+        MetaData(),
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("body", String(200)),
+        Column("at", DateTime(timezone=True)),
+    )
+    write, read = insert(table), select(table).where(table.c.id == bindparam("id"))
+    rows = [{"body": f"row {n}", "at": datetime.now(UTC)} for n in range(REFERENCE_ROWS)]
+    bolt = _bolt(secret)
+
+    def params(text: str) -> tuple[bool, dict[str, Any]]:
+        """`INC-n note ...` writes a row; `INC-n show` reads row n."""
+        ref, _, rest = text.partition(" ")
+        if rest.startswith("note"):
+            return True, {"body": rest[:200], "at": datetime.now(UTC)}
+        return False, {"id": int(ref.removeprefix("INC-")) % REFERENCE_ROWS + 1}
+
+    if url.startswith("sqlite"):  # as Tocsin runs SQLite: synchronous SQLAlchemy inline on the loop
+        engine = create_engine(make_url(url).set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0)
+
+        @event.listens_for(engine, "connect")
+        def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")  # Tocsin's journal and durability
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+        table.drop(engine, checkfirst=True)
+        table.create(engine)
+        with engine.begin() as connection:
+            connection.execute(write, rows)
+
+        @bolt.command("/incident")
+        async def on_sqlite_command(ack, command) -> None:  # type: ignore[no-untyped-def]
+            writes, values = params(command["text"])
+            if writes:
+                with Session(engine) as session, session.begin():
+                    session.execute(write, values)
+            else:
+                with engine.connect() as connection:
+                    connection.execute(read, values).one()
+            await ack()
+
+    else:  # as Tocsin runs PostgreSQL: SQLAlchemy's asyncio layer on asyncpg, reads in autocommit
+        async_engine = create_async_engine(url)
+        async with async_engine.begin() as connection:
+            await connection.run_sync(table.drop, checkfirst=True)
+            await connection.run_sync(table.create)
+            await connection.execute(write, rows)
+        sessions = async_sessionmaker(async_engine)
+        reader = async_engine.execution_options(isolation_level="AUTOCOMMIT")
+
+        @bolt.command("/incident")
+        async def on_command_incident(ack, command) -> None:  # type: ignore[no-untyped-def]
+            writes, values = params(command["text"])
+            if writes:
+                async with sessions.begin() as session:
+                    await session.execute(write, values)
+            else:
+                async with reader.connect() as connection:
+                    (await connection.execute(read, values)).one()
+            await ack()
+
+    await _listen(bolt)
+
+
 if __name__ == "__main__":
-    asyncio.run(fake() if sys.argv[1] == "fake" else bare(sys.argv[2]))
+    command = sys.argv[1]
+    asyncio.run(
+        fake() if command == "fake" else bare(sys.argv[2]) if command == "bare" else reference(*sys.argv[2:4])
+    )
