@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import store_urls, write_results  # noqa: E402
 from load import READ, TRIAGE, preload  # noqa: E402
-from sqlalchemy import event  # noqa: E402
 
 from bot.app import Tocsin  # noqa: E402
 from bot.config import load_settings  # noqa: E402
@@ -51,11 +50,10 @@ async def measure(url: str, rounds: int, each: int) -> list[dict]:
     deps = Tocsin(settings).deps
     statements: Counter[str] = Counter()
 
-    def count(*_: object) -> None:
+    def count(_sql: str) -> None:
         statements["n"] += 1
 
-    for engine in deps.db.engines:
-        event.listen(engine, "before_cursor_execute", count)
+    deps.db.trace(count)
 
     fresh = itertools.count(READ + 1)
     serial = itertools.count(1)

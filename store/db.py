@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
-from store import sqlite
+from store import direct, sqlite
 from store.writeback import WriteSession
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -61,6 +61,7 @@ class Database:
             self._writing = asyncio.Lock()  # this process's writers take turns on the one connection
             self._rows: Connection | None = None  # rows(): opened on first use
             self._held: Connection | None = None  # the writer's connection, kept checked out (_connection)
+            self._tracers: list[Callable[[str], None]] = []  # trace()
         else:
             # No pool_pre_ping: a round trip before every checkout (250-700 µs here). Connections idle for
             # more than IDLE_PING are pinged instead (_ping_if_idle); a busy pool's connections are in use.
@@ -168,6 +169,16 @@ class Database:
             self._rows = self._reader.connect().execution_options(isolation_level="AUTOCOMMIT")
         yield sqlite.InlineConnection(self._rows)
 
+    def trace(self, callback: Callable[[str], None]) -> None:
+        """Call `callback` with the SQL of each statement run from now on until dispose(), including those
+        store/direct.py runs past SQLAlchemy on SQLite (tests, bench/ops.py). Those are seen in any
+        Database of this process: their runner does not know which one it serves."""
+        for engine in self.engines:
+            event.listen(engine, "before_cursor_execute", lambda _c, _cu, sql, *_: callback(sql))
+        if self.is_sqlite:
+            direct.TRACERS.append(callback)
+            self._tracers.append(callback)
+
     async def checkpoint(self) -> None:
         """SQLite: move the WAL back into the database file, on a worker thread (see store/sqlite.py)."""
         if self.is_sqlite and not self.memory:
@@ -207,6 +218,9 @@ class Database:
             self._rows.close()
             self._rows = None
         self._release()
+        for callback in self._tracers:
+            direct.TRACERS.remove(callback)
+        self._tracers.clear()
         self._writer.dispose()
         if self._reader is not self._writer:
             self._reader.dispose()

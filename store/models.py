@@ -163,7 +163,7 @@ class IncidentView:
     Read-only by convention; changes go through an Incident loaded with `service.find(lock=True)`."""
 
     def __init__(self, row: Any) -> None:
-        self.__dict__.update(row._mapping)
+        self.__dict__.update(row._asdict())  # a SQLAlchemy Row, or store/direct.py's named tuple
 
     @property
     def is_open(self) -> bool:

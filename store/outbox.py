@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from store.db import plan_afresh
+from store.direct import DIRECT
 from store.models import OutboxMessage, Worker
 
 
@@ -38,7 +39,8 @@ def enqueue(
     return row
 
 
-_INSERT = insert(OutboxMessage.__table__)  # built once: see store/service._LOOKUPS
+# Built once (see store/service._LOOKUPS); on SQLite run on the driver's connection (store/direct.py).
+_INSERT = insert(OutboxMessage.__table__).execution_options(**DIRECT)
 
 
 async def enqueue_all(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from store import actions, knowledge, machine, timers
 from store.change import Change
+from store.direct import DIRECT
 from store.errors import (
     AlreadyAcknowledged,
     AmbiguousChannel,
@@ -59,7 +60,12 @@ _OBJECTS = _lookups(Incident, Incident.number, Incident.channel_id)
 _LOOKUPS = {
     "object": _OBJECTS,
     "locked": (_OBJECTS[0].with_for_update(), _OBJECTS[1].with_for_update()),
-    "view": _lookups(Incident.__table__, Incident.__table__.c.number, Incident.__table__.c.channel_id),
+    "view": tuple(  # rows for display: on SQLite, run on the driver's connection (store/direct.py)
+        statement.execution_options(**DIRECT)
+        for statement in _lookups(
+            Incident.__table__, Incident.__table__.c.number, Incident.__table__.c.channel_id
+        )
+    ),
 }
 
 

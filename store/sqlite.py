@@ -27,6 +27,8 @@ from sqlalchemy import Engine, create_engine, event, pool
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.orm import Session
 
+from store import direct
+
 LOCK_WAIT = 30.0  # seconds a writer waits for another process's write lock before giving up
 
 
@@ -87,6 +89,11 @@ class InlineSession:
         self.sync_session.add(instance)
 
     async def execute(self, statement: Any, params: Any = None, **kw: Any) -> Any:
+        if params is not None and not kw and direct.marked(statement):
+            session = self.sync_session
+            session.flush()  # what SQLAlchemy's autoflush does before a statement; nothing when clean
+            connection = session.connection()
+            return direct.run(connection.connection.driver_connection, connection.dialect, statement, params)
         return self.sync_session.execute(statement, params, **kw)
 
     async def scalar(self, statement: Any, params: Any = None, **kw: Any) -> Any:
@@ -111,7 +118,10 @@ class InlineConnection:
         self.sync_connection = connection
 
     async def execute(self, statement: Any, params: Any = None) -> Any:
-        return self.sync_connection.execute(statement, params)
+        connection = self.sync_connection
+        if params is not None and direct.marked(statement):
+            return direct.run(connection.connection.driver_connection, connection.dialect, statement, params)
+        return connection.execute(statement, params)
 
 
 def checkpoint(path: str) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import plan_afresh
+from store.direct import DIRECT
 from store.models import ActionItem, Incident, State, Timer
 from store.policy import Policy
 from store.timeline import SYSTEM_ACTOR, record
@@ -177,8 +178,10 @@ def _pending() -> object:
 
 # An incident's pending timers, asked on every change: built once (see store/service.py's _BY_NUMBER).
 _PENDING_OF = select(Timer).where(Timer.incident_number == bindparam("number"), _pending())
-_PENDING_ROWS = select(Timer.id, Timer.kind, Timer.key, Timer.due_at).where(
-    Timer.incident_number == bindparam("number"), _pending()
+_PENDING_ROWS = (
+    select(Timer.id, Timer.kind, Timer.key, Timer.due_at)
+    .where(Timer.incident_number == bindparam("number"), _pending())
+    .execution_options(**DIRECT)  # SQLite: store/direct.py
 )
 _CANCEL = (
     update(Timer)
@@ -188,7 +191,7 @@ _CANCEL = (
 )
 
 
-_INSERT = insert(Timer.__table__)
+_INSERT = insert(Timer.__table__).execution_options(**DIRECT)
 
 
 async def replan(

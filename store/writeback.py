@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, event, inspect, update
 from sqlalchemy.orm import Session, make_transient, make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
+from store import direct
 from store.models import Incident
 
 _TABLE = Incident.__table__
@@ -55,7 +56,13 @@ def write_incidents(session: Session, _context: Any, _objects: Any) -> None:
         version = state.dict["version"]
         params = {key: state.dict[key] for key in changed}
         params.update(_number=instance.number, _version=version, _next=version + 1)
-        result = session.connection().execute(_statement(changed), params)
+        connection = session.connection()
+        if connection.dialect.name == "sqlite":  # on the driver's connection (store/direct.py)
+            result = direct.run(
+                connection.connection.driver_connection, connection.dialect, _statement(changed), params
+            )
+        else:
+            result = connection.execute(_statement(changed), params)
         if result.rowcount != 1:
             raise StaleDataError(
                 f"UPDATE of incident {instance.number} at version {version} matched {result.rowcount} rows"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.config import load_policy
@@ -30,12 +30,11 @@ async def _declare(db: Database) -> int:
 def _updates(db: Database) -> list[str]:
     statements: list[str] = []
 
-    def seen(_conn, _cursor, statement: str, *_: object) -> None:
+    def seen(statement: str) -> None:
         if statement.lstrip().upper().startswith("UPDATE INCIDENTS"):
             statements.append(statement)
 
-    for engine in db.engines:
-        event.listen(engine, "before_cursor_execute", seen)
+    db.trace(seen)
     return statements
 
 
