@@ -24,7 +24,9 @@ from typing import Any
 from sqlalchemy import exc
 from sqlalchemy.engine import Dialect
 
-DIRECT = {"tocsin_direct": True}  # `statement.execution_options(**DIRECT)` marks a statement for this path
+# `statement.execution_options(**DIRECT)` marks a statement for this path. Mark only statements built once
+# (module constants): each is compiled and kept for good, by identity.
+DIRECT = {"tocsin_direct": True}
 TRACERS: list[Callable[[str], None]] = []  # Database.trace(): told the SQL of each statement run here
 
 
@@ -41,7 +43,15 @@ class Plan:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None)
         self.sql: str = compiled.string
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
-        self.defaults: dict[str, Any] = {n: v for n, v in compiled.params.items() if v is not None}
+        self.defaults: dict[str, Any] = {}  # values the statement carries itself (a LIMIT's)
+        if not statement.is_insert:
+            self.defaults.update((n, v) for n, v in compiled.params.items() if v is not None)
+        else:  # columns left out get their default, as SQLAlchemy would give them
+            for name in set(self.names).difference(keys or ()):
+                default = statement.table.c[name].default
+                if default is None or not default.is_scalar:
+                    raise ValueError(f"{statement.table.name}.{name} needs a value (no scalar default)")
+                self.defaults[name] = default.arg
         self.binds = tuple(
             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.names
         )
@@ -51,11 +61,11 @@ class Plan:
 
     def arguments(self, params: dict[str, Any]) -> tuple[Any, ...]:
         values = (params[n] if n in params else self.defaults[n] for n in self.names)
-        return tuple(v if p is None or v is None else p(v) for v, p in zip(values, self.binds, strict=True))
+        return tuple(v if p is None else p(v) for v, p in zip(values, self.binds, strict=True))
 
     def row(self, values: Sequence[Any]) -> Any:
         return self.record._make(  # type: ignore[union-attr]
-            v if p is None or v is None else p(v) for v, p in zip(values, self.columns, strict=True)
+            v if p is None else p(v) for v, p in zip(values, self.columns, strict=True)
         )
 
 
