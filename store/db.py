@@ -94,10 +94,17 @@ class Database:
             async with self._write.begin() as session:
                 yield session
             return
+        async with self._sqlite_transaction() as session:
+            yield sqlite.InlineSession(session)  # type: ignore[misc]
+
+    @asynccontextmanager
+    async def _sqlite_transaction(self) -> AsyncIterator[Session]:
+        """SQLite: this process's turn on the writer connection, and the write lock once no other process
+        holds it; committed on exit, rolled back on error."""
         async with self._writing:
             session = await self._begin_immediate()
             try:
-                yield sqlite.InlineSession(session)  # type: ignore[misc]
+                yield session
                 session.commit()
             except BaseException:
                 session.rollback()
@@ -195,16 +202,8 @@ class Database:
     async def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""
         if self.is_sqlite:
-            async with self._writing:  # waits for another process's write lock as write() does
-                session = await self._begin_immediate()
-                try:
-                    _upgrade(session.connection())
-                    session.commit()
-                except BaseException:
-                    session.rollback()
-                    raise
-                finally:
-                    session.close()
+            async with self._sqlite_transaction() as session:  # waits for another process's lock
+                _upgrade(session.connection())
             return
         async with self._async_writer.begin() as connection:
             await connection.execute(text(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK})"))

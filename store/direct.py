@@ -95,9 +95,6 @@ class Result:
     def first(self) -> Any:
         return self.rows[0] if self.rows else None
 
-    def all(self) -> list[Any]:
-        return self.rows
-
 
 def run(
     driver: sqlite3.Connection,
