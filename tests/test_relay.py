@@ -20,12 +20,16 @@ async def test_rate_limited_post_waits_for_retry_after_and_is_posted_once(bot) -
     fake.fail_next("chat.postMessage", status=429, retry_after=1, times=3)
     started = time.monotonic()
     reply = await bot.slack.command("declare P3 Slow builds")
-    assert reply.status == 200 and time.monotonic() - started < 1
+    acked = time.monotonic()
+    assert reply.status == 200 and acked - started < 3  # Slack's limit
     await fake.wait_for(lambda: fake.posts(event_type="escalation_page"), timeout=15)
     await drained(bot)
     posts = [c for c in fake.calls_of("chat.postMessage")]
     limited = [c for c in posts if c.error == "ratelimited"]
     assert len(limited) == 3
+    # The ack did not wait for a Retry-After: it came before the post was tried again. (Not a fixed
+    # time: one clean-clone CI run took 1.6 s to commit this first declare on PostgreSQL.)
+    assert acked < limited[1].at
     first_ok = next(c for c in posts if c.ok)
     assert first_ok.at - limited[0].at >= 2.9  # three Retry-After: 1 waits, at least
     assert [m.event_type for m in fake.messages] == [
