@@ -277,8 +277,8 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
                 )
                 results.append({"store": store, "clients": clients, "path": "bare-bolt-click", **bare_click})
                 _print_bare(store, clients, bare_click, "bare-click")
-            # For comparison: the same bare app reading or writing one row through SQLAlchemy, as Tocsin
-            # does on this store; the least a read or a write can do (bench/servers.py `reference`).
+            # For comparison: the same bare app reading or writing one row through SQLAlchemy
+            # (bench/servers.py `reference`): what one bare statement costs on this store.
             for floor, like in (
                 ("bare-bolt-select", "reference-read"),
                 ("bare-bolt-insert", "reference-write"),

@@ -2,12 +2,12 @@
 - `fake`: the test suite's fake Slack, plus /stats;
 - `bare SECRET`: the ceiling, a bare slack-bolt AsyncApp on aiohttp whose only handler acks /incident. It
   also acks the Acknowledge button, which bench/load.py measures once per N for comparison only;
-- `reference SECRET DATABASE_URL`: the least a read or a write can do on this stack. The same bare app,
+- `reference SECRET DATABASE_URL`: one bare read or write through SQLAlchemy. The same bare app,
   whose /incident handler first reads one row by primary key (`INC-n show`) or INSERTs one row in a
   transaction of its own (`INC-n note ...`; the issue's reference for one write), in a table of its own
   of 10,000 rows. PostgreSQL as Tocsin runs it: SQLAlchemy's asyncio layer on asyncpg, reads in
-  autocommit; SQLite as Tocsin runs it: synchronous SQLAlchemy inline on the loop, one writer
-  connection, WAL. For comparison only."""
+  autocommit; SQLite through synchronous SQLAlchemy inline on the loop, one writer connection, WAL
+  (as Tocsin ran it before store/direct.py). For comparison only."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ async def reference(secret: str, url: str) -> None:
             return True, {"body": rest[:200], "at": datetime.now(UTC)}
         return False, {"id": int(ref.removeprefix("INC-")) % REFERENCE_ROWS + 1}
 
-    if url.startswith("sqlite"):  # as Tocsin runs SQLite: synchronous SQLAlchemy inline on the loop
+    if url.startswith("sqlite"):  # synchronous SQLAlchemy inline on the loop (Tocsin before store/direct.py)
         engine = create_engine(make_url(url).set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0)
 
         @event.listens_for(engine, "connect")
