@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import exc
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 
 # `statement.execution_options(**DIRECT)` marks a statement for this path. Mark only statements built once
 # (module constants): each is compiled and kept for good, by identity.
@@ -96,18 +96,22 @@ class Result:
         return self.rows[0] if self.rows else None
 
 
-def run(
-    driver: sqlite3.Connection,
-    dialect: Dialect,
-    statement: Any,
-    params: dict[str, Any] | list[dict[str, Any]],
-) -> Result:
-    """Run `statement` on the sqlite3 connection, inside whatever transaction it is in."""
+def execute(connection: Connection, statement: Any, params: Any) -> Any:
+    """`statement` on `connection`: on sqlite3 directly when it is marked and the store is SQLite,
+    otherwise through SQLAlchemy."""
+    if params is None or connection.dialect.name != "sqlite" or not marked(statement):
+        return connection.execute(statement, params)
+    return run(connection, statement, params)
+
+
+def run(connection: Connection, statement: Any, params: dict[str, Any] | list[dict[str, Any]]) -> Result:
+    """Run `statement` on the SQLite connection's sqlite3 connection, inside whatever transaction it is in."""
     many = isinstance(params, list)
     if many and not params:
         return Result([], 0)
     first = params[0] if many else params
-    compiled = plan(statement, dialect, list(first) if statement.is_insert else None)  # type: ignore[arg-type]
+    driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+    compiled = plan(statement, connection.dialect, list(first) if statement.is_insert else None)  # type: ignore[arg-type]
     for tracer in TRACERS:
         tracer(compiled.sql)
     try:

@@ -92,8 +92,7 @@ class InlineSession:
         if params is not None and not kw and direct.marked(statement):
             session = self.sync_session
             session.flush()  # what SQLAlchemy's autoflush does before a statement; nothing when clean
-            connection = session.connection()
-            return direct.run(connection.connection.driver_connection, connection.dialect, statement, params)
+            return direct.run(session.connection(), statement, params)
         return self.sync_session.execute(statement, params, **kw)
 
     async def scalar(self, statement: Any, params: Any = None, **kw: Any) -> Any:
@@ -118,10 +117,7 @@ class InlineConnection:
         self.sync_connection = connection
 
     async def execute(self, statement: Any, params: Any = None) -> Any:
-        connection = self.sync_connection
-        if params is not None and direct.marked(statement):
-            return direct.run(connection.connection.driver_connection, connection.dialect, statement, params)
-        return connection.execute(statement, params)
+        return direct.execute(self.sync_connection, statement, params)
 
 
 def checkpoint(path: str) -> tuple[int, int]:

@@ -41,6 +41,7 @@ def _statement(keys: frozenset[str]) -> Any:
             update(_TABLE)
             .where(_TABLE.c.number == bindparam("_number"), _TABLE.c.version == bindparam("_version"))
             .values({**{key: bindparam(key) for key in sorted(keys)}, "version": bindparam("_next")})
+            .execution_options(**direct.DIRECT)
         )
         _statements[keys] = statement
     return statement
@@ -56,13 +57,7 @@ def write_incidents(session: Session, _context: Any, _objects: Any) -> None:
         version = state.dict["version"]
         params = {key: state.dict[key] for key in changed}
         params.update(_number=instance.number, _version=version, _next=version + 1)
-        connection = session.connection()
-        if connection.dialect.name == "sqlite":  # on the driver's connection (store/direct.py)
-            result = direct.run(
-                connection.connection.driver_connection, connection.dialect, _statement(changed), params
-            )
-        else:
-            result = connection.execute(_statement(changed), params)
+        result = direct.execute(session.connection(), _statement(changed), params)  # sqlite3 on SQLite
         if result.rowcount != 1:
             raise StaleDataError(
                 f"UPDATE of incident {instance.number} at version {version} matched {result.rowcount} rows"
