@@ -4,7 +4,8 @@ SQLite (store/sqlite.py): SQLAlchemy's synchronous engine and Session, run inlin
 thread behind `InlineSession`; WAL; one writer connection whose transactions start with BEGIN IMMEDIATE
 (a deferred transaction that reads and then writes fails with "database is locked" and ignores
 busy_timeout), taken here with an asynchronous wait; and a pool of readers.
-PostgreSQL: AsyncSession over asyncpg, one pool for both; reads run in autocommit.
+PostgreSQL: AsyncSession over asyncpg, one pool for both; reads run in autocommit. Marked statements run
+on asyncpg directly (store/pg.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.util import greenlet_spawn
 
-from store import direct, sqlite
+from store import direct, pg, sqlite
 from store.writeback import WriteSession
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -51,6 +53,7 @@ class Database:
         self.dialect = self.url.get_backend_name()
         self.memory = in_memory(url)
         self.lock_wait = lock_wait
+        self._tracers: list[Callable[[str], None]] = []  # trace()
         if self.dialect == "sqlite":
             self._writer = sqlite.engine(
                 self.url, writer=True, pool_size=1, checkpoints=background_checkpoints
@@ -61,7 +64,6 @@ class Database:
             self._writing = asyncio.Lock()  # this process's writers take turns on the one connection
             self._rows: Connection | None = None  # rows(): opened on first use
             self._held: Connection | None = None  # the writer's connection, kept checked out (_connection)
-            self._tracers: list[Callable[[str], None]] = []  # trace()
         else:
             # No pool_pre_ping: a round trip before every checkout (250-700 µs here). Connections idle for
             # more than IDLE_PING are pinged instead (_ping_if_idle); a busy pool's connections are in use.
@@ -71,8 +73,10 @@ class Database:
             # Reads share the pool but skip BEGIN/COMMIT, two round trips each: in READ COMMITTED every
             # statement takes its own snapshot anyway, so a read-only transaction would add nothing.
             self._async_reader = self._async_writer.execution_options(isolation_level="AUTOCOMMIT")
+            # Write transactions are asyncpg's own (store/pg.py): their sessions' connections are in
+            # autocommit, so SQLAlchemy sends no BEGIN or COMMIT besides.
             self._write = async_sessionmaker(
-                self._async_writer, expire_on_commit=False, sync_session_class=WriteSession
+                self._async_reader, expire_on_commit=False, sync_session_class=WriteSession
             )
             self._read = async_sessionmaker(self._async_reader, expire_on_commit=False)
 
@@ -91,8 +95,14 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed on exit, rolled back on error."""
         if not self.is_sqlite:
-            async with self._write.begin() as session:
-                yield session
+            async with self._write() as session:
+                transaction = pg.Session(session)
+                try:
+                    yield transaction  # type: ignore[misc]
+                    await transaction.commit()
+                except BaseException:
+                    await transaction.rollback()
+                    raise
             return
         async with self._sqlite_transaction() as session:
             yield sqlite.InlineSession(session)  # type: ignore[misc]
@@ -164,9 +174,12 @@ class Database:
         inline on the loop's thread, one after another, so they can share it: no checkout from the pool,
         no BEGIN and no ROLLBACK (a read went from 132 to 55 µs). Holding no transaction, it never holds
         back a checkpoint."""
-        if not self.is_sqlite:
-            async with self._async_reader.connect() as connection:
-                yield connection
+        if not self.is_sqlite:  # a synchronous Connection: AsyncConnection's wrapper costs about 120 µs
+            connection = await greenlet_spawn(self._async_reader.sync_engine.connect)
+            try:
+                yield pg.Rows(connection)
+            finally:
+                await greenlet_spawn(connection.close)
             return
         if self.memory:  # the one connection is the writer's; it may be inside a write transaction
             with self._reader.connect() as connection:
@@ -178,13 +191,12 @@ class Database:
 
     def trace(self, callback: Callable[[str], None]) -> None:
         """Call `callback` with the SQL of each statement run from now on until dispose(), including those
-        store/direct.py runs past SQLAlchemy on SQLite (tests, bench/ops.py). Those are seen in any
-        Database of this process: their runner does not know which one it serves."""
+        store/direct.py runs past SQLAlchemy (tests, bench/ops.py). Those are seen in any Database of this
+        process: their runner does not know which one it serves."""
         for engine in self.engines:
             event.listen(engine, "before_cursor_execute", lambda _c, _cu, sql, *_: callback(sql))
-        if self.is_sqlite:
-            direct.TRACERS.append(callback)
-            self._tracers.append(callback)
+        direct.TRACERS.append(callback)
+        self._tracers.append(callback)
 
     async def checkpoint(self) -> None:
         """SQLite: move the WAL back into the database file, on a worker thread (see store/sqlite.py)."""
@@ -210,6 +222,9 @@ class Database:
             await connection.run_sync(_upgrade)
 
     async def dispose(self) -> None:
+        for callback in self._tracers:
+            direct.TRACERS.remove(callback)
+        self._tracers.clear()
         if not self.is_sqlite:
             await self._async_writer.dispose()
             return
@@ -217,9 +232,6 @@ class Database:
             self._rows.close()
             self._rows = None
         self._release()
-        for callback in self._tracers:
-            direct.TRACERS.remove(callback)
-        self._tracers.clear()
         self._writer.dispose()
         if self._reader is not self._writer:
             self._reader.dispose()

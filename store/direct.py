@@ -1,4 +1,4 @@
-"""Prebuilt Core statements run on SQLite's own connection, past SQLAlchemy's per-statement machinery.
+"""Prebuilt Core statements run on the driver's own connection, past SQLAlchemy's per-statement machinery.
 
 SQLite answers a primary-key SELECT or a one-row INSERT in 5-10 µs; through a SQLAlchemy Connection the
 same statement costs about 60 µs more (execution context, cursor wrapping, result metadata, events).
@@ -9,9 +9,9 @@ from about 100 to 40 µs. The values go through the same type processing SQLAlch
 column type's `bind_processor` and `result_processor` for the dialect), so what is stored and what is
 read back are the same either way.
 
-Only SQLite uses this (`store/sqlite.py`'s inline session and connection, and store/writeback.py);
-PostgreSQL runs every statement through SQLAlchemy. Statements run this way do not pass through
-SQLAlchemy's cursor events; `Database.trace()` sees both kinds.
+SQLite runs them here (`store/sqlite.py`'s inline session and connection, and store/writeback.py);
+PostgreSQL runs the same plans, compiled for its dialect, on asyncpg (store/pg.py). Statements run this
+way do not pass through SQLAlchemy's cursor events; `Database.trace()` sees both kinds.
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ def marked(statement: Any) -> bool:
 
 
 class Plan:
-    """One statement compiled for SQLite, with the processors for its parameters and its columns."""
+    """One statement compiled for a dialect, with the processors for its parameters and its columns."""
 
     __slots__ = ("sql", "names", "defaults", "binds", "columns", "record")
 
     def __init__(self, statement: Any, dialect: Dialect, keys: Sequence[str] | None) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None)
+        # inline(): no RETURNING of the new key, which PostgreSQL's compiler would add (nobody reads it)
+        compiling = statement.inline() if statement.is_insert else statement
+        compiled = compiling.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None)
         self.sql: str = compiled.string
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
         self.defaults: dict[str, Any] = {}  # values the statement carries itself (a LIMIT's)
@@ -69,16 +71,27 @@ class Plan:
         )
 
 
-_plans: dict[tuple[int, tuple[str, ...] | None], tuple[Any, Plan]] = {}
+_plans: dict[tuple[int, str, tuple[str, ...] | None], tuple[Any, Plan]] = {}
 
 
 def plan(statement: Any, dialect: Dialect, keys: Sequence[str] | None = None) -> Plan:
-    """The statement's plan; INSERTs without values are compiled for the given parameter names."""
-    key = (id(statement), tuple(keys) if keys is not None else None)
+    """The statement's plan for `dialect`; INSERTs without values are compiled for the given parameter
+    names."""
+    key = (id(statement), dialect.name, tuple(keys) if keys is not None else None)
     found = _plans.get(key)
     if found is None:
         found = _plans[key] = (statement, Plan(statement, dialect, keys))  # holds the statement: id stays
     return found[1]
+
+
+def planned(statement: Any, dialect: Dialect, params: dict[str, Any] | list[dict[str, Any]]) -> Plan:
+    """The plan for running `statement` with `params` (one dict, or a non-empty list of them), after
+    telling the tracers."""
+    first = params[0] if isinstance(params, list) else params
+    compiled = plan(statement, dialect, list(first) if statement.is_insert else None)
+    for tracer in TRACERS:
+        tracer(compiled.sql)
+    return compiled
 
 
 class Result:
@@ -109,16 +122,13 @@ def run(connection: Connection, statement: Any, params: dict[str, Any] | list[di
     many = isinstance(params, list)
     if many and not params:
         return Result([], 0)
-    first = params[0] if many else params
     driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
-    compiled = plan(statement, connection.dialect, list(first) if statement.is_insert else None)  # type: ignore[arg-type]
-    for tracer in TRACERS:
-        tracer(compiled.sql)
+    compiled = planned(statement, connection.dialect, params)
     try:
         if many:
             cursor = driver.executemany(compiled.sql, [compiled.arguments(p) for p in params])  # type: ignore[union-attr]
         else:
-            cursor = driver.execute(compiled.sql, compiled.arguments(first))
+            cursor = driver.execute(compiled.sql, compiled.arguments(params))  # type: ignore[arg-type]
         rows = [compiled.row(values) for values in cursor.fetchall()] if compiled.record else []
         return Result(rows, cursor.rowcount)
     except sqlite3.Error as error:  # as SQLAlchemy would raise it, so handlers treat it the same

@@ -59,7 +59,8 @@ def _lookups(source: Any, number: Any, channel: Any) -> tuple[Any, Any]:
 _OBJECTS = _lookups(Incident, Incident.number, Incident.channel_id)
 _LOOKUPS = {
     "object": _OBJECTS,
-    "locked": (_OBJECTS[0].with_for_update(), _OBJECTS[1].with_for_update()),
+    # on PostgreSQL, loaded on asyncpg and put in the session as the ORM would (store/pg.py)
+    "locked": tuple(statement.with_for_update().execution_options(**DIRECT) for statement in _OBJECTS),
     "view": tuple(  # rows for display: on SQLite, run on the driver's connection (store/direct.py)
         statement.execution_options(**DIRECT)
         for statement in _lookups(

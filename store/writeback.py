@@ -49,6 +49,15 @@ def _statement(keys: frozenset[str]) -> Any:
 
 @event.listens_for(WriteSession, "before_flush")
 def write_incidents(session: Session, _context: Any, _objects: Any) -> None:
+    for instance, state, statement, params in pending(session):
+        result = direct.execute(session.connection(), statement, params)  # sqlite3 on SQLite
+        written(session, instance, state, params, result.rowcount)
+
+
+def pending(session: Session) -> list[tuple[Incident, Any, Any, dict[str, Any]]]:
+    """The session's changed incidents this module writes, each with its UPDATE and parameters (store/pg.py
+    runs them on asyncpg before SQLAlchemy's flush would)."""
+    found = []
     for instance in [i for i in session.dirty if type(i) is Incident]:
         state = inspect(instance)
         changed = frozenset(state.manager).difference(state.unmodified)
@@ -57,13 +66,18 @@ def write_incidents(session: Session, _context: Any, _objects: Any) -> None:
         version = state.dict["version"]
         params = {key: state.dict[key] for key in changed}
         params.update(_number=instance.number, _version=version, _next=version + 1)
-        result = direct.execute(session.connection(), _statement(changed), params)  # sqlite3 on SQLite
-        if result.rowcount != 1:
-            raise StaleDataError(
-                f"UPDATE of incident {instance.number} at version {version} matched {result.rowcount} rows"
-            )
-        state.dict["version"] = version + 1
-        _mark_clean(session, instance, state)
+        found.append((instance, state, _statement(changed), params))
+    return found
+
+
+def written(session: Session, instance: Incident, state: Any, params: dict[str, Any], rowcount: int) -> None:
+    """After an incident's UPDATE: refuse a lost race (the version moved on), else mark it clean."""
+    if rowcount != 1:
+        raise StaleDataError(
+            f"UPDATE of incident {instance.number} at version {params['_version']} matched {rowcount} rows"
+        )
+    state.dict["version"] = params["_next"]
+    _mark_clean(session, instance, state)
 
 
 def _mark_clean(session: Session, instance: Incident, state: Any) -> None:

@@ -1,19 +1,23 @@
-"""store/direct.py: on SQLite, marked statements run on sqlite3 directly and must store and read exactly
-what SQLAlchemy would. Each check writes or reads one way and compares with the other."""
+"""store/direct.py: marked statements run on the driver directly (sqlite3; asyncpg through store/pg.py)
+and must store and read exactly what SQLAlchemy would. Each check writes or reads one way and compares
+with the other, on both stores."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, exc, insert, select, text
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import make_url
 
 from bot.config import load_policy
 from store import direct, outbox, service, timeline, timers
 from store.db import Database
-from store.models import Incident, OutboxMessage, TimelineEntry, Timer
+from store.models import Incident, OutboxMessage, State, TimelineEntry, Timer
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = load_policy(ROOT / "app.yaml")
@@ -21,11 +25,14 @@ NOW = datetime(2026, 11, 22, 12, 0, 30, 123456, tzinfo=UTC)
 
 
 @pytest.fixture
-async def lite(tmp_path: Path):
-    database = Database(f"sqlite:///{tmp_path / 'direct.db'}")
-    await database.upgrade()
-    yield database
-    await database.dispose()
+async def lite(db: Database):
+    """Each store (the conftest's `db`); named for when this file covered SQLite alone."""
+    return db
+
+
+def through_sqlalchemy(statement):
+    """The same statement, unmarked: run by SQLAlchemy."""
+    return statement.execution_options(tocsin_direct=False)
 
 
 async def _declare(db: Database) -> Incident:
@@ -59,19 +66,22 @@ async def test_rows_read_directly_equal_what_sqlalchemy_reads(lite: Database) ->
     incident = await _declare(lite)
     by_number = service._LOOKUPS["view"][0]
     assert direct.marked(by_number)
+    seen: list[str] = []
+    lite.trace(seen.append)
     async with lite.rows() as connection:
         fast = (await connection.execute(by_number, {"number": incident.number})).first()
-        slow = connection.sync_connection.execute(by_number, {"number": incident.number}).first()
+        assert isinstance(fast, tuple)  # direct.Plan's row, not SQLAlchemy's Row
+        slow = (await connection.execute(through_sqlalchemy(by_number), {"number": incident.number})).first()
         assert fast._asdict() == slow._asdict()
         assert fast.declared_at == NOW and fast.title == "Checkout <!channel> & more"
+        assert fast.declared_at.tzinfo is not None and fast.state is State.TRIAGE
         # the channel lookup carries its own LIMIT value
         by_channel = service._LOOKUPS["view"][1]
-        assert [
-            r._asdict() for r in await connection.execute(by_channel, {"channel": incident.channel_id})
-        ] == [
-            r._asdict()
-            for r in connection.sync_connection.execute(by_channel, {"channel": incident.channel_id})
+        channel = {"channel": incident.channel_id}
+        assert [r._asdict() for r in await connection.execute(by_channel, channel)] == [
+            r._asdict() for r in await connection.execute(through_sqlalchemy(by_channel), channel)
         ]
+    assert len([s for s in seen if s.startswith("SELECT incidents.number")]) == 4
     async with lite.write() as session:
         pending = list(await session.execute(timers._PENDING_ROWS, {"number": incident.number}))
         objects = list(
@@ -102,3 +112,96 @@ def test_an_insert_leaving_out_a_column_without_a_scalar_default_is_refused() ->
     with pytest.raises(ValueError, match=r"t\.at needs a value"):
         direct.plan(insert(table), sqlite_dialect.dialect(), ["id"])
     assert direct.plan(insert(table), sqlite_dialect.dialect(), ["id", "at"]).names == ("id", "at")
+
+
+async def test_an_incident_loaded_for_a_change_is_the_one_the_orm_would_load(lite: Database) -> None:
+    """On PostgreSQL the locked load runs on asyncpg and adopts the row into the session: it must hold
+    exactly what the ORM loads, unchanged, and be the session's one object for that incident."""
+    incident = await _declare(lite)
+    ref = POLICY.public_id(incident.number)
+    columns = [column.key for column in Incident.__table__.columns]
+    async with lite.write() as session:
+        found = await service.find(session, policy=POLICY, ref=ref, lock=True)
+        assert await service.find(session, policy=POLICY, ref=ref, lock=True) is found
+        assert not session.sync_session.dirty and found in session.sync_session
+    async with lite.read() as session:
+        loaded = await session.get(Incident, incident.number)
+    assert {k: getattr(found, k) for k in columns} == {k: getattr(loaded, k) for k in columns}
+    assert found.declared_at == NOW and found.state is State.TRIAGE and found.version == loaded.version
+
+
+def _through_sqlalchemy_log(db: Database) -> list[str]:
+    """The SQL of each statement SQLAlchemy itself runs from now on (not those run past it)."""
+    seen: list[str] = []
+    for engine in db.engines:
+        event.listen(engine, "before_cursor_execute", lambda _c, _cu, sql, *_: seen.append(sql))
+    return seen
+
+
+async def test_a_direct_statement_is_part_of_the_write_transaction(lite: Database) -> None:
+    """Run past SQLAlchemy, yet inside its transaction: rolled back with it, committed with it."""
+    incident = await _declare(lite)
+    ref = POLICY.public_id(incident.number)
+    through_sqlalchemy = _through_sqlalchemy_log(lite)
+    with pytest.raises(RuntimeError):
+        async with lite.write() as session:
+            found = await service.find(session, policy=POLICY, ref=ref, lock=True)
+            await timeline.record(session, found, at=NOW, actor="U2", kind="note", text="rolled back")
+            raise RuntimeError("the use case failed after the insert")
+    async with lite.write() as session:
+        found = await service.find(session, policy=POLICY, ref=ref, lock=True)
+        await timeline.record(session, found, at=NOW, actor="U2", kind="note", text="kept")
+    assert not any(s.startswith("INSERT INTO timeline") for s in through_sqlalchemy)  # run directly
+    async with lite.read() as session:
+        notes = (await session.scalars(select(TimelineEntry.text).where(TimelineEntry.kind == "note"))).all()
+    assert notes == ["kept"]
+
+
+async def _terminate(url: str, pid: int) -> None:
+    """End one server process from outside, as a PostgreSQL restart or failover would."""
+    parsed = make_url(url)
+    admin = await asyncpg.connect(
+        host=parsed.host, port=parsed.port or 5432, user=parsed.username, database=parsed.database
+    )
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.2)  # the process exits and its socket closes
+
+
+BACKEND = text("SELECT pg_backend_pid()")
+
+
+async def test_a_connection_lost_under_a_direct_statement_fails_that_request_only(lite: Database) -> None:
+    """PostgreSQL: a lost connection comes back as SQLAlchemy's OperationalError (which handlers answer),
+    and the pool does not hand it out again: the next request, read or write, succeeds."""
+    if lite.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite has no server connection to lose")
+    incident = await _declare(lite)
+    ref = POLICY.public_id(incident.number)
+    by_number = service._LOOKUPS["view"][0]
+    async with lite.rows() as connection:
+        pid = (await connection.execute(BACKEND)).scalar()
+        await _terminate(str(lite.url), pid)
+        with pytest.raises(exc.OperationalError) as lost:
+            await connection.execute(by_number, {"number": incident.number})
+        assert lost.value.connection_invalidated
+    async with lite.rows() as connection:
+        assert (await connection.execute(by_number, {"number": incident.number})).first().title
+        assert (await connection.execute(BACKEND)).scalar() != pid
+
+    with pytest.raises(exc.OperationalError) as lost:
+        async with lite.write() as session:
+            found = await service.find(session, policy=POLICY, ref=ref, lock=True)
+            pid = (await session.execute(BACKEND)).scalar()
+            await _terminate(str(lite.url), pid)
+            await timeline.record(session, found, at=NOW, actor="U2", kind="note", text="lost")
+    assert lost.value.connection_invalidated
+    async with lite.write() as session:
+        found = await service.find(session, policy=POLICY, ref=ref, lock=True)
+        await timeline.record(session, found, at=NOW, actor="U2", kind="note", text="kept")
+        assert (await session.execute(BACKEND)).scalar() != pid
+    async with lite.read() as session:
+        notes = (await session.scalars(select(TimelineEntry.text).where(TimelineEntry.kind == "note"))).all()
+    assert notes == ["kept"]
