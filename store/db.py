@@ -4,8 +4,8 @@ SQLite (store/sqlite.py): SQLAlchemy's synchronous engine and Session, run inlin
 thread behind `InlineSession`; WAL; one writer connection whose transactions start with BEGIN IMMEDIATE
 (a deferred transaction that reads and then writes fails with "database is locked" and ignores
 busy_timeout), taken here with an asynchronous wait; and a pool of readers.
-PostgreSQL: AsyncSession over asyncpg, one pool for both; reads run in autocommit. Marked statements run
-on asyncpg directly (store/pg.py).
+PostgreSQL: AsyncSession over asyncpg, one pool for both; reads run in autocommit. Write transactions
+begin and end on asyncpg, and marked statements run on it directly (store/pg.py).
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ _LOOKUPS = {
     "object": _OBJECTS,
     # on PostgreSQL, loaded on asyncpg and put in the session as the ORM would (store/pg.py)
     "locked": tuple(statement.with_for_update().execution_options(**DIRECT) for statement in _OBJECTS),
-    "view": tuple(  # rows for display: on SQLite, run on the driver's connection (store/direct.py)
+    "view": tuple(  # rows for display, run on the driver's connection (store/direct.py, store/pg.py)
         statement.execution_options(**DIRECT)
         for statement in _lookups(
             Incident.__table__, Incident.__table__.c.number, Incident.__table__.c.channel_id
