@@ -37,7 +37,7 @@ def marked(statement: Any) -> bool:
 class Plan:
     """One statement compiled for a dialect, with the processors for its parameters and its columns."""
 
-    __slots__ = ("sql", "names", "defaults", "binds", "columns", "record")
+    __slots__ = ("sql", "names", "defaults", "binds", "columns", "record", "entity")
 
     def __init__(self, statement: Any, dialect: Dialect, keys: Sequence[str] | None) -> None:
         # inline(): no RETURNING of the new key, which PostgreSQL's compiler would add (nobody reads it)
@@ -60,6 +60,13 @@ class Plan:
         columns = list(getattr(statement, "selected_columns", ())) if statement.is_select else []
         self.columns = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
         self.record = namedtuple("Row", [c.key for c in columns]) if columns else None  # type: ignore[misc]
+        described = getattr(statement, "column_descriptions", []) if statement.is_select else []
+        # the mapped class when the statement selects its objects (select(Incident)), else None
+        self.entity = (
+            described[0]["entity"]
+            if len(described) == 1 and described[0]["expr"] is described[0]["entity"]
+            else None
+        )
 
     def arguments(self, params: dict[str, Any]) -> tuple[Any, ...]:
         values = (params[n] if n in params else self.defaults[n] for n in self.names)

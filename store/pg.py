@@ -68,8 +68,24 @@ async def run(
     dialect: Dialect,
     statement: Any,
     params: dict[str, Any] | list[dict[str, Any]],
+    invalidate: Callable[[BaseException], Awaitable[Any]],
 ) -> direct.Result:
-    """Run a marked statement on `driver`, in whatever transaction it is in."""
+    """Run a marked statement on `driver`, in whatever transaction it is in; if that loses the connection,
+    `invalidate` its SQLAlchemy connection before raising."""
+    try:
+        return await _run(driver, dialect, statement, params)
+    except exc.DBAPIError as error:
+        if error.connection_invalidated:
+            await invalidate(error)
+        raise
+
+
+async def _run(
+    driver: asyncpg.Connection,
+    dialect: Dialect,
+    statement: Any,
+    params: dict[str, Any] | list[dict[str, Any]],
+) -> direct.Result:
     many = isinstance(params, list)
     if many and not params:
         return direct.Result([], 0)
@@ -86,18 +102,6 @@ async def run(
     return direct.Result([], int(status.rsplit(" ", 1)[-1]))  # "UPDATE 1", "INSERT 0 1"
 
 
-_loads_incidents: dict[int, tuple[Any, bool]] = {}  # marked statement -> does it load Incident objects
-
-
-def _incidents(statement: Any) -> bool:
-    found = _loads_incidents.get(id(statement))
-    if found is None:
-        described = getattr(statement, "column_descriptions", [])
-        loads = len(described) == 1 and described[0]["expr"] is Incident
-        found = _loads_incidents[id(statement)] = (statement, loads)  # holds it: the id stays its own
-    return found[1]
-
-
 class Session:
     """One write transaction on PostgreSQL (see the module): an AsyncSession, every attribute of which is
     its, whose statements run inside a transaction this class begins and ends on asyncpg."""
@@ -112,6 +116,13 @@ class Session:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.async_session, name)
+
+    def _loads_incidents(self, statement: Any) -> bool:
+        """A marked statement selecting Incident objects (the locked lookups): loaded here and adopted."""
+        return (
+            direct.marked(statement)
+            and direct.plan(statement, self.async_session.bind.dialect).entity is Incident
+        )
 
     async def _begin(self) -> asyncpg.Connection:
         if self._driver is None:
@@ -130,12 +141,7 @@ class Session:
         driver = await self._begin()
         connection = self._connection
         assert connection is not None
-        try:
-            return await run(driver, connection.dialect, statement, params)
-        except exc.DBAPIError as error:
-            if error.connection_invalidated:
-                await connection.invalidate(error)
-            raise
+        return await run(driver, connection.dialect, statement, params, connection.invalidate)
 
     async def _flush(self) -> None:
         """Write back changed incidents on asyncpg, then let SQLAlchemy flush anything else pending."""
@@ -157,14 +163,14 @@ class Session:
 
     async def scalars(self, statement: Any, params: Any = None, **kw: Any) -> Any:
         await self._flush()
-        if params is not None and not kw and direct.marked(statement) and _incidents(statement):
+        if params is not None and not kw and self._loads_incidents(statement):
             result = await self._run(statement, params)
             return [self._adopt(row) for row in result]
         await self._begin()
         return await self.async_session.scalars(statement, params, **kw)
 
     async def scalar(self, statement: Any, params: Any = None, **kw: Any) -> Any:
-        if params is not None and not kw and direct.marked(statement) and _incidents(statement):
+        if params is not None and not kw and self._loads_incidents(statement):
             found = await self.scalars(statement, params)
             return found[0] if found else None
         await self._flush()
@@ -241,9 +247,8 @@ class Rows:
         connection = self.sync_connection
         if params is None or not direct.marked(statement):
             return await greenlet_spawn(connection.execute, statement, params)
-        try:
-            return await run(connection.connection.driver_connection, connection.dialect, statement, params)
-        except exc.DBAPIError as error:
-            if error.connection_invalidated:
-                await greenlet_spawn(connection.invalidate, error)
-            raise
+        driver = connection.connection.driver_connection
+        return await run(driver, connection.dialect, statement, params, self._invalidate)
+
+    async def _invalidate(self, error: BaseException) -> None:
+        await greenlet_spawn(self.sync_connection.invalidate, error)

@@ -32,16 +32,21 @@ def shipped_config() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "app.yaml").read_text())
 
 
-async def reset_postgres(url: str) -> None:
-    """An empty public schema, so each test upgrades a fresh database."""
+async def postgres_connection(url: Any) -> asyncpg.Connection:
+    """A plain asyncpg connection to the database at `url` (a SQLAlchemy URL), outside the bot's pool."""
     parsed = make_url(url)
-    connection = await asyncpg.connect(
+    return await asyncpg.connect(
         host=parsed.host,
         port=parsed.port or 5432,
         user=parsed.username,
         password=parsed.password,
         database=parsed.database,
     )
+
+
+async def reset_postgres(url: str) -> None:
+    """An empty public schema, so each test upgrades a fresh database."""
+    connection = await postgres_connection(url)
     try:
         await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
     finally:

@@ -7,17 +7,17 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, event, exc, insert, select, text
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import make_url
 
 from bot.config import load_policy
 from store import direct, outbox, service, timeline, timers
 from store.db import Database
 from store.models import Incident, OutboxMessage, State, TimelineEntry, Timer
+from tests.conftest import postgres_connection
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = load_policy(ROOT / "app.yaml")
@@ -157,12 +157,9 @@ async def test_a_direct_statement_is_part_of_the_write_transaction(lite: Databas
     assert notes == ["kept"]
 
 
-async def _terminate(url: str, pid: int) -> None:
+async def _terminate(url: Any, pid: int) -> None:
     """End one server process from outside, as a PostgreSQL restart or failover would."""
-    parsed = make_url(url)
-    admin = await asyncpg.connect(
-        host=parsed.host, port=parsed.port or 5432, user=parsed.username, database=parsed.database
-    )
+    admin = await postgres_connection(url)
     try:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
     finally:
@@ -183,7 +180,7 @@ async def test_a_connection_lost_under_a_direct_statement_fails_that_request_onl
     by_number = service._LOOKUPS["view"][0]
     async with lite.rows() as connection:
         pid = (await connection.execute(BACKEND)).scalar()
-        await _terminate(str(lite.url), pid)
+        await _terminate(lite.url, pid)
         with pytest.raises(exc.OperationalError) as lost:
             await connection.execute(by_number, {"number": incident.number})
         assert lost.value.connection_invalidated
@@ -195,7 +192,7 @@ async def test_a_connection_lost_under_a_direct_statement_fails_that_request_onl
         async with lite.write() as session:
             found = await service.find(session, policy=POLICY, ref=ref, lock=True)
             pid = (await session.execute(BACKEND)).scalar()
-            await _terminate(str(lite.url), pid)
+            await _terminate(lite.url, pid)
             await timeline.record(session, found, at=NOW, actor="U2", kind="note", text="lost")
     assert lost.value.connection_invalidated
     async with lite.write() as session:
