@@ -141,3 +141,71 @@ async def stop(*processes: asyncio.subprocess.Process) -> None:
         if process.returncode is None:
             process.terminate()
             await process.wait()
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float:
+    """User plus system CPU seconds of process `pid` (all its threads), 0 once it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime: fields 14 and 15 of stat(5)
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds over every core since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / _TICK, sum(values[:8]) / _TICK
+
+
+class CpuMeter:
+    """Where the machine's CPU went during a run: the server under test, this load generator, the
+    PostgreSQL server's processes and the whole machine, in CPU seconds between `start()` and `stop()`."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self._began: dict[str, float] = {}
+
+    def _sample(self) -> dict[str, float]:
+        busy, total = _machine_busy()
+        own = os.times()
+        return {
+            "server": _process_cpu(self.server_pid),
+            "loadgen": own.user + own.system,
+            "postgres": sum(_process_cpu(pid) for pid in _postgres_pids()),
+            "busy": busy,
+            "total": total,
+            "wall": time.perf_counter(),
+        }
+
+    def start(self) -> None:
+        self._began = self._sample()
+
+    def stop(self, requests: int) -> dict[str, float]:
+        """CPU ms per request for each, and the share of one core the server used."""
+        now = self._sample()
+        spent = {key: now[key] - self._began[key] for key in now}
+        per = 1000 / requests if requests else 0.0
+        return {
+            "server_cpu_ms_per_request": round(spent["server"] * per, 3),
+            "loadgen_cpu_ms_per_request": round(spent["loadgen"] * per, 3),
+            "postgres_cpu_ms_per_request": round(spent["postgres"] * per, 3),
+            "machine_busy_share": round(spent["busy"] / spent["total"], 3) if spent["total"] else 0.0,
+            "server_core_share": round(spent["server"] / spent["wall"], 3) if spent["wall"] else 0.0,
+        }

@@ -40,7 +40,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
-from common import drain, serve, settle, spawn, stop, store_urls, wait_healthy, write_results  # noqa: E402
+from common import (  # noqa: E402
+    CpuMeter,
+    drain,
+    serve,
+    settle,
+    spawn,
+    stop,
+    store_urls,
+    wait_healthy,
+    write_results,
+)
 from sqlalchemy import insert, text  # noqa: E402
 
 from store.db import Database  # noqa: E402
@@ -189,16 +199,29 @@ async def preload(url: str) -> None:
     await db.dispose()
 
 
-async def drive(url: str, path: str, paths: Paths, clients: int, warmup: float, duration: float) -> dict:
+async def drive(
+    url: str, path: str, paths: Paths, clients: int, warmup: float, duration: float, *, server_pid: int
+) -> dict:
     latencies: list[float] = []
-    errors = succeeded = 0
+    errors = succeeded = completed = 0
     start = time.perf_counter()
     measure_from, stop = start + warmup, start + warmup + duration
+    meter = CpuMeter(server_pid)
+    cpu: dict[str, float] = {}
+
+    async def metered() -> None:
+        nonlocal cpu
+        await asyncio.sleep(warmup)
+        meter.start()
+        before = completed
+        await asyncio.sleep(duration)
+        cpu = meter.stop(completed - before)
+
     connector = aiohttp.TCPConnector(limit=clients, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker() -> None:
-            nonlocal errors, succeeded
+            nonlocal errors, succeeded, completed
             while (began := time.perf_counter()) < stop:
                 body = paths.body(path)
                 try:
@@ -207,11 +230,12 @@ async def drive(url: str, path: str, paths: Paths, clients: int, warmup: float, 
                 except aiohttp.ClientError:
                     good = False
                 succeeded += good
+                completed += 1
                 if began >= measure_from:
                     latencies.append(time.perf_counter() - began)
                     errors += 0 if good else 1
 
-        await asyncio.gather(*(worker() for _ in range(clients)))
+        await asyncio.gather(metered(), *(worker() for _ in range(clients)))
     latencies.sort()
 
     def pct(share: float) -> float:
@@ -230,6 +254,7 @@ async def drive(url: str, path: str, paths: Paths, clients: int, warmup: float, 
         "p95_ms": pct(0.95),
         "p99_ms": pct(0.99),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else 0.0,
+        **cpu,
     }
 
 
@@ -240,11 +265,24 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _cpu(result: dict) -> str:
+    """Where the CPU went: the server's CPU per request and share of a core, the database server's
+    and the load generator's CPU per request, and how busy the whole machine was."""
+    if "server_cpu_ms_per_request" not in result:
+        return ""
+    return (
+        f"  cpu: server {result['server_cpu_ms_per_request']} ms/req ({result['server_core_share']:.0%} of a core)"
+        f", postgres {result['postgres_cpu_ms_per_request']}, loadgen {result['loadgen_cpu_ms_per_request']}"
+        f", machine {result['machine_busy_share']:.0%} busy"
+    )
+
+
 def _print_bare(store: str, clients: int, result: dict, label: str = "bare-bolt") -> None:
     print(
         f"{store:<9} N={clients:<3} {label:<11} {result['rps']:>8} req/s"
         + (f"  ratio {result['ratio']:<6}" if "ratio" in result else "")
-        + f"  p50 {result['p50_ms']:>7} ms  p99 {result['p99_ms']:>7} ms",
+        + f"  p50 {result['p50_ms']:>7} ms  p99 {result['p99_ms']:>7} ms"
+        + _cpu(result),
         flush=True,
     )
 
@@ -268,12 +306,20 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
         for clients in args.clients:
             # The machine's speed drifts from minute to minute, so the ceiling is measured before and after
             # each path, and the path's ratio is to the mean of the two runs either side of it.
-            ceiling = await drive(bare_urls["url"], "ceiling", paths, clients, args.warmup, args.duration)
+            ceiling = await drive(
+                bare_urls["url"], "ceiling", paths, clients, args.warmup, args.duration, server_pid=bare.pid
+            )
             results.append({"store": store, "clients": clients, "path": "bare-bolt", **ceiling, "ratio": 1.0})
             _print_bare(store, clients, ceiling)
             if "click" in args.paths:  # for comparison: what Bolt alone does with a button's payload
                 bare_click = await drive(
-                    bare_urls["url"], "bare-click", paths, clients, args.warmup, args.duration
+                    bare_urls["url"],
+                    "bare-click",
+                    paths,
+                    clients,
+                    args.warmup,
+                    args.duration,
+                    server_pid=bare.pid,
                 )
                 results.append({"store": store, "clients": clients, "path": "bare-bolt-click", **bare_click})
                 _print_bare(store, clients, bare_click, "bare-click")
@@ -283,18 +329,36 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
                 ("bare-bolt-select", "reference-read"),
                 ("bare-bolt-insert", "reference-write"),
             ):
-                one = await drive(reference_urls["url"], like, paths, clients, args.warmup, args.duration)
+                one = await drive(
+                    reference_urls["url"],
+                    like,
+                    paths,
+                    clients,
+                    args.warmup,
+                    args.duration,
+                    server_pid=reference.pid,
+                )
                 one["ratio"] = round(one["rps"] / ceiling["rps"], 3) if ceiling["rps"] else None
                 results.append({"store": store, "clients": clients, "path": floor, **one})
                 _print_bare(store, clients, one, "bare+" + floor.rsplit("-", 1)[1])
             for path in args.paths:
-                result = await drive(tocsin, path, paths, clients, args.warmup, args.duration)
+                result = await drive(
+                    tocsin, path, paths, clients, args.warmup, args.duration, server_pid=server.pid
+                )
                 if path == "declare":
                     declares += result["succeeded_incl_warmup"]
                     result.update(await drain(f"http://127.0.0.1:{port}", fake_urls["stats_url"], declares))
                 # The next ceiling runs once the bot has caught up (relay, sweeps), not beside it.
                 result["settled_seconds"] = round(await settle(f"http://127.0.0.1:{port}"), 2)
-                after = await drive(bare_urls["url"], "ceiling", paths, clients, args.warmup, args.duration)
+                after = await drive(
+                    bare_urls["url"],
+                    "ceiling",
+                    paths,
+                    clients,
+                    args.warmup,
+                    args.duration,
+                    server_pid=bare.pid,
+                )
                 results.append(
                     {"store": store, "clients": clients, "path": "bare-bolt", **after, "ratio": 1.0}
                 )
@@ -315,7 +379,8 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
                         f"  outbox drained in {result['outbox_drain_seconds']} s, exactly once: {result['exactly_once']}"
                         if path == "declare"
                         else ""
-                    ),
+                    )
+                    + _cpu(result),
                     flush=True,
                 )
                 _print_bare(store, clients, after)
