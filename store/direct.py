@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 # `statement.execution_options(**DIRECT)` marks a statement for this path. Mark only statements built once
 # (module constants): each is compiled and kept for good, by identity.
@@ -89,6 +90,44 @@ def plan(statement: Any, dialect: Dialect, keys: Sequence[str] | None = None) ->
     if found is None:
         found = _plans[key] = (statement, Plan(statement, dialect, keys))  # holds the statement: id stays
     return found[1]
+
+
+def loads_objects(statement: Any, params: Any, kw: dict[str, Any], dialect: Dialect) -> bool:
+    """A marked statement selecting mapped objects (the locked lookups), run with plain parameters: its
+    rows are loaded here and adopted into the session (`adopt`)."""
+    return params is not None and not kw and marked(statement) and _entity(statement, dialect) is not None
+
+
+def runs_rows(statement: Any, params: Any, kw: dict[str, Any], dialect: Dialect) -> bool:
+    """A marked statement that `execute` may run here: one whose rows are columns, not mapped objects
+    (those come back from SQLAlchemy's `execute` as rows of objects, which this module does not make)."""
+    return params is not None and not kw and marked(statement) and _entity(statement, dialect) is None
+
+
+def _entity(statement: Any, dialect: Dialect) -> Any:
+    """The mapped class a marked SELECT loads objects of, else None (INSERTs and UPDATEs are not planned
+    here: their plans depend on the parameter names)."""
+    return plan(statement, dialect).entity if statement.is_select else None
+
+
+def adopt(session: Session, statement: Any, row: Any) -> Any:
+    """The object in `row` (a row of the statement's mapped class's columns) as the session's own: the one
+    it already holds (as the ORM would return it, unrefreshed), else a new one, every column set and none
+    changed, as if just loaded."""
+    entity = _entity(statement, session.get_bind().dialect)
+    values = row._asdict()
+    held = session.identity_map.get(
+        session.identity_key(entity, tuple(values[c.key] for c in entity.__mapper__.primary_key))
+    )
+    if held is not None:
+        return held
+    instance = entity()
+    # As the ORM's loader does: values into the instance's dict, past the attribute events (setattr on
+    # each of an incident's columns cost about 150 µs); make_transient_to_detached marks them loaded.
+    instance.__dict__.update(values)
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance
 
 
 def planned(statement: Any, dialect: Dialect, params: dict[str, Any] | list[dict[str, Any]]) -> Plan:

@@ -33,11 +33,9 @@ import asyncpg
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.util import greenlet_spawn
 
 from store import direct, writeback
-from store.models import Incident
 
 T = TypeVar("T")
 _FATAL = (
@@ -117,13 +115,6 @@ class Session:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.async_session, name)
 
-    def _loads_incidents(self, statement: Any) -> bool:
-        """A marked statement selecting Incident objects (the locked lookups): loaded here and adopted."""
-        return (
-            direct.marked(statement)
-            and direct.plan(statement, self.async_session.bind.dialect).entity is Incident
-        )
-
     async def _begin(self) -> asyncpg.Connection:
         if self._driver is None:
             self._connection = connection = await self.async_session.connection()
@@ -156,21 +147,21 @@ class Session:
 
     async def execute(self, statement: Any, params: Any = None, **kw: Any) -> Any:
         await self._flush()
-        if params is None or kw or not direct.marked(statement):
-            await self._begin()
-            return await self.async_session.execute(statement, params, **kw)
-        return await self._run(statement, params)
+        if direct.runs_rows(statement, params, kw, self.async_session.bind.dialect):
+            return await self._run(statement, params)
+        await self._begin()
+        return await self.async_session.execute(statement, params, **kw)
 
     async def scalars(self, statement: Any, params: Any = None, **kw: Any) -> Any:
         await self._flush()
-        if params is not None and not kw and self._loads_incidents(statement):
-            result = await self._run(statement, params)
-            return [self._adopt(row) for row in result]
+        if direct.loads_objects(statement, params, kw, self.async_session.bind.dialect):
+            sync = self.async_session.sync_session
+            return [direct.adopt(sync, statement, row) for row in await self._run(statement, params)]
         await self._begin()
         return await self.async_session.scalars(statement, params, **kw)
 
     async def scalar(self, statement: Any, params: Any = None, **kw: Any) -> Any:
-        if params is not None and not kw and self._loads_incidents(statement):
+        if direct.loads_objects(statement, params, kw, self.async_session.bind.dialect):
             found = await self.scalars(statement, params)
             return found[0] if found else None
         await self._flush()
@@ -187,21 +178,6 @@ class Session:
             await self._begin()
             await self.async_session.flush(objects)
         await self._flush()
-
-    def _adopt(self, row: Any) -> Incident:
-        """The incident in `row`, as the session's own: the one it already holds (as the ORM would return
-        it, unrefreshed), else a new one, every column set and none changed, as if just loaded."""
-        sync = self.async_session.sync_session
-        held = sync.identity_map.get(sync.identity_key(Incident, (row.number,)))
-        if held is not None:
-            return held  # type: ignore[return-value]
-        incident = Incident()
-        # As the ORM's loader does: values into the instance's dict, past the attribute events (setattr
-        # on each of its columns cost about 150 µs); make_transient_to_detached then marks them loaded.
-        incident.__dict__.update(row._asdict())
-        make_transient_to_detached(incident)
-        sync.add(incident)
-        return incident
 
     async def commit(self) -> None:
         await self._flush()

@@ -88,17 +88,26 @@ class InlineSession:
     def add(self, instance: object) -> None:
         self.sync_session.add(instance)
 
+    def _direct(self, statement: Any, params: Any) -> direct.Result:
+        session = self.sync_session
+        session.flush()  # what SQLAlchemy's autoflush does before a statement; nothing when clean
+        return direct.run(session.connection(), statement, params)
+
     async def execute(self, statement: Any, params: Any = None, **kw: Any) -> Any:
-        if params is not None and not kw and direct.marked(statement):
-            session = self.sync_session
-            session.flush()  # what SQLAlchemy's autoflush does before a statement; nothing when clean
-            return direct.run(session.connection(), statement, params)
+        if direct.runs_rows(statement, params, kw, self.sync_session.bind.dialect):
+            return self._direct(statement, params)
         return self.sync_session.execute(statement, params, **kw)
 
     async def scalar(self, statement: Any, params: Any = None, **kw: Any) -> Any:
+        if direct.loads_objects(statement, params, kw, self.sync_session.bind.dialect):
+            row = self._direct(statement, params).first()
+            return None if row is None else direct.adopt(self.sync_session, statement, row)
         return self.sync_session.scalar(statement, params, **kw)
 
     async def scalars(self, statement: Any, params: Any = None, **kw: Any) -> Any:
+        if direct.loads_objects(statement, params, kw, self.sync_session.bind.dialect):
+            session = self.sync_session
+            return [direct.adopt(session, statement, row) for row in self._direct(statement, params)]
         return self.sync_session.scalars(statement, params, **kw)
 
     async def get(self, entity: Any, ident: Any, **kw: Any) -> Any:

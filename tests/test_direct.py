@@ -115,8 +115,8 @@ def test_an_insert_leaving_out_a_column_without_a_scalar_default_is_refused() ->
 
 
 async def test_an_incident_loaded_for_a_change_is_the_one_the_orm_would_load(lite: Database) -> None:
-    """On PostgreSQL the locked load runs on asyncpg and adopts the row into the session: it must hold
-    exactly what the ORM loads, unchanged, and be the session's one object for that incident."""
+    """The locked load runs on the driver (sqlite3, asyncpg) and adopts the row into the session: it must
+    hold exactly what the ORM loads, unchanged, and be the session's one object for that incident."""
     incident = await _declare(lite)
     ref = POLICY.public_id(incident.number)
     columns = [column.key for column in Incident.__table__.columns]
@@ -128,6 +128,19 @@ async def test_an_incident_loaded_for_a_change_is_the_one_the_orm_would_load(lit
         loaded = await session.get(Incident, incident.number)
     assert {k: getattr(found, k) for k in columns} == {k: getattr(loaded, k) for k in columns}
     assert found.declared_at == NOW and found.state is State.TRIAGE and found.version == loaded.version
+
+
+async def test_a_marked_statement_of_objects_through_execute_gives_rows_of_objects(lite: Database) -> None:
+    """Only scalar() and scalars() adopt objects; execute() of such a statement is left to SQLAlchemy,
+    whose rows hold the objects (not their columns)."""
+    incident = await _declare(lite)
+    async with lite.write() as session:
+        row = (await session.execute(service._LOOKUPS["locked"][0], {"number": incident.number})).first()
+        assert isinstance(row[0], Incident) and row[0].number == incident.number
+        assert (
+            await service.find(session, policy=POLICY, ref=POLICY.public_id(incident.number), lock=True)
+            is row[0]
+        )
 
 
 def _through_sqlalchemy_log(db: Database) -> list[str]:
