@@ -51,6 +51,24 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def bind_processor(self, dialect: Any) -> Any:
+        """On SQLite, process_bind_param and the SQLite DATETIME's own formatting in one step, with
+        datetime.isoformat: the same text (YYYY-MM-DD HH:MM:SS.ffffff, tested) in 2 µs instead of 7.
+        An update touches a few dozen times, so this was about 5% of a click's CPU."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            if value.utcoffset():
+                value = value.astimezone(UTC)
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
 
 class State(enum.StrEnum):
     TRIAGE = "triage"

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import DateTime, func, select, text
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import OperationalError
 
 from store import sqlite
 from store.db import Database
-from store.models import TimelineEntry
+from store.models import TimelineEntry, UTCDateTime
 
 
 async def test_sqlite_writer_waits_for_another_process_lock_without_blocking_the_loop(tmp_path: Path) -> None:
@@ -100,3 +102,24 @@ async def test_sqlite_rows_connection_sees_each_commit_and_holds_no_snapshot(tmp
         assert frames > 0 and done == frames  # no reader pinned an older snapshot
     finally:
         await db.dispose()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 11, 23, 13, 5, 18, 636980, tzinfo=UTC),
+        datetime(2026, 11, 23, 13, 5, 18, tzinfo=UTC),  # no microseconds: still written with .000000
+        datetime(2026, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),  # to UTC first
+        datetime(999, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+    ],
+)
+def test_sqlite_utc_times_are_written_as_sqlalchemys_sqlite_datetime_writes_them(value: datetime) -> None:
+    """UTCDateTime formats SQLite's text itself (faster); it must be exactly SQLAlchemy's DATETIME text, or
+    comparisons between rows written before and after would go wrong."""
+    dialect = sqlite_dialect.dialect()
+    ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    theirs = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert ours(value) == theirs(value.astimezone(UTC).replace(tzinfo=None))
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        ours(value.replace(tzinfo=None))
