@@ -4,8 +4,9 @@ SQLite (store/sqlite.py): SQLAlchemy's synchronous engine and Session, run inlin
 thread behind `InlineSession`; WAL; one writer connection whose transactions start with BEGIN IMMEDIATE
 (a deferred transaction that reads and then writes fails with "database is locked" and ignores
 busy_timeout), taken here with an asynchronous wait; and a pool of readers.
-PostgreSQL: AsyncSession over asyncpg, one pool for both; reads run in autocommit. Write transactions
-begin and end on asyncpg, and marked statements run on it directly (store/pg.py).
+PostgreSQL: asyncpg, one pool; reads run in autocommit. Write transactions and `rows()` use connections
+kept checked out of the pool (store/pg.py's Kept); write transactions begin and end on asyncpg, and
+marked statements run on it directly (store/pg.py). `read()` gives an AsyncSession.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
-from sqlalchemy.util import greenlet_spawn
 
 from store import direct, pg, sqlite
 from store.writeback import WriteSession
@@ -76,11 +76,9 @@ class Database:
             # Reads share the pool but skip BEGIN/COMMIT, two round trips each: in READ COMMITTED every
             # statement takes its own snapshot anyway, so a read-only transaction would add nothing.
             self._async_reader = self._async_writer.execution_options(isolation_level="AUTOCOMMIT")
-            # Write transactions are asyncpg's own (store/pg.py): their sessions' connections are in
-            # autocommit, so SQLAlchemy sends no BEGIN or COMMIT besides.
-            self._write = async_sessionmaker(
-                self._async_reader, expire_on_commit=False, sync_session_class=WriteSession
-            )
+            # Write transactions are asyncpg's own (store/pg.py), on connections kept checked out in
+            # autocommit, so SQLAlchemy sends no BEGIN or COMMIT besides; rows() uses them too.
+            self._kept = pg.Kept(self._async_reader.sync_engine, size=pool_size, idle_ping=IDLE_PING)
             self._read = async_sessionmaker(self._async_reader, expire_on_commit=False)
 
     @property
@@ -98,14 +96,16 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed on exit, rolled back on error."""
         if not self.is_sqlite:
-            async with self._write() as session:
-                transaction = pg.Session(session)
+            async with self._kept.connection() as connection:
+                transaction = pg.Session(WriteSession(bind=connection, expire_on_commit=False), connection)
                 try:
                     yield transaction  # type: ignore[misc]
                     await transaction.commit()
                 except BaseException:
                     await transaction.rollback()
                     raise
+                finally:
+                    await transaction.close()
             return
         async with self._sqlite_transaction() as session:
             yield sqlite.InlineSession(session)  # type: ignore[misc]
@@ -177,12 +177,9 @@ class Database:
         inline on the loop's thread, one after another, so they can share it: no checkout from the pool,
         no BEGIN and no ROLLBACK (a read went from 132 to 55 µs). Holding no transaction, it never holds
         back a checkpoint."""
-        if not self.is_sqlite:  # a synchronous Connection: AsyncConnection's wrapper costs about 120 µs
-            connection = await greenlet_spawn(self._async_reader.sync_engine.connect)
-            try:
+        if not self.is_sqlite:  # a kept synchronous Connection (store/pg.py's Kept)
+            async with self._kept.connection() as connection:
                 yield pg.Rows(connection)
-            finally:
-                await greenlet_spawn(connection.close)
             return
         if self.memory:  # the one connection is the writer's; it may be inside a write transaction
             with self._reader.connect() as connection:
@@ -229,6 +226,7 @@ class Database:
             direct.TRACERS.remove(callback)
         self._tracers.clear()
         if not self.is_sqlite:
+            await self._kept.close()
             await self._async_writer.dispose()
             return
         if self._rows is not None:

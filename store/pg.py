@@ -5,10 +5,11 @@ execution context, cursor adaptation, result wrapping), a transaction's BEGIN an
 more, and loading one incident through the ORM about 600 µs; on the same asyncpg connection alone, a
 statement costs about 100 µs. So:
 
-- A write transaction (`Session`) is asyncpg's own. The session's connection is checked out in autocommit,
-  so SQLAlchemy sends no BEGIN or COMMIT of its own; `Session` sends BEGIN before the first statement and
-  COMMIT (or ROLLBACK) at the end, and every statement, SQLAlchemy's or asyncpg's, runs inside it. If the
-  end cannot be sent, the connection is invalidated, so none goes back to the pool inside a transaction.
+- A write transaction (`Session`) is asyncpg's own, over a synchronous ORM Session (no AsyncSession)
+  bound to a connection kept checked out in autocommit (`Kept`), so SQLAlchemy sends no BEGIN or COMMIT
+  of its own; `Session` sends BEGIN before the first statement and COMMIT (or ROLLBACK) at the end, and
+  every statement, SQLAlchemy's or asyncpg's, runs inside it. If the end cannot be sent, the connection
+  is invalidated, so none is handed out again inside a transaction.
 - Statements marked with `direct.DIRECT` (store/direct.py: built once, compiled once by SQLAlchemy's
   compiler for this dialect, values through the same type processors) run on asyncpg: the view reads, the
   timeline, timer and outbox INSERTs, the read of an incident's timers, and the locked load of an
@@ -16,7 +17,7 @@ statement costs about 100 µs. So:
 - A changed incident is written back (store/writeback.py's UPDATE, with its version check) on asyncpg
   before the next statement and before COMMIT, as SQLAlchemy's autoflush would; any other pending ORM
   change is flushed by SQLAlchemy.
-- Display reads (`Rows`) run on a connection checked out of the same pool, in autocommit.
+- Display reads (`Rows`) run on a kept connection too, in autocommit.
 
 A failure comes back as SQLAlchemy's exception (IntegrityError, else OperationalError), so handlers
 answer it as before; when the connection is gone, it is invalidated, so the pool does not hand it out
@@ -26,13 +27,14 @@ again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session as SyncSession
 from sqlalchemy.util import greenlet_spawn
 
 from store import direct, writeback
@@ -100,83 +102,166 @@ async def _run(
     return direct.Result([], int(status.rsplit(" ", 1)[-1]))  # "UPDATE 1", "INSERT 0 1"
 
 
+class Kept:
+    """Connections kept checked out of the pool, in autocommit, for write transactions and `rows()`.
+
+    Checking a connection out of SQLAlchemy's pool and back cost about 110 µs of CPU a request (the
+    checkout, the autocommit characteristic set and reset, the check-in's reset), and an AsyncSession
+    with its greenlet hops about 200 µs more. So up to `size` connections stay checked out here, each
+    handed to one user at a time. One idle for `idle_ping` seconds or more is pinged before it is handed
+    out, as the pool's checkout does (a restart leaves dead connections behind); one that failed, was
+    cancelled mid-statement or is still inside a transaction is invalidated, never handed out again.
+    When all are in use, the next user gets one of the pool's own, checked in when done: nothing waits
+    here, so a user holding one connection and asking for another cannot deadlock."""
+
+    def __init__(self, engine: Any, *, size: int, idle_ping: float) -> None:
+        self._engine = engine  # synchronous (AsyncEngine.sync_engine), with isolation_level AUTOCOMMIT
+        self._size, self._idle_ping = size, idle_ping
+        self._idle: list[tuple[Connection, float]] = []
+        self._count = 0  # kept connections, idle or in use
+        self._closed = False  # after close(), connections coming back are closed, not kept
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        connection, kept = await self._take()
+        try:
+            yield connection
+        except BaseException as error:
+            if not isinstance(error, Exception) and not connection.invalidated:  # cancelled mid-statement
+                await greenlet_spawn(connection.invalidate)
+            raise
+        finally:
+            await self._give(connection, kept)
+
+    async def _take(self) -> tuple[Connection, bool]:
+        while self._idle:
+            connection, since = self._idle.pop()
+            if time.monotonic() - since < self._idle_ping or await self._alive(connection):
+                return connection, True
+            self._count -= 1
+        if self._count >= self._size:
+            return await greenlet_spawn(self._engine.connect), False
+        self._count += 1
+        try:
+            return await greenlet_spawn(self._engine.connect), True
+        except BaseException:
+            self._count -= 1
+            raise
+
+    @staticmethod
+    async def _alive(connection: Connection) -> bool:
+        driver = connection.connection.driver_connection
+        try:
+            await driver.fetchval("SELECT 1")
+            return True
+        except Exception as error:
+            await greenlet_spawn(connection.invalidate, error)
+            await greenlet_spawn(connection.close)
+            return False
+
+    async def _give(self, connection: Connection, kept: bool) -> None:
+        usable = not connection.invalidated and not connection.closed
+        if usable and connection.connection.driver_connection.is_in_transaction():
+            await greenlet_spawn(connection.invalidate)  # nothing ended it: never hand it out like that
+            usable = False
+        if kept and usable and not self._closed:
+            self._idle.append((connection, time.monotonic()))
+            return
+        if kept:
+            self._count -= 1
+        await greenlet_spawn(connection.close)
+
+    async def close(self) -> None:
+        """Close the idle ones (at shutdown); ones in use are closed as they come back."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        self._count -= len(idle)
+        for connection, _since in idle:
+            await greenlet_spawn(connection.close)
+
+
 class Session:
-    """One write transaction on PostgreSQL (see the module): an AsyncSession, every attribute of which is
-    its, whose statements run inside a transaction this class begins and ends on asyncpg."""
+    """One write transaction on PostgreSQL (see the module), over a synchronous ORM Session bound to a
+    kept connection: the AsyncSession methods the store uses, like store/sqlite.py's InlineSession.
+    Marked statements run on asyncpg; anything else goes to SQLAlchemy on a greenlet, as AsyncSession
+    would send it, inside the transaction this class begins and ends on asyncpg."""
 
-    __slots__ = ("async_session", "_connection", "_driver", "_transaction")
+    __slots__ = ("sync_session", "_connection", "_driver", "_transaction", "_touched")
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.async_session = session  # bound to the autocommit engine: SQLAlchemy sends no BEGIN
-        self._connection: AsyncConnection | None = None
-        self._driver: asyncpg.Connection | None = None
+    def __init__(self, session: SyncSession, connection: Connection) -> None:
+        self.sync_session = session  # bound to `connection`, in autocommit: SQLAlchemy sends no BEGIN
+        self._connection = connection
+        self._driver: asyncpg.Connection = connection.connection.driver_connection
         self._transaction: Any = None  # asyncpg's Transaction, once BEGIN is sent
+        self._touched = False  # SQLAlchemy has used the connection: closing the session may await
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.async_session, name)
+    @property
+    def bind(self) -> Connection:
+        return self._connection
+
+    def add(self, instance: object) -> None:
+        self.sync_session.add(instance)
 
     async def _begin(self) -> asyncpg.Connection:
-        if self._driver is None:
-            self._connection = connection = await self.async_session.connection()
-            driver = (await connection.get_raw_connection()).driver_connection
-            transaction = driver.transaction()
+        if self._transaction is None:
+            transaction = self._driver.transaction()
             try:
-                await _call("BEGIN", driver, transaction.start())
+                await _call("BEGIN", self._driver, transaction.start())
             except exc.DBAPIError as error:
-                await connection.invalidate(error)  # whatever state it is in, it is not reused
+                await self._invalidate(error)  # whatever state it is in, it is not reused
                 raise
-            self._driver, self._transaction = driver, transaction
+            self._transaction = transaction
         return self._driver
+
+    async def _invalidate(self, error: BaseException | None = None) -> None:
+        await greenlet_spawn(self._connection.invalidate, error)
 
     async def _run(self, statement: Any, params: Any) -> direct.Result:
         driver = await self._begin()
-        connection = self._connection
-        assert connection is not None
-        return await run(driver, connection.dialect, statement, params, connection.invalidate)
+        return await run(driver, self._connection.dialect, statement, params, self._invalidate)
+
+    async def _sqlalchemy(self, call: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """`call` (one of the ORM Session's methods) on a greenlet, inside the transaction."""
+        await self._begin()
+        self._touched = True
+        return await greenlet_spawn(call, *args, **kw)
 
     async def _flush(self) -> None:
         """Write back changed incidents on asyncpg, then let SQLAlchemy flush anything else pending."""
-        session = self.async_session
-        sync = session.sync_session
+        sync = self.sync_session
         for instance, state, statement, params in writeback.pending(sync):
             result = await self._run(statement, params)
             writeback.written(sync, instance, state, params, result.rowcount)
-        if session.new or session.dirty or session.deleted:
-            await self._begin()
-            await session.flush()
+        if sync.new or sync.dirty or sync.deleted:
+            await self._sqlalchemy(sync.flush)
 
     async def execute(self, statement: Any, params: Any = None, **kw: Any) -> Any:
         await self._flush()
-        if direct.runs_rows(statement, params, kw, self.async_session.bind.dialect):
+        if direct.runs_rows(statement, params, kw, self._connection.dialect):
             return await self._run(statement, params)
-        await self._begin()
-        return await self.async_session.execute(statement, params, **kw)
+        return await self._sqlalchemy(self.sync_session.execute, statement, params, **kw)
 
     async def scalars(self, statement: Any, params: Any = None, **kw: Any) -> Any:
         await self._flush()
-        if direct.loads_objects(statement, params, kw, self.async_session.bind.dialect):
-            sync = self.async_session.sync_session
+        sync = self.sync_session
+        if direct.loads_objects(statement, params, kw, self._connection.dialect):
             return [direct.adopt(sync, statement, row) for row in await self._run(statement, params)]
-        await self._begin()
-        return await self.async_session.scalars(statement, params, **kw)
+        return await self._sqlalchemy(sync.scalars, statement, params, **kw)
 
     async def scalar(self, statement: Any, params: Any = None, **kw: Any) -> Any:
-        if direct.loads_objects(statement, params, kw, self.async_session.bind.dialect):
+        if direct.loads_objects(statement, params, kw, self._connection.dialect):
             found = await self.scalars(statement, params)
             return found[0] if found else None
         await self._flush()
-        await self._begin()
-        return await self.async_session.scalar(statement, params, **kw)
+        return await self._sqlalchemy(self.sync_session.scalar, statement, params, **kw)
 
     async def get(self, entity: Any, ident: Any, **kw: Any) -> Any:
         await self._flush()
-        await self._begin()
-        return await self.async_session.get(entity, ident, **kw)
+        return await self._sqlalchemy(self.sync_session.get, entity, ident, **kw)
 
     async def flush(self, objects: Any = None) -> None:
         if objects is not None:
-            await self._begin()
-            await self.async_session.flush(objects)
+            await self._sqlalchemy(self.sync_session.flush, objects)
         await self._flush()
 
     async def commit(self) -> None:
@@ -192,21 +277,29 @@ class Session:
         with contextlib.suppress(exc.DBAPIError):
             await self._end(self._transaction.rollback, "ROLLBACK")
 
+    async def close(self) -> None:
+        """Close the ORM session (its objects stay usable, detached); on a greenlet if SQLAlchemy used the
+        connection, whose transaction record it then ends (no round trip: the connection is in
+        autocommit)."""
+        if self._touched:
+            await greenlet_spawn(self.sync_session.close)
+        else:
+            self.sync_session.close()
+
     async def _end(self, ending: Callable[[], Awaitable[None]], sql: str) -> None:
         """Send COMMIT or ROLLBACK. If it fails and the connection may still be inside the transaction (or
         is gone, or the wait was cancelled), invalidate it: it never goes back to the pool that way."""
-        driver, connection = self._driver, self._connection
+        driver = self._driver
         self._transaction = None
-        assert driver is not None and connection is not None
         try:
             await ending()  # asyncpg refuses at once, before any await, if the connection is closed
         except Exception as error:
             translated = _translated(sql, driver, error)
             if translated.connection_invalidated or driver.is_in_transaction():
-                await connection.invalidate(translated)
+                await self._invalidate(translated)
             raise translated from error
         except BaseException:
-            await connection.invalidate()
+            await self._invalidate()
             raise
 
 

@@ -183,6 +183,33 @@ async def _terminate(url: Any, pid: int) -> None:
 BACKEND = text("SELECT pg_backend_pid()")
 
 
+async def test_kept_connections_that_died_while_idle_are_replaced_not_handed_out(
+    lite: Database, mocker
+) -> None:
+    """PostgreSQL: a server restart kills the connections kept for writes and reads while they sit idle.
+    One idle past the ping interval is pinged before it is handed out, and a dead one replaced: the next
+    read and write succeed on new server processes, with no error for anyone."""
+    if lite.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite has no server connection to lose")
+    incident = await _declare(lite)
+    ref = POLICY.public_id(incident.number)
+    async with lite.rows() as first, lite.rows() as second:  # two connections kept, both idle after this
+        pids = {(await first.execute(BACKEND)).scalar(), (await second.execute(BACKEND)).scalar()}
+    assert len(pids) == 2
+    for pid in pids:
+        await _terminate(lite.url, pid)
+    mocker.patch.object(lite._kept, "_idle_ping", 0.0)  # as if they had been idle for a while
+    async with lite.rows() as connection:
+        assert (await connection.execute(BACKEND)).scalar() not in pids
+    async with lite.write() as session:
+        found = await service.find(session, policy=POLICY, ref=ref, lock=True)
+        await timeline.record(session, found, at=NOW, actor="U2", kind="note", text="after the restart")
+        assert (await session.execute(BACKEND)).scalar() not in pids
+    async with lite.read() as session:
+        notes = (await session.scalars(select(TimelineEntry.text).where(TimelineEntry.kind == "note"))).all()
+    assert notes == ["after the restart"]
+
+
 async def test_a_connection_lost_under_a_direct_statement_fails_that_request_only(lite: Database) -> None:
     """PostgreSQL: a lost connection comes back as SQLAlchemy's OperationalError (which handlers answer),
     and the pool does not hand it out again: the next request, read or write, succeeds."""
