@@ -26,6 +26,8 @@ again.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -111,13 +113,18 @@ class Kept:
     handed to one user at a time. One idle for `idle_ping` seconds or more is pinged before it is handed
     out, as the pool's checkout does (a restart leaves dead connections behind); one that failed, was
     cancelled mid-statement or is still inside a transaction is invalidated, never handed out again.
-    When all are in use, the next user gets one of the pool's own, checked in when done: nothing waits
-    here, so a user holding one connection and asking for another cannot deadlock."""
+    When all are in use, users wait in turn, first come first served: one coming back goes straight to the
+    longest waiter, so no newcomer takes it ahead of them (which lengthens the tail of latencies). One that has waited `patience` seconds gets one of the pool's own instead, checked in when
+    done, so a user holding one connection and asking for another cannot deadlock."""
 
-    def __init__(self, engine: Any, *, size: int, idle_ping: float) -> None:
+    def __init__(self, engine: Any, *, size: int, idle_ping: float, patience: float = 1.0) -> None:
         self._engine = engine  # synchronous (AsyncEngine.sync_engine), with isolation_level AUTOCOMMIT
-        self._size, self._idle_ping = size, idle_ping
+        self._size, self._idle_ping, self._patience = size, idle_ping, patience
         self._idle: list[tuple[Connection, float]] = []
+        # Each waiter's future gets (connection, since) handed over, or None: a place came free, try again.
+        self._waiters: collections.deque[asyncio.Future[tuple[Connection, float] | None]] = (
+            collections.deque()
+        )
         self._count = 0  # kept connections, idle or in use
         self._closed = False  # after close(), connections coming back are closed, not kept
 
@@ -134,19 +141,72 @@ class Kept:
             await self._give(connection, kept)
 
     async def _take(self) -> tuple[Connection, bool]:
-        while self._idle:
-            connection, since = self._idle.pop()
-            if time.monotonic() - since < self._idle_ping or await self._alive(connection):
-                return connection, True
-            self._count -= 1
-        if self._count >= self._size:
+        while True:
+            while self._idle:
+                connection, since = self._idle.pop()
+                if time.monotonic() - since < self._idle_ping or await self._alive(connection):
+                    return connection, True
+                self._count -= 1
+            if self._count < self._size or self._closed:
+                return await self._open(kept=not self._closed)
+            handed = await self._wait()
+            if handed is False:
+                return await self._open(kept=False)
+            if handed is not None:
+                return handed[0], True
+
+    async def _open(self, *, kept: bool) -> tuple[Connection, bool]:
+        if not kept:
             return await greenlet_spawn(self._engine.connect), False
         self._count += 1
         try:
             return await greenlet_spawn(self._engine.connect), True
         except BaseException:
             self._count -= 1
+            self._wake()
             raise
+
+    async def _wait(self) -> tuple[Connection, float] | None | bool:
+        """Wait in turn: a connection handed over, None to try again, or False when out of patience."""
+        waiter: asyncio.Future[tuple[Connection, float] | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait((waiter,), timeout=self._patience)
+        except BaseException:  # cancelled while waiting: pass on whatever was handed over meanwhile
+            self._forget(waiter)
+            raise
+        if waiter.done():
+            return waiter.result()
+        self._forget(waiter)
+        return False
+
+    def _forget(self, waiter: asyncio.Future[tuple[Connection, float] | None]) -> None:
+        if waiter.done():
+            handed = waiter.result()
+            if handed is None:
+                self._wake()
+            else:
+                self._hand(*handed)
+            return
+        waiter.cancel()
+        self._waiters.remove(waiter)
+
+    def _hand(self, connection: Connection, since: float) -> None:
+        """A kept connection is free: to the longest waiter, else to the idle ones."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result((connection, since))
+                return
+        self._idle.append((connection, since))
+
+    def _wake(self) -> None:
+        """A kept place came free (a connection was dropped): the longest waiter tries again."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     @staticmethod
     async def _alive(connection: Connection) -> bool:
@@ -165,10 +225,11 @@ class Kept:
             await greenlet_spawn(connection.invalidate)  # nothing ended it: never hand it out like that
             usable = False
         if kept and usable and not self._closed:
-            self._idle.append((connection, time.monotonic()))
+            self._hand(connection, time.monotonic())
             return
         if kept:
             self._count -= 1
+            self._wake()
         await greenlet_spawn(connection.close)
 
     async def close(self) -> None:
@@ -176,6 +237,8 @@ class Kept:
         self._closed = True
         idle, self._idle = self._idle, []
         self._count -= len(idle)
+        while self._waiters:
+            self._wake()
         for connection, _since in idle:
             await greenlet_spawn(connection.close)
 
