@@ -24,7 +24,9 @@ PG_DOCUMENT = "to_tsvector('english', title || ' ' || coalesce(summary, ''))"
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+    bind = op.get_bind()
+    # Statistics on an expression need PostgreSQL 14 or later; before that the search runs as it did.
+    if bind.dialect.name == "postgresql" and bind.dialect.server_version_info >= (14,):
         op.execute(
             f"CREATE STATISTICS IF NOT EXISTS incidents_search_document ON ({PG_DOCUMENT}) FROM incidents"
         )
