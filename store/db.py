@@ -260,7 +260,9 @@ async def plan_afresh(session: AsyncSession) -> None:
     statistics of that moment. A queue table that grew since (and that autovacuum has not analyzed, or
     that runs with autovacuum off) then keeps a plan made for a handful of rows: the outbox claim went
     from 25 ms to 24 s with 11,000 rows pending. Custom plans see the table's current size."""
-    if session.bind.dialect.name == "postgresql":
+    if isinstance(session, pg.Session):  # a write transaction of store/pg.py's: sent on asyncpg directly
+        await session.set_local("plan_cache_mode", "force_custom_plan")
+    elif session.bind.dialect.name == "postgresql":
         await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 

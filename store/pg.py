@@ -276,6 +276,13 @@ class Session:
             self._transaction = transaction
         return self._driver
 
+    async def set_local(self, name: str, value: str) -> None:
+        """SET LOCAL `name` to `value` for the rest of this transaction (`name` and `value`: identifiers from
+        this code, never user input)."""
+        sql = f"SET LOCAL {name} = {value}"
+        driver = await self._begin()
+        await _call(sql, driver, driver.execute(sql))
+
     async def _invalidate(self, error: BaseException | None = None) -> None:
         await greenlet_spawn(self._connection.invalidate, error)
 

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import OperationalError
 
 from store import sqlite
-from store.db import Database
+from store.db import Database, plan_afresh
 from store.models import TimelineEntry, UTCDateTime
 
 
@@ -123,3 +123,19 @@ def test_sqlite_utc_times_are_written_as_sqlalchemys_sqlite_datetime_writes_them
     assert ours(None) is None
     with pytest.raises(ValueError, match="naive"):
         ours(value.replace(tzinfo=None))
+
+
+async def test_plan_afresh_asks_for_custom_plans_in_that_write_transaction_only(db: Database) -> None:
+    """PostgreSQL: the outbox claim, the timer sweep and a declare's similar-incident search each ask for
+    plans made for their parameters (SET LOCAL plan_cache_mode), and the setting ends with the transaction."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite has no plan cache setting")
+    show = text("SHOW plan_cache_mode")
+    async with db.write() as session:
+        before = (await session.execute(show)).scalar()
+        await plan_afresh(session)
+        assert (await session.execute(show)).scalar() == "force_custom_plan"
+    assert before == "auto"
+    for _ in range(3):  # whichever kept connection comes next, the setting did not outlive the transaction
+        async with db.write() as session:
+            assert (await session.execute(show)).scalar() == "auto"
