@@ -13,7 +13,7 @@ from sqlalchemy import DateTime, func, select, text
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import OperationalError
 
-from store import sqlite
+from store import knowledge, sqlite
 from store.db import Database, plan_afresh
 from store.models import TimelineEntry, UTCDateTime
 
@@ -139,3 +139,15 @@ async def test_plan_afresh_asks_for_custom_plans_in_that_write_transaction_only(
     for _ in range(3):  # whichever kept connection comes next, the setting did not outlive the transaction
         async with db.write() as session:
             assert (await session.execute(show)).scalar() == "auto"
+
+
+async def test_a_declares_similar_search_plans_afresh_and_leaves_the_rest_of_the_transaction_cached(
+    db: Database,
+) -> None:
+    """PostgreSQL: the similar-incident search gets a plan for its own words, and the declare's later
+    statements keep their cached plans (planning each afresh doubled PostgreSQL's CPU per declare)."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite has no plan cache setting")
+    async with db.write() as session:
+        assert await knowledge.similar(session, "checkout latency") == []
+        assert (await session.execute(text("SHOW plan_cache_mode"))).scalar() == "auto"
