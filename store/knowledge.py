@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import lookup, pg
 from store.change import Change
+from store.db import plan_afresh
 from store.direct import DIRECT
 from store.errors import InvalidInput, TooLong
 from store.models import Incident, State
@@ -73,14 +74,12 @@ async def similar(session: AsyncSession, phrase: str, *, limit: int = 5) -> list
         params: dict[str, Any] = {"match": " OR ".join(f'"{term}"' for term in terms), "limit": limit}
     else:
         statement, params = _PG_SIMILAR, {"query": " | ".join(terms), "limit": limit}
-    if isinstance(session, pg.Session):  # a write transaction (declare): plan for these words, this once
-        await session.set_local("plan_cache_mode", "force_custom_plan")
-        numbers = [row[0] for row in await session.execute(statement, params)]
-        # The rest of the transaction keeps its cached plans: planning each later INSERT afresh as well
-        # doubled PostgreSQL's CPU per declare (2.0-2.1 -> 3.0-3.7 ms).
-        await session.set_local("plan_cache_mode", "DEFAULT")
-    else:
-        numbers = [row[0] for row in await session.execute(statement, params)]
+    afresh = isinstance(session, pg.Session)  # a write transaction (declare): plan for these words, once
+    if afresh:
+        await plan_afresh(session)  # type: ignore[arg-type]
+    numbers = [row[0] for row in await session.execute(statement, params)]
+    if afresh:  # the rest of the transaction keeps its cached plans: planning each later INSERT afresh
+        await session.set_local("plan_cache_mode", "DEFAULT")  # doubled PostgreSQL's CPU per declare
     if not numbers:
         return []
     found = await lookup.by_numbers(session, numbers)

@@ -114,8 +114,9 @@ class Kept:
     out, as the pool's checkout does (a restart leaves dead connections behind); one that failed, was
     cancelled mid-statement or is still inside a transaction is invalidated, never handed out again.
     When all are in use, users wait in turn, first come first served: one coming back goes straight to the
-    longest waiter, so no newcomer takes it ahead of them (which lengthens the tail of latencies). One that has waited `patience` seconds gets one of the pool's own instead, checked in when
-    done, so a user holding one connection and asking for another cannot deadlock."""
+    longest waiter, so no newcomer takes it ahead of them (which lengthens the tail of latencies). One
+    that has waited `patience` seconds gets one of the pool's own instead, checked in when done, so a
+    user holding one connection and asking for another cannot deadlock."""
 
     def __init__(self, engine: Any, *, size: int, idle_ping: float, patience: float = 1.0) -> None:
         self._engine = engine  # synchronous (AsyncEngine.sync_engine), with isolation_level AUTOCOMMIT

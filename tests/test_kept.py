@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from store.pg import Kept
@@ -29,14 +30,18 @@ async def engine() -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+def _server_pid(connection: Connection) -> int:
+    return connection.connection.driver_connection.get_server_pid()
+
+
 async def _pid(kept: Kept) -> int:
     async with kept.connection() as connection:
-        return connection.connection.driver_connection.get_server_pid()
+        return _server_pid(connection)
 
 
 async def _user(kept: Kept, name: str, order: list[tuple[str, int]], hold: float = 0.01) -> None:
     async with kept.connection() as connection:
-        order.append((name, connection.connection.driver_connection.get_server_pid()))
+        order.append((name, _server_pid(connection)))
         await asyncio.sleep(hold)
 
 
@@ -46,7 +51,7 @@ async def test_users_get_the_kept_connection_in_turn_and_no_newcomer_jumps_the_q
     kept = Kept(engine.sync_engine, size=1, idle_ping=60, patience=5)
     order: list[tuple[str, int]] = []
     async with kept.connection() as held:
-        pid = held.connection.driver_connection.get_server_pid()
+        pid = _server_pid(held)
         waiting = []
         for name in "ABC":
             waiting.append(asyncio.create_task(_user(kept, name, order)))
@@ -64,7 +69,7 @@ async def test_a_user_out_of_patience_gets_a_pool_connection_and_checks_it_back_
     kept = Kept(engine.sync_engine, size=1, idle_ping=60, patience=0.05)
     order: list[tuple[str, int]] = []
     async with kept.connection() as held:
-        pid = held.connection.driver_connection.get_server_pid()
+        pid = _server_pid(held)
         await asyncio.wait_for(_user(kept, "impatient", order), timeout=2)
         assert engine.sync_engine.pool.checkedout() == 1  # only the kept one: the other went back
     assert order[0][0] == "impatient" and order[0][1] != pid
@@ -76,7 +81,7 @@ async def test_a_waiter_cancelled_while_waiting_loses_nobody_the_connection(engi
     kept = Kept(engine.sync_engine, size=1, idle_ping=60, patience=5)
     order: list[tuple[str, int]] = []
     async with kept.connection() as held:
-        pid = held.connection.driver_connection.get_server_pid()
+        pid = _server_pid(held)
         cancelled = asyncio.create_task(_user(kept, "cancelled", order))
         await asyncio.sleep(0.01)
         behind = asyncio.create_task(_user(kept, "behind", order))
