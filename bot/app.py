@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,11 @@ from store.db import Database
 
 log = logging.getLogger("tocsin")
 HEARTBEAT = timedelta(seconds=2)  # how often each process says it is alive
+# A button's work runs after its ack has gone (handlers/actions.py). While AFTER_ACK clicks' work is under
+# way, the next click's ack waits for one to finish, so a storm of clicks queues at the door, in order,
+# rather than in memory; never longer than AFTER_ACK_WAIT seconds, so Slack's 3 seconds are never at risk.
+AFTER_ACK = 8
+AFTER_ACK_WAIT = 1.0
 
 
 def utcnow() -> datetime:
@@ -83,6 +88,7 @@ class Tocsin:
         )
         self._jobs: AsyncIOScheduler | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._after_ack = asyncio.Semaphore(AFTER_ACK)
         self._stopping = asyncio.Event()
         self._identity: dict[str, Any] = {}
         self.deps = Deps(
@@ -93,6 +99,7 @@ class Tocsin:
             slack=self.slack,
             clock=clock,
             spawn=self.spawn,
+            after_ack=self.after_ack,
             wake_relay=self.relay.wake if background else (wake or _nobody),
         )
         bolt_log = logging.getLogger("tocsin.bolt")
@@ -123,11 +130,24 @@ class Tocsin:
 
         return authorize
 
-    def spawn(self, work: Awaitable[Any]) -> None:
+    def spawn(self, work: Awaitable[Any]) -> asyncio.Future[Any]:
         """Run `work` after the ack, tracked so shutdown can wait for it."""
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
+        return task
+
+    async def after_ack(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run a click's `work` once its ack has gone, waiting first while AFTER_ACK others run."""
+        try:
+            await asyncio.wait_for(self._after_ack.acquire(), timeout=AFTER_ACK_WAIT)
+        except TimeoutError:  # the database is stalled: ack anyway, the work queues with the rest
+            self.spawn(work)
+            return
+        except asyncio.CancelledError:  # no ack will go either: the click was not taken
+            work.close()
+            raise
+        self.spawn(work).add_done_callback(lambda _: self._after_ack.release())
 
     def _finished(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)

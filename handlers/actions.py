@@ -1,4 +1,5 @@
-"""Buttons on the incident card. Acked at once; private answers go back through the response_url."""
+"""Buttons on the incident card. Acked at once, before their work: a click's answer is the card Slack
+shows changed, or a private answer through the response_url, never the ack."""
 
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ async def _run(
     ack: Ack, body: dict[str, Any], deps: Deps, work: Callable[[str, str], Awaitable[str | None]]
 ) -> None:
     await ack()
+    await deps.after_ack(_answer(body, deps, work))
+
+
+async def _answer(
+    body: dict[str, Any], deps: Deps, work: Callable[[str, str], Awaitable[str | None]]
+) -> None:
     ref, user = _target(body, deps)
     try:
         answer = await work(ref, user)
@@ -39,7 +46,7 @@ async def _run(
         log.exception("click failed", extra={"event": "click_failed", "incident_id": ref})
         answer = UNAVAILABLE
     if answer and body.get("response_url"):
-        deps.spawn(deps.slack.respond(response_url=body["response_url"], text=answer))
+        await deps.slack.respond(response_url=body["response_url"], text=answer)
 
 
 async def on_action_acknowledge(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
@@ -78,9 +85,7 @@ async def on_action_update(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
     async def work(ref: str, user: str) -> str | None:
         incident = await flows.read_incident(deps, ref=ref, channel=None)
         service.ensure_state_allows_update(incident, policy=deps.policy)
-        deps.spawn(
-            deps.slack.open_view(trigger_id=body["trigger_id"], view=views.update_view(deps, incident))
-        )
+        await deps.slack.open_view(trigger_id=body["trigger_id"], view=views.update_view(deps, incident))
         return None
 
     await _run(ack, body, deps, work)
@@ -90,9 +95,7 @@ async def on_action_resolve(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
     async def work(ref: str, user: str) -> str | None:
         incident = await flows.read_incident(deps, ref=ref, channel=None)
         views.check_resolvable(incident, actor=user, deps=deps)
-        deps.spawn(
-            deps.slack.open_view(trigger_id=body["trigger_id"], view=views.resolve_view(deps, incident))
-        )
+        await deps.slack.open_view(trigger_id=body["trigger_id"], view=views.resolve_view(deps, incident))
         return None
 
     await _run(ack, body, deps, work)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -31,5 +31,8 @@ class Deps:
     renderer: Renderer
     slack: Slack
     clock: Callable[[], datetime]
-    spawn: Callable[[Awaitable[Any]], None]
+    spawn: Callable[[Awaitable[Any]], object]
+    after_ack: Callable[
+        [Coroutine[Any, Any, Any]], Awaitable[None]
+    ]  # a click's work, run once its ack has gone
     wake_relay: Callable[[], None]
