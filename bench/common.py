@@ -118,6 +118,12 @@ async def settle(base: str, limit: float = 600) -> float:
     return took
 
 
+async def slack_events(stats_url: str) -> dict[str, int]:
+    """How many messages the fake Slack holds, by metadata event type."""
+    async with aiohttp.ClientSession() as session, session.get(stats_url) as response:
+        return {kind: int(n) for kind, n in (await response.json())["events"].items()}
+
+
 async def drain(base: str, stats_url: str, incidents: int) -> dict[str, Any]:
     """Wait until the outbox is empty (10 minutes at most); then each incident's card and announcement
     should be in the fake Slack, once each."""

@@ -12,7 +12,8 @@ the paths `read` (/incident show), `write` (/incident note), `declare` (/inciden
 path, the second once the bot has caught up with the path's outbox and timers; the ratio is to the mean
 of the two), p50/p95/p99 ack latency,
 errors, the server's peak RSS, and for `declare` the time until the outbox has drained and whether
-every card and announcement reached Slack exactly once. For comparison, not as the ceiling, it also
+every card and announcement reached Slack exactly once; for `click`, acked before its work, whether every
+click's acknowledgement reached Slack. For comparison, not as the ceiling, it also
 measures the bare app acking the Acknowledge button (`bare-bolt-click`), and the bare app reading one row
 by primary key (`bare-bolt-select`) or inserting one (`bare-bolt-insert`, the issue's reference for one
 write) through SQLAlchemy as Tocsin does on that store; their ratios are to the ceiling run just before
@@ -45,6 +46,7 @@ from common import (  # noqa: E402
     drain,
     serve,
     settle,
+    slack_events,
     spawn,
     stop,
     store_urls,
@@ -342,6 +344,7 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
                 results.append({"store": store, "clients": clients, "path": floor, **one})
                 _print_bare(store, clients, one, "bare+" + floor.rsplit("-", 1)[1])
             for path in args.paths:
+                acknowledged = (await slack_events(fake_urls["stats_url"])).get("incident_acknowledged", 0)
                 result = await drive(
                     tocsin, path, paths, clients, args.warmup, args.duration, server_pid=server.pid
                 )
@@ -350,6 +353,13 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
                     result.update(await drain(f"http://127.0.0.1:{port}", fake_urls["stats_url"], declares))
                 # The next ceiling runs once the bot has caught up (relay, sweeps), not beside it.
                 result["settled_seconds"] = round(await settle(f"http://127.0.0.1:{port}"), 2)
+                if path == "click":  # a click is acked before its work: did every one reach Slack?
+                    events = await slack_events(fake_urls["stats_url"])
+                    landed = events.get("incident_acknowledged", 0) - acknowledged
+                    result.update(
+                        acknowledgements_in_slack=landed,
+                        every_click_landed=landed == result["succeeded_incl_warmup"],
+                    )
                 after = await drive(
                     bare_urls["url"],
                     "ceiling",
@@ -378,6 +388,8 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
                     + (
                         f"  outbox drained in {result['outbox_drain_seconds']} s, exactly once: {result['exactly_once']}"
                         if path == "declare"
+                        else f"  in Slack {result['acknowledgements_in_slack']}, every click landed: {result['every_click_landed']}"
+                        if path == "click"
                         else ""
                     )
                     + _cpu(result),
