@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -11,16 +12,17 @@ from contextlib import asynccontextmanager
 from sqlalchemy.engine import make_url
 
 from bot.app import AFTER_ACK, AFTER_ACK_WAIT
-from tests.conftest import RunningBot, postgres_connection
+from tests.conftest import SECRET, postgres_connection
 from tests.helpers import declare, drained
+from tests.processes import environment, free_port, start, terminate, wait_healthy
+from tests.signed import SlackRequests
 
 
 @asynccontextmanager
-async def database_held(bot: RunningBot, number: int) -> AsyncIterator[None]:
+async def database_held(url: str, number: int) -> AsyncIterator[None]:
     """Another process's transaction in the way of any change to incident `number`: SQLite's write lock,
     or PostgreSQL's lock on the incident's row."""
-    url = bot.tocsin.settings.database_url
-    if bot.tocsin.db.is_sqlite:
+    if url.startswith("sqlite"):
         other = sqlite3.connect(make_url(url).database, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         try:
@@ -44,7 +46,7 @@ async def test_a_click_is_acked_while_the_database_is_held_and_lands_once_it_is_
     fake = bot.fake
     incident = await declare(bot, "P2 Payments are failing")
     await drained(bot)
-    async with database_held(bot, 1):
+    async with database_held(bot.tocsin.settings.database_url, 1):
         began = time.monotonic()
         reply = await bot.slack.click("incident_acknowledge", "1", user="U_BOB", message_ts=incident.card.ts)
         acked_in = time.monotonic() - began
@@ -64,7 +66,7 @@ async def test_a_storm_of_clicks_on_a_held_database_is_acked_within_slacks_deadl
     incident = await declare(bot, "P2 Everyone clicks while the database is busy")
     await drained(bot)
     users = [f"U_CLICKER{n}" for n in range(AFTER_ACK + 4)]
-    async with database_held(bot, 1):
+    async with database_held(bot.tocsin.settings.database_url, 1):
         began = time.monotonic()
         replies = await asyncio.gather(
             *(
@@ -83,3 +85,47 @@ async def test_a_storm_of_clicks_on_a_held_database_is_acked_within_slacks_deadl
     assert len(acked) == 1
     winner = next(u for u in users if f"<@{u}>" in acked[0].text)
     assert all(f"already acknowledged by <@{winner}>" in r["body"]["text"] for r in fake.responses)
+
+
+async def test_a_click_acked_as_the_bot_is_stopped_is_still_applied_and_reaches_slack(
+    tmp_path, fake, database_url
+) -> None:
+    env = environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+        DATABASE_URL=database_url,
+    )
+
+    async def serve(name: str) -> tuple[asyncio.subprocess.Process, SlackRequests]:
+        port, log = free_port(), tmp_path / f"{name}.log"
+        process = await start("serve", "--host", "127.0.0.1", "--port", str(port), env=env, log=log)
+        await wait_healthy(f"http://127.0.0.1:{port}", process, log)
+        return process, SlackRequests(f"http://127.0.0.1:{port}/slack/events", SECRET, fake)
+
+    first, slack = await serve("first")
+    try:
+        assert "INC-1" in (await slack.command("declare P2 Payments are failing")).body
+        card = await fake.wait_for(
+            lambda: next(
+                (m for m in fake.posts(event_type="incident_declared") if m.channel != "C0123ANNOUNCE"), None
+            )
+        )
+        async with database_held(database_url, 1):
+            reply = await slack.click("incident_acknowledge", "1", user="U_BOB", message_ts=card.ts)
+            assert reply.status == 200
+            first.send_signal(signal.SIGTERM)  # the click's work is still waiting on the database
+            await asyncio.sleep(0.5)
+        assert await terminate(first) == 0
+    finally:
+        await slack.close()
+        await terminate(first)
+    second, slack = await serve("second")  # whatever the first did not deliver, this one does
+    try:
+        posted = await fake.wait_for(lambda: fake.posts(event_type="incident_acknowledged"))
+        shown = await slack.command("INC-1 show")
+    finally:
+        await slack.close()
+        await terminate(second)
+    assert len(posted) == 1 and "<@U_BOB>" in posted[0].text
+    assert "investigating" in shown.body
