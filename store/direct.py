@@ -58,7 +58,10 @@ class Plan:
         self.binds = tuple(
             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.names
         )
-        columns = list(getattr(statement, "selected_columns", ())) if statement.is_select else []
+        if statement.is_select:
+            columns = list(statement.selected_columns)
+        else:  # an INSERT's RETURNING columns, if it has any
+            columns = list(statement.exported_columns) if statement.is_insert else []
         self.columns = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
         self.record = namedtuple("Row", [c.key for c in columns]) if columns else None  # type: ignore[misc]
         described = getattr(statement, "column_descriptions", []) if statement.is_select else []

@@ -62,6 +62,34 @@ async def test_rows_written_directly_read_back_through_the_orm_as_written(lite: 
     assert message.payload == payload and message.attempts == 0 and message.next_attempt_at == NOW
 
 
+async def test_a_new_incident_inserted_directly_is_stored_as_sqlalchemy_stores_it(lite: Database) -> None:
+    incident = await _declare(lite)  # through the marked INSERT, which returns the new number
+    table = Incident.__table__
+    by_number = through_sqlalchemy(select(table).where(table.c.number == incident.number))
+    async with lite.rows() as connection:
+        values = (await connection.execute(by_number)).first()._asdict()
+    del values["number"]
+    values.update(similar=[{"id": "INC-9", "title": "é <!channel>", "summary": None}], impact="high")
+    seen: list[str] = []
+    lite.trace(seen.append)
+    async with lite.write() as session:
+        fast = (await session.execute(service._INSERT, values)).first().number
+        slow = (await session.execute(through_sqlalchemy(service._INSERT), values)).scalar_one()
+    assert sorted((fast, slow)) == [incident.number + 1, incident.number + 2]
+    assert len([s for s in seen if s.startswith("INSERT INTO incidents")]) == 2
+    async with lite.rows() as connection:
+        rows = {
+            r.number: r._asdict()
+            for r in await connection.execute(
+                through_sqlalchemy(select(table).where(table.c.number > incident.number))
+            )
+        }
+    for row in rows.values():
+        del row["number"]
+    assert rows[fast] == rows[slow] and rows[fast]["similar"][0]["title"] == "é <!channel>"
+    assert rows[fast]["declared_at"] == NOW and rows[fast]["state"] is State.TRIAGE
+
+
 async def test_rows_read_directly_equal_what_sqlalchemy_reads(lite: Database) -> None:
     incident = await _declare(lite)
     by_number = service._LOOKUPS["view"][0]
