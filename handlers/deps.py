@@ -32,7 +32,6 @@ class Deps:
     slack: Slack
     clock: Callable[[], datetime]
     spawn: Callable[[Awaitable[Any]], object]
-    after_ack: Callable[
-        [Coroutine[Any, Any, Any]], Awaitable[None]
-    ]  # a click's work, run once its ack has gone
+    # a click's work, run once its ack has gone (bot/app.py `after_ack`)
+    after_ack: Callable[[Coroutine[Any, Any, Any]], Awaitable[None]]
     wake_relay: Callable[[], None]
