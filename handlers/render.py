@@ -145,6 +145,9 @@ class Renderer:
             auto_reload=False,  # templates are compiled once per process, not checked on disk per message
             cache_size=-1,
         )
+        # No template uses Jinja's default globals (range, dict, namespace, ...). Without them, each render
+        # skips merging them into its context: about 30 µs of `show`'s 120.
+        self.env.globals.clear()
         self.env.filters.update(
             # Templates render JSON that is parsed straight back (Renderer.json), never HTML: Jinja's own
             # tojson also escapes <, >, & and ' for HTML and wraps the result in Markup, for nothing.
@@ -179,9 +182,11 @@ class Renderer:
         return "\n".join(lines)
 
     def when(self, value: datetime | None) -> str:
+        """`2026-11-23 14:05 CET`: strftime's "%Y-%m-%d %H:%M %Z", at half its cost (four times per card)."""
         if value is None:
             return "-"
-        return value.astimezone(self.timezone).strftime("%Y-%m-%d %H:%M %Z")
+        at = value.astimezone(self.timezone)
+        return f"{at.year:04d}-{at.month:02d}-{at.day:02d} {at.hour:02d}:{at.minute:02d} {at.tzname()}"
 
     def text(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context).strip()

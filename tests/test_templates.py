@@ -183,3 +183,23 @@ def test_show_lists_each_milestone_with_its_time_since_declaration() -> None:
         f"*Resolved* {when(NOW + timedelta(hours=1))} (+1h)",
         f"*Closed* {when(NOW + timedelta(days=1, hours=2))} (+1d 2h)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("zone", "at", "shown"),
+    [
+        ("UTC", datetime(2026, 11, 22, 12, 0, tzinfo=UTC), "2026-11-22 12:00 UTC"),
+        ("Europe/Berlin", datetime(2026, 11, 22, 12, 5, tzinfo=UTC), "2026-11-22 13:05 CET"),
+        ("Europe/Berlin", datetime(2026, 7, 1, 23, 30, tzinfo=UTC), "2026-07-02 01:30 CEST"),
+        ("America/New_York", datetime(2026, 1, 1, 3, 9, tzinfo=UTC), "2025-12-31 22:09 EST"),
+        ("Asia/Kolkata", datetime(2026, 3, 8, 0, 0, tzinfo=UTC), "2026-03-08 05:30 IST"),
+    ],
+)
+def test_times_are_shown_in_the_configured_zone_with_its_abbreviation(
+    zone: str, at: datetime, shown: str
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    renderer = Renderer(timezone=ZoneInfo(zone))
+    assert renderer.when(at) == shown
+    assert renderer.when(None) == "-"
