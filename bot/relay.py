@@ -95,7 +95,8 @@ class Traffic:
         if not self.in_flight:
             self._quiet.set()
 
-    async def quiet(self, *, at_most: float) -> None:
+    async def quiet(self, *, at_most: float) -> bool:
+        """Wait for a lull, `at_most` seconds; whether there was one (False: requests are still coming)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + at_most
         while (left := deadline - loop.time()) > 0:
@@ -105,8 +106,9 @@ class Traffic:
                 continue
             since = loop.time() - self._last
             if since >= self.lull:
-                return
+                return True
             await asyncio.sleep(min(self.lull - since, left))
+        return not self.in_flight and loop.time() - self._last >= self.lull
 
 
 @dataclass
@@ -138,6 +140,7 @@ class Relay:
         self.worker, self.dead_after = worker, dead_after
         self.traffic, self.give_way, self.per_incident = traffic or Traffic(), give_way, per_incident
         self._wake = asyncio.Event()
+        self._turn = asyncio.Lock()
 
     def wake(self) -> None:
         self._wake.set()
@@ -196,8 +199,11 @@ class Relay:
             if waiting:
                 results.append((row, None))
                 continue
-            await self.traffic.quiet(at_most=self.give_way)  # a request that came in goes first
-            outcome = await self._deliver(row, incident, uncertain)
+            if await self.traffic.quiet(at_most=self.give_way):  # a request that came in goes first
+                outcome = await self._deliver(row, incident, uncertain)
+            else:  # a storm: deliver one message at a time, taking turns with the requests, not all at once
+                async with self._turn:
+                    outcome = await self._deliver(row, incident, uncertain)
             waiting = outcome.retry_at is not None
             if outcome.saves:
                 await self._record([(row, outcome)], {} if incident is None else {incident.number: incident})

@@ -124,6 +124,9 @@ class FakeSlack:
         self.problems: list[str] = []
         self._faults: dict[str, list[_Fault]] = {}
         self._down = False
+        self.latency = 0.0  # seconds each Web API call takes to answer, as Slack's take some
+        self.in_flight = 0  # Web API calls being answered now
+        self.most_in_flight = 0  # the most answered at once (reset it to watch a stretch of time)
         self._ids = itertools.count(1)
         self._last_ts = 0
         self._dms: dict[str, str] = {}  # user id -> implicit DM channel id
@@ -346,6 +349,16 @@ class FakeSlack:
     # ------------------------------------------------------------------ HTTP endpoints
 
     async def _on_api(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            return await self._answer_api(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         try:
             args = await _read_args(request)

@@ -139,6 +139,25 @@ async def test_relay_gives_way_to_requests_in_flight_but_never_for_long() -> Non
     await asyncio.wait_for(waiter, timeout=0.5)  # the last request finished: the relay goes on soon after
 
 
+async def test_in_a_storm_the_relay_delivers_one_message_at_a_time_then_catches_up_in_parallel(bot) -> None:
+    """While requests keep coming, the relay takes turns with them, one Slack call at a time, rather than
+    all its incidents' messages at once (a burst that made every request in flight wait); once they
+    stop, it delivers incidents in parallel again."""
+    fake, tocsin = bot.fake, bot.tocsin
+    tocsin.relay.give_way = 0.05  # how long it waits for a lull before taking a turn (1 s in the bot)
+    fake.latency = 0.05
+    with tocsin.traffic:  # a request that never finishes: a storm that does not let up
+        for n in range(4):
+            reply = await bot.slack.command(f"declare P3 Storm {n}")
+            assert "Declared" in reply.body
+        await fake.wait_for(lambda: len(fake.posts(event_type="incident_declared")) >= 4, timeout=20)
+        assert fake.most_in_flight == 1
+    fake.most_in_flight = 0
+    await drained(bot)
+    assert fake.most_in_flight > 1  # the storm is over: the four incidents' queues go at once
+    assert len(fake.posts(event_type="incident_declared")) == 4 * 2  # each card and announcement, once
+
+
 async def test_relay_waits_out_a_stream_of_requests_but_never_for_long() -> None:
     """Between two queued requests none is in flight; the relay still waits for a lull in the stream."""
     loop = asyncio.get_running_loop()
