@@ -199,11 +199,11 @@ class Relay:
             if waiting:
                 results.append((row, None))
                 continue
-            if await self.traffic.quiet(at_most=self.give_way):  # a request that came in goes first
+            # A request that came in goes first. In a storm (no lull within give_way), deliver one message
+            # at a time, taking turns with the requests, not every queue's at once.
+            lull = await self.traffic.quiet(at_most=self.give_way)
+            async with contextlib.nullcontext() if lull else self._turn:
                 outcome = await self._deliver(row, incident, uncertain)
-            else:  # a storm: deliver one message at a time, taking turns with the requests, not all at once
-                async with self._turn:
-                    outcome = await self._deliver(row, incident, uncertain)
             waiting = outcome.retry_at is not None
             if outcome.saves:
                 await self._record([(row, outcome)], {} if incident is None else {incident.number: incident})
