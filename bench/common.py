@@ -118,10 +118,15 @@ async def settle(base: str, limit: float = 600) -> float:
     return took
 
 
+async def slack_stats(stats_url: str) -> dict[str, Any]:
+    """The fake Slack's figures (bench/servers.py): messages by metadata event type, and problems seen."""
+    async with aiohttp.ClientSession() as session, session.get(stats_url) as response:
+        return await response.json()
+
+
 async def slack_events(stats_url: str) -> dict[str, int]:
     """How many messages the fake Slack holds, by metadata event type."""
-    async with aiohttp.ClientSession() as session, session.get(stats_url) as response:
-        return {kind: int(n) for kind, n in (await response.json())["events"].items()}
+    return {kind: int(n) for kind, n in (await slack_stats(stats_url))["events"].items()}
 
 
 async def drain(base: str, stats_url: str, incidents: int) -> dict[str, Any]:
@@ -129,8 +134,7 @@ async def drain(base: str, stats_url: str, incidents: int) -> dict[str, Any]:
     should be in the fake Slack, once each."""
     emptied, drained = await _wait(base, _outbox_empty, 600)
     await asyncio.sleep(1)
-    async with aiohttp.ClientSession() as session, session.get(stats_url) as response:
-        stats = await response.json()
+    stats = await slack_stats(stats_url)
     seen = int(stats["events"].get("incident_declared", 0))
     return {
         "outbox_drained": emptied,

@@ -47,6 +47,7 @@ from common import (  # noqa: E402
     serve,
     settle,
     slack_events,
+    slack_stats,
     spawn,
     stop,
     store_urls,
@@ -400,8 +401,7 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
         for result in results:
             result["server_peak_rss_mb"] = rss
         print(f"{store:<9} tocsin serve peak RSS {rss} MB with {TOTAL:,} incidents", flush=True)
-        async with aiohttp.ClientSession() as session, session.get(fake_urls["stats_url"]) as response:
-            stats = await response.json()
+        stats = await slack_stats(fake_urls["stats_url"])
         results.append(
             {"store": store, "path": "slack", "events": stats["events"], "problems": stats["problems"]}
         )
