@@ -122,8 +122,9 @@ class Kept:
         self._engine = engine  # synchronous (AsyncEngine.sync_engine), with isolation_level AUTOCOMMIT
         self._size, self._idle_ping, self._patience = size, idle_ping, patience
         self._idle: list[tuple[Connection, float]] = []
-        # Each waiter's future gets (connection, since) handed over, or None: a place came free, try again.
-        self._waiters: collections.deque[asyncio.Future[tuple[Connection, float] | None]] = (
+        # Each waiter's future gets (connection, since) handed over, None (a place came free, try again) or
+        # False (out of patience).
+        self._waiters: collections.deque[asyncio.Future[tuple[Connection, float] | None | bool]] = (
             collections.deque()
         )
         self._count = 0  # kept connections, idle or in use
@@ -168,29 +169,37 @@ class Kept:
             raise
 
     async def _wait(self) -> tuple[Connection, float] | None | bool:
-        """Wait in turn: a connection handed over, None to try again, or False when out of patience."""
-        waiter: asyncio.Future[tuple[Connection, float] | None] = asyncio.get_running_loop().create_future()
+        """Wait in turn: a connection handed over, None to try again, or False when out of patience.
+        (A timer, not asyncio.wait: that cost about 11 µs more a wait, and a read waits at 32 clients.)"""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[tuple[Connection, float] | None | bool] = loop.create_future()
         self._waiters.append(waiter)
+        timer = loop.call_later(self._patience, self._give_up, waiter)
         try:
-            await asyncio.wait((waiter,), timeout=self._patience)
+            return await waiter
         except BaseException:  # cancelled while waiting: pass on whatever was handed over meanwhile
             self._forget(waiter)
             raise
-        if waiter.done():
-            return waiter.result()
-        self._forget(waiter)
-        return False
+        finally:
+            timer.cancel()
 
-    def _forget(self, waiter: asyncio.Future[tuple[Connection, float] | None]) -> None:
-        if waiter.done():
-            handed = waiter.result()
-            if handed is None:
-                self._wake()
-            else:
-                self._hand(*handed)
+    def _give_up(self, waiter: asyncio.Future[tuple[Connection, float] | None | bool]) -> None:
+        """Out of patience, unless a connection or a place was handed over first."""
+        if not waiter.done():
+            self._waiters.remove(waiter)
+            waiter.set_result(False)
+
+    def _forget(self, waiter: asyncio.Future[tuple[Connection, float] | None | bool]) -> None:
+        if waiter.cancelled() or not waiter.done():
+            waiter.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
             return
-        waiter.cancel()
-        self._waiters.remove(waiter)
+        handed = waiter.result()
+        if handed is None:
+            self._wake()
+        elif handed is not False:
+            self._hand(*handed)
 
     def _hand(self, connection: Connection, since: float) -> None:
         """A kept connection is free: to the longest waiter, else to the idle ones."""

@@ -91,3 +91,22 @@ async def test_a_waiter_cancelled_while_waiting_loses_nobody_the_connection(engi
     assert cancelled.cancelled()
     assert order == [("behind", pid)]
     await kept.close()
+
+
+async def test_a_waiter_cancelled_just_after_the_connection_was_handed_to_it_passes_it_on(
+    engine: AsyncEngine,
+) -> None:
+    kept = Kept(engine.sync_engine, size=1, idle_ping=60, patience=5)
+    order: list[tuple[str, int]] = []
+    held = kept.connection()
+    pid = _server_pid(await held.__aenter__())
+    cancelled = asyncio.create_task(_user(kept, "cancelled", order))
+    await asyncio.sleep(0.01)
+    behind = asyncio.create_task(_user(kept, "behind", order))
+    await asyncio.sleep(0.01)
+    await held.__aexit__(None, None, None)  # handed to "cancelled", which has not run since
+    cancelled.cancel()
+    await asyncio.wait_for(behind, timeout=2)
+    assert cancelled.cancelled()
+    assert order == [("behind", pid)]
+    await kept.close()
