@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -198,8 +199,6 @@ def test_show_lists_each_milestone_with_its_time_since_declaration() -> None:
 def test_times_are_shown_in_the_configured_zone_with_its_abbreviation(
     zone: str, at: datetime, shown: str
 ) -> None:
-    from zoneinfo import ZoneInfo
-
     renderer = Renderer(timezone=ZoneInfo(zone))
     assert renderer.when(at) == shown
     assert renderer.when(None) == "-"
