@@ -125,6 +125,28 @@ def test_sqlite_utc_times_are_written_as_sqlalchemys_sqlite_datetime_writes_them
         ours(value.replace(tzinfo=None))
 
 
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "2026-11-23 13:05:18.636980",  # as UTCDateTime and SQLAlchemy write it
+        "2026-11-23 13:05:18",
+        "2026-11-23T13:05:18.5",
+        "2026-11-23 13:05:18.636980+05:30",  # an offset typed into the database by hand
+        "2026-11-23",
+        "0999-12-31 23:59:59.000001",
+    ],
+)
+def test_sqlite_utc_times_are_read_as_sqlalchemys_sqlite_datetime_reads_them(stored: str) -> None:
+    """UTCDateTime reads SQLite's text itself (faster); it must give the aware UTC datetime SQLAlchemy's
+    DATETIME and UTCDateTime's process_result_value give, whatever the text's form."""
+    dialect = sqlite_dialect.dialect()
+    ours = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+    theirs = DateTime().dialect_impl(dialect).result_processor(dialect, None)
+    expected = UTCDateTime().process_result_value(theirs(stored), dialect)
+    assert ours(stored) == expected and ours(stored).tzinfo is UTC
+    assert ours(None) is None
+
+
 async def test_plan_afresh_asks_for_custom_plans_in_that_write_transaction_only(db: Database) -> None:
     """PostgreSQL: the outbox claim, the timer sweep and a declare's similar-incident search each ask for
     plans made for their parameters (SET LOCAL plan_cache_mode), and the setting ends with the transaction."""
