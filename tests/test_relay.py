@@ -9,7 +9,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.relay import Traffic
-from store import outbox
+from handlers.messages import publish
+from store import outbox, service
 from store.models import OutboxMessage
 from tests.conftest import ANNOUNCE
 from tests.helpers import declare, drained
@@ -156,6 +157,56 @@ async def test_in_a_storm_the_relay_delivers_one_message_at_a_time_then_catches_
     await drained(bot)
     assert fake.most_in_flight > 1  # the storm is over: the four incidents' queues go at once
     assert len(fake.posts(event_type="incident_declared")) == 4 * 2  # each card and announcement, once
+
+
+async def test_in_a_storm_a_relay_round_claims_only_a_few_incidents_queues(bot) -> None:
+    """In a storm a relay round claims the heads of at most `storm_batch` incidents' queues with the rows
+    behind them (claiming fifty with theirs held every request in flight for 34 ms); once the storm is
+    over, a round claims a full batch again."""
+    fake, tocsin = bot.fake, bot.tocsin
+    tocsin.relay.give_way, tocsin.relay.storm_batch = 0.05, 2
+    most = 0  # the most incidents with messages claimed and not yet delivered, at any one time
+
+    async def claimed() -> int:
+        async with tocsin.db.read() as session:
+            held = await session.scalars(
+                select(OutboxMessage.incident_number).where(
+                    OutboxMessage.locked_by.is_not(None), OutboxMessage.delivered_at.is_(None)
+                )
+            )
+            return len(set(held))
+
+    with tocsin.traffic:  # a request that never finishes: a storm that does not let up
+        # five incidents' messages queued in one transaction: the relay's first round sees all five
+        async with tocsin.db.write() as session:
+            for n in range(5):
+                change = await service.declare(
+                    session,
+                    policy=tocsin.deps.policy,
+                    title=f"Storm {n}",
+                    reporter="U_ALICE",
+                    now=tocsin.clock(),
+                )
+                await publish(session, change, composer=tocsin.composer, now=tocsin.clock())
+        tocsin.relay.wake()
+        while len(fake.posts(event_type="incident_declared")) < 5 * 2:
+            most = max(most, await claimed())
+            await asyncio.sleep(0.005)
+    assert most == 2
+    await drained(bot)
+
+    async with tocsin.db.write() as session:  # no storm: the next round claims them all at once
+        for n in range(5):
+            change = await service.declare(
+                session, policy=tocsin.deps.policy, title=f"Calm {n}", reporter="U_ALICE", now=tocsin.clock()
+            )
+            await publish(session, change, composer=tocsin.composer, now=tocsin.clock())
+    fake.latency, most = 0.05, 0
+    tocsin.relay.wake()
+    while len(fake.posts(event_type="incident_declared")) < 10 * 2:
+        most = max(most, await claimed())
+        await asyncio.sleep(0.005)
+    assert most == 5
 
 
 async def test_relay_waits_out_a_stream_of_requests_but_never_for_long() -> None:
