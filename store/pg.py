@@ -266,7 +266,7 @@ class Session:
         self.sync_session = session  # bound to `connection`, in autocommit: SQLAlchemy sends no BEGIN
         self._connection = connection
         self._driver: asyncpg.Connection = connection.connection.driver_connection
-        self._transaction: Any = None  # asyncpg's Transaction, once BEGIN is sent
+        self._transaction = False  # BEGIN sent, COMMIT or ROLLBACK not yet
         self._touched = False  # SQLAlchemy has used the connection: closing the session may await
 
     @property
@@ -276,30 +276,34 @@ class Session:
     def add(self, instance: object) -> None:
         self.sync_session.add(instance)
 
-    async def _begin(self) -> asyncpg.Connection:
-        if self._transaction is None:
-            transaction = self._driver.transaction()
+    async def _begin(self, then: str | None = None) -> asyncpg.Connection:
+        """Send BEGIN if this transaction has not begun, with `then` (SQL without parameters) in the same
+        simple query, one round trip for both; whether `then` was sent."""
+        if not self._transaction:
+            sql = "BEGIN" if then is None else f"BEGIN; {then}"
             try:
-                await _call("BEGIN", self._driver, transaction.start())
+                await _call(sql, self._driver, self._driver.execute(sql))
             except exc.DBAPIError as error:
                 await self._invalidate(error)  # whatever state it is in, it is not reused
                 raise
-            self._transaction = transaction
-        return self._driver
+            self._transaction = True
+            return True
+        return False
 
     async def set_local(self, name: str, value: str) -> None:
         """SET LOCAL `name` to `value` for the rest of this transaction (`name` and `value`: identifiers from
-        this code, never user input)."""
+        this code, never user input). First in a transaction (the outbox claim, the sweep, a declare's
+        search), it goes with the BEGIN."""
         sql = f"SET LOCAL {name} = {value}"
-        driver = await self._begin()
-        await _call(sql, driver, driver.execute(sql))
+        if not await self._begin(then=sql):
+            await _call(sql, self._driver, self._driver.execute(sql))
 
     async def _invalidate(self, error: BaseException | None = None) -> None:
         await greenlet_spawn(self._connection.invalidate, error)
 
     async def _run(self, statement: Any, params: Any) -> direct.Result:
-        driver = await self._begin()
-        return await run(driver, self._connection.dialect, statement, params, self._invalidate)
+        await self._begin()
+        return await run(self._driver, self._connection.dialect, statement, params, self._invalidate)
 
     async def _sqlalchemy(self, call: Callable[..., T], *args: Any, **kw: Any) -> T:
         """`call` (one of the ORM Session's methods) on a greenlet, inside the transaction."""
@@ -347,16 +351,16 @@ class Session:
 
     async def commit(self) -> None:
         await self._flush()
-        if self._transaction is not None:
-            await self._end(self._transaction.commit, "COMMIT")
+        if self._transaction:
+            await self._end("COMMIT")
 
     async def rollback(self) -> None:
         """End the transaction after an error; a ROLLBACK that fails leaves the connection invalidated and
         raises nothing, so the caller's error is the one reported."""
-        if self._transaction is None:
+        if not self._transaction:
             return
         with contextlib.suppress(exc.DBAPIError):
-            await self._end(self._transaction.rollback, "ROLLBACK")
+            await self._end("ROLLBACK")
 
     async def close(self) -> None:
         """Close the ORM session (its objects stay usable, detached); on a greenlet if SQLAlchemy used the
@@ -367,13 +371,15 @@ class Session:
         else:
             self.sync_session.close()
 
-    async def _end(self, ending: Callable[[], Awaitable[None]], sql: str) -> None:
+    async def _end(self, sql: str) -> None:
         """Send COMMIT or ROLLBACK. If it fails and the connection may still be inside the transaction (or
         is gone, or the wait was cancelled), invalidate it: it never goes back to the pool that way."""
         driver = self._driver
-        self._transaction = None
+        self._transaction = False
         try:
-            await ending()  # asyncpg refuses at once, before any await, if the connection is closed
+            await driver.execute(
+                sql
+            )  # asyncpg refuses at once, before any await, if the connection is closed
         except Exception as error:
             translated = _translated(sql, driver, error)
             if translated.connection_invalidated or driver.is_in_transaction():
