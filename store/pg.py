@@ -276,7 +276,7 @@ class Session:
     def add(self, instance: object) -> None:
         self.sync_session.add(instance)
 
-    async def _begin(self, then: str | None = None) -> asyncpg.Connection:
+    async def _begin(self, then: str | None = None) -> bool:
         """Send BEGIN if this transaction has not begun, with `then` (SQL without parameters) in the same
         simple query, one round trip for both; whether `then` was sent."""
         if not self._transaction:
