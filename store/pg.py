@@ -377,9 +377,8 @@ class Session:
         driver = self._driver
         self._transaction = False
         try:
-            await driver.execute(
-                sql
-            )  # asyncpg refuses at once, before any await, if the connection is closed
+            # asyncpg refuses at once, before any await, if the connection is closed
+            await driver.execute(sql)
         except Exception as error:
             translated = _translated(sql, driver, error)
             if translated.connection_invalidated or driver.is_in_transaction():
