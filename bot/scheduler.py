@@ -30,6 +30,7 @@ from store.policy import Policy
 from store.timeline import SYSTEM_ACTOR
 
 log = logging.getLogger("tocsin.scheduler")
+STATISTICS_EVERY = 60  # seconds between looks for stale PostgreSQL statistics
 
 
 class Sweeper:
@@ -177,6 +178,12 @@ class Sweeper:
                 )
             )
 
+    async def statistics(self) -> None:
+        """Keep PostgreSQL's statistics of Tocsin's tables fresh (Database.refresh_statistics)."""
+        analyzed = await self.db.refresh_statistics()
+        if analyzed:
+            log.info("statistics refreshed", extra={"event": "statistics_refreshed", "tables": analyzed})
+
 
 def start_jobs(sweeper: Sweeper, *, tick: timedelta, running: set[asyncio.Future[Any]]) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
@@ -195,6 +202,14 @@ def start_jobs(sweeper: Sweeper, *, tick: timedelta, running: set[asyncio.Future
         "interval",
         hours=1,
         id="housekeeping",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        guarded(sweeper.statistics, "statistics", running),
+        "interval",
+        seconds=STATISTICS_EVERY,
+        id="statistics",
         max_instances=1,
         coalesce=True,
     )

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import DateTime, func, select, text
+from sqlalchemy import DateTime, func, insert, select, text
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import OperationalError
 
 from store import knowledge, sqlite
 from store.db import Database, plan_afresh
-from store.models import TimelineEntry, UTCDateTime
+from store.models import OutboxMessage, TimelineEntry, UTCDateTime
 
 
 async def test_sqlite_writer_waits_for_another_process_lock_without_blocking_the_loop(tmp_path: Path) -> None:
@@ -173,3 +173,45 @@ async def test_a_declares_similar_search_plans_afresh_and_leaves_the_rest_of_the
     async with db.write() as session:
         assert await knowledge.similar(session, "checkout latency") == []
         assert (await session.execute(text("SHOW plan_cache_mode"))).scalar() == "auto"
+
+
+async def test_refresh_statistics_analyzes_the_tables_that_changed_past_autovacuums_threshold(
+    db: Database,
+) -> None:
+    """PostgreSQL: a table analyzed while nearly empty keeps sequential-scan plans for its per-incident
+    lookups until it is analyzed again, which with autovacuum off nothing does. refresh_statistics analyzes
+    the tables whose rows changed by more than 50 and a tenth since, and only those. SQLite: nothing to do."""
+    if db.is_sqlite:
+        assert await db.refresh_statistics() == []
+        return
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    queued = {"incident_number": None, "created_at": now, "op": "post", "payload": {}, "attempts": 0}
+    changed = text("SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'outbox'")
+
+    async def queue(count: int) -> int:
+        """Queue `count` messages; the outbox's changes since its last analysis, once PostgreSQL counts them."""
+        async with db.write() as session:
+            await session.execute(
+                insert(OutboxMessage.__table__), [{**queued, "next_attempt_at": now}] * count
+            )
+            await session.execute(text("SELECT pg_stat_force_next_flush()"))
+        async with db.rows() as connection:
+            for _ in range(100):  # the inserting connection reports its counts once idle
+                seen = (await connection.execute(changed)).scalar()
+                if seen:
+                    return seen
+                await asyncio.sleep(0.05)
+        return 0
+
+    async with db.write() as session:
+        await session.execute(text("ANALYZE"))  # as a fresh install analyzed empty
+    assert await queue(30) == 30
+    assert "outbox" not in await db.refresh_statistics()  # 30 is under the threshold of 50
+    assert await queue(100) == 130
+    assert "outbox" in await db.refresh_statistics()
+    assert "outbox" not in await db.refresh_statistics()  # nothing changed since
+    async with db.rows() as connection:
+        analyzed = text(
+            "SELECT last_analyze IS NOT NULL, n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'outbox'"
+        )
+        assert tuple((await connection.execute(analyzed)).one()) == (True, 0)
