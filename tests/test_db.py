@@ -188,8 +188,9 @@ async def test_refresh_statistics_analyzes_the_tables_that_changed_past_autovacu
     queued = {"incident_number": None, "created_at": now, "op": "post", "payload": {}, "attempts": 0}
     changed = text("SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'outbox'")
 
-    async def queue(count: int) -> int:
-        """Queue `count` messages; the outbox's changes since its last analysis, once PostgreSQL counts them."""
+    async def queue(count: int, *, counted: int) -> int:
+        """Queue `count` messages; the outbox's changes since its last analysis, once PostgreSQL has
+        counted `counted` of them (or what it counted after 5 s)."""
         async with db.write() as session:
             await session.execute(
                 insert(OutboxMessage.__table__), [{**queued, "next_attempt_at": now}] * count
@@ -198,16 +199,16 @@ async def test_refresh_statistics_analyzes_the_tables_that_changed_past_autovacu
         async with db.rows() as connection:
             for _ in range(100):  # the inserting connection reports its counts once idle
                 seen = (await connection.execute(changed)).scalar()
-                if seen:
-                    return seen
+                if seen >= counted:
+                    break
                 await asyncio.sleep(0.05)
-        return 0
+        return seen
 
     async with db.write() as session:
         await session.execute(text("ANALYZE"))  # as a fresh install analyzed empty
-    assert await queue(30) == 30
+    assert await queue(30, counted=30) == 30
     assert "outbox" not in await db.refresh_statistics()  # 30 is under the threshold of 50
-    assert await queue(100) == 130
+    assert await queue(100, counted=130) == 130
     assert "outbox" in await db.refresh_statistics()
     assert "outbox" not in await db.refresh_statistics()  # nothing changed since
     async with db.rows() as connection:
