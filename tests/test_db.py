@@ -268,14 +268,16 @@ async def test_the_migrations_build_the_schema_the_models_describe(database_url:
     await database.upgrade()
     await database.dispose()
 
-    def search_only(item: object, name: str | None, kind: str, _reflected: bool, _compare_to: object) -> bool:
+    def outside_the_search(
+        item: object, name: str | None, kind: str, _reflected: bool, _compare_to: object
+    ) -> bool:
         return (
             not (kind == "table" and (name or "").startswith("incidents_fts"))
             and name != "ix_incidents_search_done"
         )
 
     def differences(connection: Any) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"include_object": search_only})
+        context = MigrationContext.configure(connection, opts={"include_object": outside_the_search})
         return compare_metadata(context, Base.metadata)
 
     url = make_url(database_url)
