@@ -149,6 +149,8 @@ class Incident(Base):
     channel_name: Mapped[str | None] = mapped_column(String(80))
     card_ts: Mapped[str | None] = mapped_column(String(32))
     announcement_ts: Mapped[str | None] = mapped_column(String(32))
+    confirmation_ts: Mapped[str | None] = mapped_column(String(32))  # the current resolution's prompt
+    topic: Mapped[str | None] = mapped_column(String(250))  # the channel topic last asked for
 
     declared_at: Mapped[datetime] = mapped_column(UTCDateTime)
     detected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when it began, if before declaring
