@@ -273,7 +273,12 @@ class Tocsin:
             return await handler(request)
 
     async def _on_slack(self, request: web.Request) -> web.Response:
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        bolt_request = await to_bolt_request(request)
+        try:
+            response = await self.bolt.async_dispatch(bolt_request)
+        except Exception:  # Bolt itself fails on some malformed payloads (e.g. `actions: []`)
+            log.exception("Slack request failed", extra={"event": "request_failed"})
+            return web.Response(status=200)  # a 500 makes Slack retry and show an error marker
         return await to_aiohttp_response(response)
 
     async def _on_health(self, request: web.Request) -> web.Response:

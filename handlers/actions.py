@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from handlers import flows, views
 from handlers.deps import Deps
-from handlers.replies import UNAVAILABLE, describe
+from handlers.replies import INTERNAL, UNAVAILABLE, describe
 from store import closure, service
 from store.errors import DomainError
 from store.machine import Action
@@ -20,11 +20,16 @@ Ack = Callable[..., Awaitable[None]]
 log = logging.getLogger("tocsin.handlers")
 
 
-def _target(body: dict[str, Any], deps: Deps) -> tuple[str, str]:
-    """(incident ref, clicking user) from a block_actions payload."""
-    value = body["actions"][0].get("value", "")
-    ref = deps.policy.public_id(int(value)) if value.isdigit() else value
-    return ref, body["user"]["id"]
+def _target(body: dict[str, Any], deps: Deps) -> tuple[str, str] | None:
+    """(incident ref, clicking user) from a block_actions payload; None when it names neither (Slack
+    always sends both: only a made-up payload lacks them)."""
+    actions, user = body.get("actions"), body.get("user")
+    action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+    value, user_id = action.get("value"), user.get("id") if isinstance(user, dict) else None
+    if not isinstance(value, str) or not value or not isinstance(user_id, str) or not user_id:
+        return None
+    ref = deps.policy.public_id(int(value)) if value.isascii() and value.isdigit() else value
+    return ref, user_id
 
 
 async def _run(
@@ -37,7 +42,11 @@ async def _run(
 async def _answer(
     body: dict[str, Any], deps: Deps, work: Callable[[str, str], Awaitable[str | None]]
 ) -> None:
-    ref, user = _target(body, deps)
+    target = _target(body, deps)
+    if target is None:
+        log.warning("a click without its incident or user", extra={"event": "click_malformed"})
+        return
+    ref, user = target
     try:
         answer = await work(ref, user)
     except DomainError as error:
@@ -45,7 +54,10 @@ async def _answer(
     except (SQLAlchemyError, OSError):
         log.exception("click failed", extra={"event": "click_failed", "incident_id": ref})
         answer = UNAVAILABLE
-    if answer and body.get("response_url"):
+    except Exception:  # the person must hear that nothing happened, whatever went wrong
+        log.exception("click failed", extra={"event": "click_crashed", "incident_id": ref})
+        answer = INTERNAL
+    if answer and isinstance(body.get("response_url"), str):
         await deps.slack.respond(response_url=body["response_url"], text=answer)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers import flows, reports, views
 from handlers.deps import Deps
 from handlers.render import Message, mrkdwn
-from handlers.replies import UNAVAILABLE, describe
+from handlers.replies import INTERNAL, NO_USER, UNAVAILABLE, describe
 from store import actions, closure, knowledge, metrics, pir, service
 from store.change import Change
 from store.errors import DomainError, InvalidInput
@@ -72,6 +72,9 @@ def parse(command: dict[str, Any], *, prefix: str) -> Invocation:
 async def on_command_incident(
     ack: Callable[..., Awaitable[None]], command: dict[str, Any], deps: Deps
 ) -> None:
+    if not isinstance(command.get("user_id"), str) or not command["user_id"]:
+        await ack(text=NO_USER, response_type="ephemeral")  # Slack always says who; a made-up payload
+        return
     invocation = parse(command, prefix=deps.policy.incident_prefix)
     handler = HANDLERS.get(invocation.verb)
     try:
@@ -81,6 +84,9 @@ async def on_command_incident(
     except (SQLAlchemyError, OSError):
         log.exception("command failed", extra={"event": "command_failed", "verb": invocation.verb})
         reply = Message(UNAVAILABLE)
+    except Exception:  # the person must hear that nothing happened, whatever went wrong
+        log.exception("command failed", extra={"event": "command_crashed", "verb": invocation.verb})
+        reply = Message(INTERNAL)
     if reply is None:
         await ack()
     else:

@@ -18,6 +18,9 @@ from store.errors import (
 )
 
 UNAVAILABLE = ":warning: Tocsin cannot reach its database right now, so nothing was changed. Please try again in a moment."
+INTERNAL = ":warning: Something went wrong on Tocsin's side, so nothing was changed. It has been logged; please try again, or tell whoever runs Tocsin."
+NO_USER = ":warning: Slack did not say who typed this command, so Tocsin did nothing."
+RETIRED_BUTTON = ":information_source: This button is no longer in use, so nothing was changed. Use the buttons on the incident's pinned card, or `/incident help`."
 
 
 def describe(error: DomainError, *, renderer: Renderer) -> str:

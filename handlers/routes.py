@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, commands, ids, views
+from handlers import actions, commands, fallback, ids, views
 from handlers.deps import Deps
 
 COMMAND = "/incident"
@@ -53,3 +54,15 @@ def register(app: AsyncApp, deps: Deps) -> None:
     app.view(ids.DECLARE_VIEW)(on_view_declare)
     app.view(ids.RESOLVE_VIEW)(on_view_resolve)
     app.view(ids.UPDATE_VIEW)(on_view_update)
+    register_fallbacks(app, deps)
+
+
+def register_fallbacks(app: AsyncApp, deps: Deps) -> None:
+    """Registered after every other listener: Bolt runs the first listener that matches."""
+
+    async def on_action_retired(ack: Any, body: dict[str, Any]) -> None:
+        await fallback.on_action_retired(ack, body, deps)
+
+    app.action(re.compile(".*"))(on_action_retired)
+    app.view(re.compile(".*"))(fallback.on_view_unknown)
+    app.error(fallback.on_error)

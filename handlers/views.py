@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from handlers import flows, ids
 from handlers.deps import Deps
-from handlers.replies import describe
+from handlers.replies import INTERNAL, UNAVAILABLE, describe
 from store import service
 from store.errors import DomainError, Forbidden, InvalidInput, TooLong
 from store.machine import Action
@@ -80,34 +80,52 @@ def check_resolvable(incident: Incident, *, actor: str, deps: Deps) -> None:
 
 
 def values(view: dict[str, Any]) -> dict[str, str | None]:
-    """Flatten view.state.values to {block_id: value}; block and action ids are the same here."""
+    """Flatten view.state.values to {block_id: value}; block and action ids are the same here.
+    Anything that is not a string where Slack puts one counts as left empty, so the store's own
+    checks answer it in the form."""
     found: dict[str, str | None] = {}
-    for block_id, actions in view.get("state", {}).get("values", {}).items():
-        for element in actions.values():
-            if "selected_option" in element:
-                option = element["selected_option"]
-                found[block_id] = option["value"] if option else None
-            else:
-                found[block_id] = element.get("value")
+    state = view.get("state")
+    blocks = state.get("values") if isinstance(state, dict) else None
+    for block_id, actions in (blocks if isinstance(blocks, dict) else {}).items():
+        for element in actions.values() if isinstance(actions, dict) else ():
+            if not isinstance(element, dict):
+                continue
+            option = element.get("selected_option")
+            value = option.get("value") if isinstance(option, dict) else element.get("value")
+            found[block_id] = value if isinstance(value, str) else None
     return found
 
 
 def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+    raw = view.get("private_metadata")
     try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except json.JSONDecodeError:
+        data = json.loads(raw) if isinstance(raw, str) and raw else {}
+    except (ValueError, RecursionError):  # Slack returns what we set; anything else was made up
         return {}
     return data if isinstance(data, dict) else {}
 
 
-async def _answer(ack: Ack, error: DomainError, *, deps: Deps, default_block: str) -> None:
-    field = getattr(error, "field", None)
+def _user(body: dict[str, Any]) -> str:
+    user = body.get("user")
+    user_id = user.get("id") if isinstance(user, dict) else None
+    if not isinstance(user_id, str) or not user_id:
+        raise InvalidInput(field="user", problem="Slack did not say who submitted this form")
+    return user_id
+
+
+async def _answer(ack: Ack, error: Exception, *, deps: Deps, default_block: str) -> None:
+    field = getattr(error, "field", None) if isinstance(error, DomainError) else None
     block = _FIELD_BLOCKS.get(field or "", default_block)
-    message = (
-        describe(error, renderer=deps.renderer)
-        if not isinstance(error, TooLong)
-        else f"{error.length:,} characters; the limit is {error.limit:,}."
-    )
+    if isinstance(error, TooLong):
+        message = f"{error.length:,} characters; the limit is {error.limit:,}."
+    elif isinstance(error, DomainError):
+        message = describe(error, renderer=deps.renderer)
+    elif isinstance(error, SQLAlchemyError | OSError):
+        log.exception("form failed", extra={"event": "view_failed"})
+        message = UNAVAILABLE
+    else:
+        log.exception("form failed", extra={"event": "view_crashed"})
+        message = INTERNAL
     await ack(response_action="errors", errors={block: message[:2000]})
 
 
@@ -123,18 +141,19 @@ async def on_view_declare(ack: Ack, body: dict[str, Any], view: dict[str, Any], 
             category=form.get(ids.CATEGORY),
             priority=form.get(ids.PRIORITY),
             detected=form.get(ids.DETECTED) or None,
-            reporter=body["user"]["id"],
-            origin_channel=_metadata(view).get("channel"),
+            reporter=_user(body),
+            origin_channel=_channel(view),
         )
-    except (DomainError, SQLAlchemyError, OSError) as error:
+    except Exception as error:  # whatever failed, the answer is shown in the form
         await _answer(ack, error, deps=deps, default_block=ids.TITLE)
         return
     await ack()
 
 
 async def on_view_resolve(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
-    form, actor = values(view), body["user"]["id"]
+    form = values(view)
     try:
+        actor = _user(body)
         await flows.change_incident(
             deps,
             ref=_ref(view, deps),
@@ -151,15 +170,16 @@ async def on_view_resolve(ack: Ack, body: dict[str, Any], view: dict[str, Any], 
                 resolution=form.get(ids.RESOLUTION),
             ),
         )
-    except (DomainError, SQLAlchemyError, OSError) as error:
+    except Exception as error:  # whatever failed, the answer is shown in the form
         await _answer(ack, error, deps=deps, default_block=ids.SUMMARY)
         return
     await ack()
 
 
 async def on_view_update(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
-    form, actor = values(view), body["user"]["id"]
+    form = values(view)
     try:
+        actor = _user(body)
         await flows.change_incident(
             deps,
             ref=_ref(view, deps),
@@ -168,7 +188,7 @@ async def on_view_update(ack: Ack, body: dict[str, Any], view: dict[str, Any], d
                 s, i, form.get(ids.UPDATE_TEXT) or "", policy=deps.policy, actor=actor, now=deps.clock()
             ),
         )
-    except (DomainError, SQLAlchemyError, OSError) as error:
+    except Exception as error:  # whatever failed, the answer is shown in the form
         await _answer(ack, error, deps=deps, default_block=ids.UPDATE_TEXT)
         return
     await ack()
@@ -176,6 +196,11 @@ async def on_view_update(ack: Ack, body: dict[str, Any], view: dict[str, Any], d
 
 def _ref(view: dict[str, Any], deps: Deps) -> str:
     number = _metadata(view).get("incident")
-    if not isinstance(number, int):
+    if not isinstance(number, int) or isinstance(number, bool):
         raise InvalidInput(field="incident", problem="this form has lost its incident; open it again")
     return deps.policy.public_id(number)
+
+
+def _channel(view: dict[str, Any]) -> str | None:
+    channel = _metadata(view).get("channel")
+    return channel if isinstance(channel, str) and channel else None
