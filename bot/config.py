@@ -286,8 +286,11 @@ def parse_policy(raw: Any) -> Policy:
         r.problem("sla.warn_at", f"{_show(warn_at)} is not a share between 0 and 1 (e.g. 0.75)")
         warn_at = 0.75
 
-    esc = r.mapping(r.required(top, "escalation", ""), "escalation", {"repeat_every", "levels"})
+    esc = r.mapping(
+        r.required(top, "escalation", ""), "escalation", {"repeat_every", "levels", "direct_message"}
+    )
     repeat_every = r.duration(esc, "repeat_every", "escalation", timedelta(minutes=10))
+    direct_message = r.boolean(esc, "direct_message", "escalation", True)
     levels: list[EscalationLevel] = []
     raw_levels = esc.get("levels")
     if not isinstance(raw_levels, list) or not raw_levels:
@@ -348,6 +351,7 @@ def parse_policy(raw: Any) -> Policy:
         warn_at=float(warn_at),
         repeat_every=repeat_every,
         escalation_levels=tuple(levels),
+        direct_message=direct_message,
         categories=categories or ("other",),
         cause_codes=cause_codes,
         resolution_codes=resolution_codes,

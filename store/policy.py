@@ -66,6 +66,7 @@ class Policy:
     warn_at: float = 0.75
     repeat_every: timedelta = timedelta(minutes=10)
     escalation_levels: tuple[EscalationLevel, ...] = ()
+    direct_message: bool = True  # a paged user also gets the page as a DM from the app
     categories: tuple[str, ...] = ("other",)
     cause_codes: tuple[str, ...] = ()
     resolution_codes: tuple[str, ...] = ()
