@@ -83,6 +83,8 @@ def config() -> dict[str, Any]:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeSlack]:
+    """The fake Slack with the shipped app.yaml's channels. A test fails at teardown if the bot made a
+    call Slack would not accept (`fake.problems`); a test that provokes one asserts and clears it."""
     slack = FakeSlack()
     await slack.start()
     slack.add_channel(ANNOUNCE, "incidents")
@@ -90,6 +92,12 @@ async def fake() -> AsyncIterator[FakeSlack]:
     slack.add_channel(GENERAL, "general")
     yield slack
     await slack.stop()
+    if slack.problems:
+        pytest.fail(
+            "the fake Slack recorded problems (calls Slack refuses, or mistakes it lets pass):\n"
+            + "\n".join(slack.problems),
+            pytrace=False,
+        )
 
 
 class Clock:

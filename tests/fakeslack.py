@@ -2,12 +2,19 @@
 
 Tests reach it through slack_sdk's own clients (``AsyncWebClient(base_url=fake.api_url)``) and then
 assert on what it recorded: ``calls``, ``messages``, ``ephemerals``, ``views``, ``files``,
-``responses``, and ``problems`` (protocol mistakes that Slack would let pass or silently drop).
+``responses``, and ``problems`` (protocol mistakes: calls Slack's own description of its Web API does not
+allow, see ``tests/slackspec.py``, and mistakes Slack would let pass or silently drop).
+
+It keeps what a person in Slack would see: who is in each channel (``Message.members`` is the membership
+when a message was posted), who a message notified (``notified``, ``reached``), direct messages (``dms``).
+Faults are scripted: ``fail_next``, ``set_down``, ``revoke_token``, ``lose_answer``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import itertools
 import json
@@ -25,6 +32,8 @@ from slack_sdk.models.basic_objects import JsonObject
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
+from tests import slackspec
+
 T = TypeVar("T")
 
 JSON_STRING_FIELDS = ("blocks", "metadata", "view", "files", "attachments")
@@ -38,6 +47,12 @@ MAX_TEXT = 40_000
 TRIGGER_LIFETIME = 3.0  # seconds a trigger_id stays usable
 RESPONSE_URL_USES = 5  # Slack accepts five posts per response_url
 MODEL_ERRORS = (SlackObjectFormationError, TypeError, ValueError, KeyError, AttributeError)
+HISTORY_LIMIT = 999  # the most conversations.history and .replies return at once
+LIST_LIMIT = 1000  # the most conversations.list returns at once
+# Mention markup as Slack reads it in mrkdwn: a user, a user group, or everyone in the channel.
+USER_MENTION = re.compile(r"<@([UW][A-Z0-9_]+)(?:\|[^>]*)?>")
+GROUP_MENTION = re.compile(r"<!subteam\^([A-Z0-9_]+)(?:\|[^>]*)?>")
+CHANNEL_MENTION = re.compile(r"<!(?:channel|here|everyone)(?:\|[^>]*)?>")
 
 
 @dataclass
@@ -49,11 +64,14 @@ class Call:
     ok: bool
     error: str | None
     at: float
+    answered: bool = True  # False when lose_answer() dropped the connection instead of answering
 
 
 @dataclass
 class Message:
-    """A message the bot posted to a channel; `history` holds the versions chat.update replaced."""
+    """A message the bot posted to a channel; `history` holds the versions chat.update replaced.
+
+    `members` is who was in the channel when it was posted: Slack notifies only mentioned members."""
 
     channel: str
     ts: str
@@ -62,6 +80,14 @@ class Message:
     metadata: dict | None
     thread_ts: str | None
     history: list[dict] = field(default_factory=list)
+    members: frozenset[str] = frozenset()
+
+    @property
+    def posted(self) -> tuple[str | None, list | None]:
+        """(text, blocks) as first posted: an edit notifies nobody."""
+        if self.history:
+            return self.history[0]["text"], self.history[0]["blocks"]
+        return self.text, self.blocks
 
     @property
     def event_type(self) -> str | None:
@@ -83,6 +109,8 @@ class Channel:
     is_private: bool = False
     is_archived: bool = False
     created: int = field(default_factory=lambda: int(time.time()))
+    creator: str = "U0ADMIN"
+    user: str | None = None  # for a DM (D...): the person it is with
 
 
 @dataclass
@@ -122,8 +150,12 @@ class FakeSlack:
         self.files: list[dict] = []
         self.responses: list[dict] = []
         self.problems: list[str] = []
+        self.users: dict[str, dict] = {}  # user id -> users.info's user object
+        self.usergroups: dict[str, dict] = {}  # group id -> usergroups.list's usergroup object
         self._faults: dict[str, list[_Fault]] = {}
         self._down = False
+        self._revoked: tuple[str, float | None] | None = None  # (error, monotonic end or None)
+        self._lost: dict[str, int] = {}  # method -> answers still to lose
         self.latency = 0.0  # seconds each Web API call takes to answer, as Slack's take some
         self.in_flight = 0  # Web API calls being answered now
         self.most_in_flight = 0  # the most answered at once (reset it to watch a stretch of time)
@@ -143,6 +175,11 @@ class FakeSlack:
         self._methods: dict[str, Callable[[dict], dict]] = {
             "auth.test": self._auth_test,
             "apps.connections.open": self._apps_connections_open,
+            "users.info": self._users_info,
+            "usergroups.list": self._usergroups_list,
+            "usergroups.users.list": self._usergroups_users_list,
+            "conversations.open": self._conversations_open,
+            "conversations.list": self._conversations_list,
             "conversations.create": self._conversations_create,
             "conversations.invite": self._conversations_invite,
             "conversations.setTopic": self._conversations_set_topic,
@@ -196,10 +233,66 @@ class FakeSlack:
 
     # ------------------------------------------------------------------ test controls
 
-    def add_channel(self, channel_id: str, name: str, members: Iterable[str] = ()) -> Channel:
-        channel = Channel(id=channel_id, name=name, members=set(members))
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str,
+        members: Iterable[str] = (),
+        *,
+        is_private: bool = False,
+        creator: str = "U0ADMIN",
+    ) -> Channel:
+        """A channel a person made; the bot is a member only when `members` names it."""
+        channel = Channel(
+            id=channel_id, name=name, members=set(members), is_private=is_private, creator=creator
+        )
         self.channels[channel_id] = channel
         return channel
+
+    def add_user(
+        self, user_id: str, name: str, *, display_name: str | None = None, real_name: str | None = None
+    ) -> dict:
+        """A person in the workspace. Once any user is added, ids the fake does not know are
+        `user_not_found` (invites, DMs); until then any U.../W... id is taken as a person.
+
+        Like Slack, `profile.display_name` is empty unless the person chose one."""
+        real = real_name if real_name is not None else name
+        display = display_name or ""
+        user = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "deleted": False,
+            "real_name": real,
+            "tz": "Europe/London",
+            "is_bot": False,
+            "is_app_user": False,
+            "profile": {
+                "display_name": display,
+                "display_name_normalized": display,
+                "real_name": real,
+                "real_name_normalized": real,
+                "team": self.team_id,
+            },
+        }
+        self.users[user_id] = user
+        return user
+
+    def add_usergroup(self, group_id: str, handle: str, users: Iterable[str]) -> dict:
+        """A user group (mentioned as <!subteam^S...>); usergroups.users.list answers its members."""
+        group = {
+            "id": group_id,
+            "team_id": self.team_id,
+            "is_usergroup": True,
+            "name": handle,
+            "handle": handle,
+            "description": "",
+            "date_delete": 0,
+            "users": list(users),
+        }
+        group["user_count"] = len(group["users"])
+        self.usergroups[group_id] = group
+        return group
 
     def new_response_url(self) -> str:
         url = f"{self.base_url}/response/{uuid.uuid4().hex}"
@@ -227,6 +320,47 @@ class FakeSlack:
 
     def set_down(self, down: bool) -> None:
         self._down = down
+
+    def revoke_token(self, error: str = "token_revoked", seconds: float | None = None) -> None:
+        """Every Web API call made with the bot's token answers `{"ok": false, "error": error}`
+        (auth.test too) until restore_token(), or for `seconds`. The app-level token used for Socket
+        Mode is another token and stays valid."""
+        self._revoked = (error, None if seconds is None else time.monotonic() + seconds)
+
+    def restore_token(self) -> None:
+        self._revoked = None
+
+    def lose_answer(self, method: str, times: int = 1) -> None:
+        """The next `times` calls of `method` are carried out, but the connection drops before the
+        answer is sent: the client sees a disconnect and cannot know the call took effect."""
+        self._lost[method] = self._lost.get(method, 0) + times
+
+    def notified(self, message: Message) -> set[str]:
+        """Who Slack notified of `message` when it was posted: mentioned users (<@U...>), members of
+        mentioned user groups (<!subteam^S...>) and everyone for <!channel>/<!here>/<!everyone>, in
+        its text or its mrkdwn blocks, who were members of the channel then. A DM notifies its person."""
+        channel = self.channels.get(message.channel)
+        if channel is not None and channel.user is not None:
+            return {channel.user}
+        text, blocks = message.posted
+        mentioned: set[str] = set()
+        for chunk in [text or "", *mrkdwn_texts(blocks)]:
+            mentioned.update(USER_MENTION.findall(chunk))
+            for group in GROUP_MENTION.findall(chunk):
+                mentioned.update(self.usergroups.get(group, {}).get("users", []))
+            if CHANNEL_MENTION.search(chunk):
+                mentioned.update(message.members)
+        mentioned.update(_rich_text_mentions(blocks, self.usergroups, message.members))
+        return (mentioned & message.members) - {self.bot_user_id}
+
+    def reached(self, user_id: str) -> list[Message]:
+        """Every message that notified `user_id`, oldest first."""
+        return [m for m in self.messages if user_id in self.notified(m)]
+
+    def dms(self, user_id: str) -> list[Message]:
+        """The messages the app sent `user_id` in their direct conversation with it."""
+        dm = self._dms.get(user_id)
+        return [m for m in self.messages if m.channel == dm] if dm else []
 
     def posts(
         self,
@@ -361,7 +495,7 @@ class FakeSlack:
     async def _answer_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         try:
-            args = await _read_args(request)
+            args, as_json = await _read_args(request)
         except ValueError:
             self._record(method, {}, ok=False, error="invalid_json")
             return web.json_response({"ok": False, "error": "invalid_json"})
@@ -374,10 +508,16 @@ class FakeSlack:
                 method, args, ok=False, error="ratelimited" if fault.status == 429 else f"http_{fault.status}"
             )
             return _fault_response(fault)
+        against_spec = slackspec.problems(method, args, json_body=as_json)
+        self.problems.extend(against_spec)
         try:
+            if method not in slackspec.methods():
+                raise SlackError("unknown_method")
             self._authorize(method, token)
             if fault is not None:
                 raise SlackError(fault.error or "fatal_error")
+            if against_spec:
+                raise SlackError("invalid_arguments", response_metadata={"messages": against_spec})
             handler = self._methods.get(method)
             if handler is None:
                 self.problems.append(f"{method}: not implemented by the fake (unknown_method)")
@@ -385,7 +525,13 @@ class FakeSlack:
             body = {"ok": True, **handler(args)}
         except SlackError as e:
             body = {"ok": False, "error": e.error, **e.extra}
-        self._record(method, args, ok=body["ok"], error=body.get("error"))
+        lost = self._lost.get(method, 0) > 0
+        self._record(method, args, ok=body["ok"], error=body.get("error"), answered=not lost)
+        if lost:
+            self._lost[method] -= 1
+            if request.transport is not None:
+                request.transport.abort()  # done, but the answer never leaves
+            raise web.HTTPServiceUnavailable()  # nothing reaches the client: its connection is gone
         return web.json_response(body)
 
     async def _on_upload(self, request: web.Request) -> web.Response:
@@ -426,8 +572,10 @@ class FakeSlack:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _record(self, method: str, args: dict, *, ok: bool, error: str | None) -> None:
-        self.calls.append(Call(method=method, args=args, ok=ok, error=error, at=time.monotonic()))
+    def _record(self, method: str, args: dict, *, ok: bool, error: str | None, answered: bool = True) -> None:
+        self.calls.append(
+            Call(method=method, args=args, ok=ok, error=error, at=time.monotonic(), answered=answered)
+        )
 
     def _next_fault(self, method: str) -> _Fault | None:
         queue = self._faults.get(method)
@@ -437,11 +585,15 @@ class FakeSlack:
         if not token:
             raise SlackError("not_authed")
         wanted = ("xapp-",) if method == "apps.connections.open" else ("xoxb-", "xoxp-")
-        if token.startswith(wanted):
-            return
-        if token.startswith(("xapp-", "xoxb-", "xoxp-")):
-            raise SlackError("not_allowed_token_type")
-        raise SlackError("invalid_auth")
+        if not token.startswith(wanted):
+            if token.startswith(("xapp-", "xoxb-", "xoxp-")):
+                raise SlackError("not_allowed_token_type")
+            raise SlackError("invalid_auth")
+        if self._revoked is not None and not token.startswith("xapp-"):
+            error, ends = self._revoked
+            if ends is None or time.monotonic() < ends:
+                raise SlackError(error)
+            self._revoked = None
 
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):08X}"
@@ -464,12 +616,30 @@ class FakeSlack:
             and channel_id.startswith(("U", "W"))
             and channel_id not in self.channels
         ):
-            if channel_id not in self._dms:
-                dm = Channel(id=self._new_id("D"), name=channel_id, members={channel_id, self.bot_user_id})
-                self.channels[dm.id] = dm
-                self._dms[channel_id] = dm.id
-            return self.channels[self._dms[channel_id]]
+            if not self._is_person(channel_id):
+                raise SlackError("channel_not_found")
+            return self._dm(channel_id)
         return self._channel(channel_id)
+
+    def _dm(self, user_id: str) -> Channel:
+        """The app's direct conversation with `user_id`, opened on first use, with one stable id."""
+        if user_id not in self._dms:
+            dm = Channel(
+                id=self._new_id("D"),
+                name=user_id,
+                members={user_id, self.bot_user_id},
+                creator=self.bot_user_id,
+                user=user_id,
+            )
+            self.channels[dm.id] = dm
+            self._dms[user_id] = dm.id
+        return self.channels[self._dms[user_id]]
+
+    def _is_person(self, user_id: str) -> bool:
+        """A user the workspace has: any U.../W... id until a test adds users, then only those."""
+        if self.users:
+            return user_id in self.users
+        return user_id.startswith(("U", "W")) and user_id != self.bot_user_id
 
     def _channel_json(self, channel: Channel) -> dict:
         is_im = channel.id.startswith("D")
@@ -484,7 +654,7 @@ class FakeSlack:
             "is_general": False,
             "is_member": self.bot_user_id in channel.members,
             "created": channel.created,
-            "creator": self.bot_user_id,
+            "creator": channel.creator,
             "name_normalized": channel.name,
             "topic": {
                 "value": channel.topic,
@@ -493,6 +663,7 @@ class FakeSlack:
             },
             "purpose": {"value": "", "creator": "", "last_set": 0},
             "num_members": len(channel.members),
+            **({"user": channel.user} if channel.user else {}),
         }
 
     def _message_json(self, message: Message) -> dict:
@@ -511,6 +682,15 @@ class FakeSlack:
             body["metadata"] = message.metadata
         if message.thread_ts:
             body["thread_ts"] = message.thread_ts
+        channel = self.channels.get(message.channel)
+        replies = [m for m in channel.messages if m.thread_ts == message.ts] if channel else []
+        if replies and message.thread_ts in (None, message.ts):
+            body.update(
+                thread_ts=message.ts,
+                reply_count=len(replies),
+                reply_users=[self.bot_user_id],
+                latest_reply=replies[-1].ts,
+            )
         return body
 
     def _content(self, args: dict, where: str) -> tuple[str | None, list | None, dict | None]:
@@ -595,6 +775,95 @@ class FakeSlack:
     def _apps_connections_open(self, args: dict) -> dict:
         return {"url": f"ws://127.0.0.1:{self._port}/socket"}
 
+    def _users_info(self, args: dict) -> dict:
+        user_id = args.get("user")
+        if user_id == self.bot_user_id:
+            return {"user": self._bot_user()}
+        user = self.users.get(user_id) if isinstance(user_id, str) else None
+        if user is None:
+            raise SlackError("user_not_found")
+        return {"user": user}
+
+    def _bot_user(self) -> dict:
+        profile = {"display_name": "", "real_name": "tocsin", "bot_id": self.bot_id, "team": self.team_id}
+        return {
+            "id": self.bot_user_id,
+            "team_id": self.team_id,
+            "name": "tocsin",
+            "deleted": False,
+            "real_name": "tocsin",
+            "is_bot": True,
+            "is_app_user": False,
+            "profile": profile,
+        }
+
+    def _usergroups_list(self, args: dict) -> dict:
+        with_users = _flag(args.get("include_users"))
+        return {
+            "usergroups": [
+                {k: v for k, v in g.items() if with_users or k != "users"} for g in self.usergroups.values()
+            ]
+        }
+
+    def _usergroups_users_list(self, args: dict) -> dict:
+        group = self.usergroups.get(args.get("usergroup"))  # type: ignore[arg-type]
+        if group is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(group["users"])}
+
+    def _conversations_open(self, args: dict) -> dict:
+        """The app's DM with one person (`users`), or an existing DM by id (`channel`)."""
+        if args.get("channel"):
+            channel = self._channel(args["channel"])
+            if channel.user is None:
+                raise SlackError("channel_not_found")
+            already = True
+        else:
+            users = [u.strip() for u in str(args.get("users") or "").split(",") if u.strip()]
+            if not users:
+                raise SlackError("users_list_not_supplied")
+            if len(users) > 1:
+                self.problems.append(f"conversations.open: group DMs are not modelled by the fake ({users})")
+                raise SlackError("not_implemented")
+            if not self._is_person(users[0]):
+                raise SlackError("user_not_found")
+            already = users[0] in self._dms
+            channel = self._dm(users[0])
+        shown = self._channel_json(channel) if _flag(args.get("return_im")) else {"id": channel.id}
+        return {"channel": shown, **({"no_op": True, "already_open": True} if already else {})}
+
+    def _conversations_list(self, args: dict) -> dict:
+        """Channels by `types` (public_channel unless told), private ones only where the bot is a member,
+        paginated: `cursor` is where the next page starts."""
+        types = {t.strip() for t in str(args.get("types") or "public_channel").split(",") if t.strip()}
+        unknown = types - {"public_channel", "private_channel", "mpim", "im"}
+        if unknown:
+            raise SlackError("invalid_types", needed=",".join(sorted(unknown)))
+        limit = _limit(args, default=100, most=LIST_LIMIT)
+        listed = [
+            c
+            for c in self.channels.values()
+            if self._listed_as(c) in types
+            and not (_flag(args.get("exclude_archived")) and c.is_archived)
+            and (not c.is_private or self.bot_user_id in c.members)
+        ]
+        start = 0
+        if args.get("cursor"):
+            after = _decode_cursor(args["cursor"], "team:")
+            start = next((i for i, c in enumerate(listed) if c.id == after), len(listed))
+        page, rest = listed[start : start + limit], listed[start + limit :]
+        next_cursor = _encode_cursor(f"team:{rest[0].id}") if rest else ""
+        return {
+            "channels": [self._channel_json(c) for c in page],
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    @staticmethod
+    def _listed_as(channel: Channel) -> str:
+        if channel.user is not None:
+            return "im"
+        return "private_channel" if channel.is_private else "public_channel"
+
     def _conversations_create(self, args: dict) -> dict:
         name = args.get("name") or ""
         if not name:
@@ -610,28 +879,43 @@ class FakeSlack:
             name=name,
             members={self.bot_user_id},
             is_private=_flag(args.get("is_private")),
+            creator=self.bot_user_id,
         )
         self.channels[channel.id] = channel
         return {"channel": self._channel_json(channel)}
 
     def _conversations_invite(self, args: dict) -> dict:
+        """As Slack: the bot must be a member; unless `force` is set, one user who cannot be invited
+        (already a member, unknown, the bot itself) fails the call and nobody is invited."""
         channel = self._channel(args.get("channel"))
         users = [u.strip() for u in str(args.get("users") or "").split(",") if u.strip()]
         if not users:
             raise SlackError("no_user")
-        if self.bot_user_id in users:
-            raise SlackError("cant_invite_self")
-        if any(not u.startswith(("U", "W")) for u in users):
-            raise SlackError("user_not_found")
         if channel.is_archived:
             raise SlackError("is_archived")
-        if all(u in channel.members for u in users):
-            raise SlackError("already_in_channel")
-        channel.members.update(users)
-        return {"channel": self._channel_json(channel)}
+        self._require_member(channel)
+        if self.bot_user_id in users:
+            raise SlackError("cant_invite_self")
+        errors = []
+        for user in users:
+            if not self._is_person(user):
+                errors.append({"user": user, "ok": False, "error": "user_not_found"})
+            elif user in channel.members:
+                errors.append({"user": user, "ok": False, "error": "already_in_channel"})
+        failed = {e["user"] for e in errors}
+        invited = [u for u in users if u not in failed]
+        if errors and not (_flag(args.get("force")) and invited):
+            raise SlackError(errors[0]["error"], errors=errors)
+        channel.members.update(invited)
+        return {"channel": self._channel_json(channel), **({"errors": errors} if errors else {})}
+
+    def _require_member(self, channel: Channel) -> None:
+        if self.bot_user_id not in channel.members:
+            raise SlackError("not_in_channel")
 
     def _conversations_set_topic(self, args: dict) -> dict:
         channel = self._channel(args.get("channel"))
+        self._require_member(channel)
         topic = str(args.get("topic") or "")
         if len(topic) > MAX_TOPIC:
             raise SlackError("too_long")
@@ -663,32 +947,57 @@ class FakeSlack:
             body.pop("metadata", None)  # Slack only returns metadata when asked
         return body
 
-    def _conversations_history(self, args: dict) -> dict:
-        """Top-level messages, newest first, after `oldest` (exclusive)."""
+    def _readable(self, args: dict) -> Channel:
+        """A channel whose messages the bot may read: a bot token reads only where it is a member."""
         channel = self._channel(args.get("channel"))
-        oldest = float(args.get("oldest") or 0)
-        limit = int(args.get("limit") or 100)
+        self._require_member(channel)
+        return channel
+
+    def _conversations_history(self, args: dict) -> dict:
+        """Top-level messages between `oldest` and `latest` (exclusive unless `inclusive`), newest first."""
+        channel = self._readable(args)
         found = [
             m
             for m in reversed(channel.messages)
-            if float(m.ts) > oldest and (m.thread_ts is None or m.thread_ts == m.ts)
+            if (m.thread_ts is None or m.thread_ts == m.ts) and _in_range(m.ts, args)
         ]
-        return {
-            "messages": [self._history_json(m, args) for m in found[:limit]],
-            "has_more": len(found) > limit,
-        }
+        return self._page_of_messages(found, args)
 
     def _conversations_replies(self, args: dict) -> dict:
-        """The thread's parent, then its replies, oldest first."""
-        channel = self._channel(args.get("channel"))
-        parent = self._find_message(channel, args.get("ts"))
-        thread = [parent] + [m for m in channel.messages if m.thread_ts == parent.ts and m is not parent]
-        return {"messages": [self._history_json(m, args) for m in thread], "has_more": False}
+        """The thread's parent first, then its replies between `oldest` and `latest`, oldest first."""
+        channel = self._readable(args)
+        if not args.get("ts"):
+            raise SlackError("thread_not_found")
+        try:
+            parent = self._find_message(channel, args.get("ts"))
+        except SlackError:
+            raise SlackError("thread_not_found") from None
+        replies = [m for m in channel.messages if m.thread_ts == parent.ts and m is not parent]
+        return self._page_of_messages([parent, *(m for m in replies if _in_range(m.ts, args))], args)
+
+    def _page_of_messages(self, found: list[Message], args: dict) -> dict:
+        """One page of `found`, continued by `cursor` (the ts the page starts at)."""
+        limit = _limit(args, default=100, most=HISTORY_LIMIT)
+        start = 0
+        if args.get("cursor"):
+            ts = _decode_cursor(args["cursor"], "next_ts:")
+            start = next((i for i, m in enumerate(found) if m.ts == ts), len(found))
+        page, rest = found[start : start + limit], found[start + limit :]
+        body: dict[str, Any] = {
+            "messages": [self._history_json(m, args) for m in page],
+            "has_more": bool(rest),
+            "pin_count": 0,
+        }
+        if rest:
+            body["response_metadata"] = {"next_cursor": _encode_cursor(f"next_ts:{rest[0].ts}")}
+        return body
 
     def _chat_post_message(self, args: dict) -> dict:
         channel = self._destination(args.get("channel"))
         if channel.is_archived:
             raise SlackError("is_archived")
+        if channel.is_private:  # chat:write.public reaches public channels only
+            self._require_member(channel)
         text, blocks, metadata = self._content(args, f"chat.postMessage to {channel.id}")
         thread_ts = args.get("thread_ts") or None
         if thread_ts is not None:
@@ -700,7 +1009,9 @@ class FakeSlack:
             self.problems.append(
                 f"chat.postMessage to {channel.id}: channel message without metadata ({text!r})"
             )
-        message = Message(channel.id, self._new_ts(), text, blocks, metadata, thread_ts)
+        message = Message(
+            channel.id, self._new_ts(), text, blocks, metadata, thread_ts, members=frozenset(channel.members)
+        )
         channel.messages.append(message)
         self.messages.append(message)
         return {"channel": channel.id, "ts": message.ts, "message": self._message_json(message)}
@@ -836,11 +1147,14 @@ class FakeSlack:
 # ---------------------------------------------------------------------- helpers
 
 
-async def _read_args(request: web.Request) -> dict[str, Any]:
-    """Query args merged with a JSON or form body; JSON-string fields (blocks, view, ...) decoded."""
+async def _read_args(request: web.Request) -> tuple[dict[str, Any], bool]:
+    """(args, whether they came as JSON): query args merged with a JSON or form body, JSON-string fields
+    (blocks, view, ...) decoded."""
     args: dict[str, Any] = dict(request.query)
+    as_json = False
     if request.method == "POST" and request.can_read_body:
         if request.content_type == "application/json":
+            as_json = True
             body = await request.json()
             if isinstance(body, dict):
                 args.update(body)
@@ -852,7 +1166,75 @@ async def _read_args(request: web.Request) -> dict[str, Any]:
         if isinstance(value, str) and value.lstrip().startswith(("[", "{")):
             with contextlib.suppress(ValueError):  # a bad string stays; the method's validation rejects it
                 args[key] = json.loads(value)
-    return args
+    return args, as_json
+
+
+def mrkdwn_texts(node: Any) -> list[str]:
+    """Every mrkdwn text object's text in a block tree (plain_text is shown literally: it pings nobody)."""
+    if isinstance(node, list):
+        return [t for item in node for t in mrkdwn_texts(item)]
+    if isinstance(node, dict):
+        own = [node["text"]] if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str) else []
+        return own + [t for value in node.values() for t in mrkdwn_texts(value)]
+    return []
+
+
+def _rich_text_mentions(node: Any, usergroups: dict[str, dict], members: frozenset[str]) -> set[str]:
+    """Users a rich_text block mentions with its user, usergroup and broadcast elements."""
+    found: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            found |= _rich_text_mentions(item, usergroups, members)
+    elif isinstance(node, dict):
+        kind = node.get("type")
+        if kind == "user" and isinstance(node.get("user_id"), str):
+            found.add(node["user_id"])
+        elif kind == "usergroup":
+            found.update(usergroups.get(node.get("usergroup_id"), {}).get("users", []))  # type: ignore[arg-type]
+        elif kind == "broadcast":
+            found |= members
+        for value in node.values():
+            if isinstance(value, list | dict):
+                found |= _rich_text_mentions(value, usergroups, members)
+    return found
+
+
+def _in_range(ts: str, args: dict) -> bool:
+    """Whether `ts` lies between args' `oldest` and `latest` (exclusive unless `inclusive` is set)."""
+    try:
+        oldest = float(args.get("oldest") or 0)
+    except (TypeError, ValueError):
+        raise SlackError("invalid_ts_oldest") from None
+    try:
+        latest = float(args["latest"]) if args.get("latest") else float("inf")
+    except (TypeError, ValueError):
+        raise SlackError("invalid_ts_latest") from None
+    at = float(ts)
+    if _flag(args.get("inclusive")):
+        return oldest <= at <= latest
+    return oldest < at < latest
+
+
+def _limit(args: dict, *, default: int, most: int) -> int:
+    try:
+        limit = int(args.get("limit") or default)
+    except (TypeError, ValueError):
+        raise SlackError("invalid_limit") from None
+    return max(1, min(limit, most))
+
+
+def _encode_cursor(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+def _decode_cursor(cursor: Any, prefix: str) -> str:
+    try:
+        value = base64.b64decode(str(cursor), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise SlackError("invalid_cursor") from None
+    if not value.startswith(prefix):
+        raise SlackError("invalid_cursor")
+    return value.removeprefix(prefix)
 
 
 def _bearer(request: web.Request) -> str | None:

@@ -14,6 +14,7 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
@@ -25,6 +26,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from tests import slackspec
 from tests.fakeslack import FakeSlack
 from tests.signed import SlackRequests, load_payload, select, text_input
 
@@ -96,6 +98,14 @@ async def error_of(call: Any) -> str:
     return info.value.response["error"]
 
 
+async def succeeds(call: Any) -> bool:
+    try:
+        await call
+    except SlackApiError:
+        return False
+    return True
+
+
 # ---------------------------------------------------------------------- auth
 
 
@@ -113,8 +123,14 @@ async def test_calls_without_a_bot_token_are_refused(fake: FakeSlack) -> None:
 
 
 async def test_unknown_methods_are_a_problem(fake: FakeSlack, client: AsyncWebClient) -> None:
-    assert await error_of(client.api_call("reactions.add", json={"name": "eyes"})) == "unknown_method"
-    assert fake.problems and "reactions.add" in fake.problems[0]
+    assert await error_of(client.api_call("incidents.declare", json={"title": "x"})) == "unknown_method"
+    assert fake.problems == ["incidents.declare: no such Web API method (unknown_method)"]
+    fake.problems.clear()
+
+    # a method Slack has but the fake does not model is answered unknown_method too, and named as such
+    reaction = {"channel": "C_OPS", "timestamp": "1.000001", "name": "eyes"}
+    assert await error_of(client.api_call("reactions.add", json=reaction)) == "unknown_method"
+    assert fake.problems == ["reactions.add: not implemented by the fake (unknown_method)"]
 
 
 # ---------------------------------------------------------------------- messages
@@ -330,6 +346,287 @@ async def test_invite_topic_info_join_archive(fake: FakeSlack, client: AsyncWebC
         await error_of(client.chat_postMessage(channel=channel_id, text="t", metadata=META)) == "is_archived"
     )
     assert await error_of(client.conversations_archive(channel=channel_id)) == "already_archived"
+
+
+# ---------------------------------------------------------------------- people, membership, notifications
+
+
+async def test_users_and_usergroups(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_user("U0CAROL", "carol", display_name="Carol D", real_name="Carol Danvers")
+    fake.add_user("U0DAN", "dan")
+    fake.add_usergroup("S0SRE", "sre", ["U0CAROL", "U0DAN"])
+
+    carol = (await client.users_info(user="U0CAROL"))["user"]
+    assert (carol["name"], carol["profile"]["display_name"], carol["profile"]["real_name"]) == (
+        "carol",
+        "Carol D",
+        "Carol Danvers",
+    )
+    dan = (await client.users_info(user="U0DAN"))["user"]
+    assert (dan["profile"]["display_name"], dan["profile"]["real_name"]) == ("", "dan")  # never chose one
+    assert (await client.users_info(user="UBOT"))["user"]["is_bot"] is True
+    assert await error_of(client.users_info(user="U0NOBODY")) == "user_not_found"
+
+    assert (await client.usergroups_users_list(usergroup="S0SRE"))["users"] == ["U0CAROL", "U0DAN"]
+    assert await error_of(client.usergroups_users_list(usergroup="S0NOPE")) == "no_such_subteam"
+    [group] = (await client.usergroups_list())["usergroups"]
+    assert (group["id"], group["handle"], group["user_count"], "users" in group) == ("S0SRE", "sre", 2, False)
+    assert (await client.usergroups_list(include_users=True))["usergroups"][0]["users"] == [
+        "U0CAROL",
+        "U0DAN",
+    ]
+
+
+async def test_a_message_keeps_who_was_a_member_when_it_was_posted(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    channel = (await client.conversations_create(name="inc-7"))["channel"]["id"]
+    created = fake.channels[channel]
+    assert (created.creator, created.members) == ("UBOT", {"UBOT"})
+    await client.chat_postMessage(channel=channel, text="Paging <@U0CAROL>", metadata=META)
+    await client.conversations_invite(channel=channel, users="U0CAROL")
+    await client.chat_postMessage(channel=channel, text="Paging <@U0CAROL|carol> again", metadata=META)
+
+    before, after = fake.messages
+    assert before.members == frozenset({"UBOT"}) and after.members == frozenset({"UBOT", "U0CAROL"})
+    assert fake.notified(before) == set()  # Slack does not notify a mentioned non-member
+    assert fake.notified(after) == {"U0CAROL"}
+    assert fake.reached("U0CAROL") == [after]
+
+
+async def test_who_a_message_notifies(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops", members=["UBOT", "U0CAROL", "U0DAN", "U0ERIN", "U0FRED"])
+    fake.add_usergroup("S0SRE", "sre", ["U0DAN", "U0OUTSIDER"])
+    post = client.chat_postMessage
+
+    in_blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "commander <@U0CAROL>"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "paged <!subteam^S0SRE|@sre>"}]},
+        {"type": "section", "text": {"type": "plain_text", "text": "<@U0ERIN> in plain text is literal"}},
+    ]
+    blocks = await post(channel="C_OPS", text="Incident #7", blocks=in_blocks, metadata=META)
+    inert = await post(
+        channel="C_OPS", text="R&amp;D said &lt;!channel&gt; and &lt;@U0FRED&gt;", metadata=META
+    )
+    everyone = await post(channel="C_OPS", text="<!here> standup", metadata=META)
+
+    notified = {m.ts: fake.notified(m) for m in fake.messages}
+    assert notified[blocks["ts"]] == {"U0CAROL", "U0DAN"}  # a group pages its members who are in the channel
+    assert notified[inert["ts"]] == set()  # escaped markup pings nobody
+    assert notified[everyone["ts"]] == {"U0CAROL", "U0DAN", "U0ERIN", "U0FRED"}
+
+    await client.chat_update(channel="C_OPS", ts=inert["ts"], text="now <@U0FRED>", metadata=META)
+    assert fake.notified(fake.messages[1]) == set()  # an edit notifies nobody
+    assert [m.ts for m in fake.reached("U0FRED")] == [everyone["ts"]]
+
+
+async def test_invite_is_as_strict_as_slack(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_user("U0CAROL", "carol")
+    fake.add_user("U0DAN", "dan")
+    channel = (await client.conversations_create(name="inc-7"))["channel"]["id"]
+    await client.conversations_invite(channel=channel, users="U0CAROL")
+
+    # one user who cannot be invited fails the whole call: nobody is invited
+    with pytest.raises(SlackApiError) as info:
+        await client.conversations_invite(channel=channel, users=["U0CAROL", "U0DAN"])
+    assert info.value.response["error"] == "already_in_channel"
+    assert info.value.response["errors"] == [{"user": "U0CAROL", "ok": False, "error": "already_in_channel"}]
+    assert fake.channels[channel].members == {"UBOT", "U0CAROL"}
+    assert await error_of(client.conversations_invite(channel=channel, users="U0NOBODY")) == "user_not_found"
+
+    # force invites whoever can be invited and lists the rest
+    forced = await client.conversations_invite(channel=channel, users=["U0CAROL", "U0DAN"], force=True)
+    assert forced["errors"] == [{"user": "U0CAROL", "ok": False, "error": "already_in_channel"}]
+    assert fake.channels[channel].members == {"UBOT", "U0CAROL", "U0DAN"}
+
+    # the bot can only invite into, set the topic of and read channels it is a member of
+    fake.add_channel("C_GENERAL", "general", members=["U0CAROL"])
+    for call in (
+        client.conversations_invite(channel="C_GENERAL", users="U0DAN"),
+        client.conversations_setTopic(channel="C_GENERAL", topic="Incident #7"),
+        client.conversations_history(channel="C_GENERAL"),
+    ):
+        assert await error_of(call) == "not_in_channel"
+    assert fake.problems == []
+
+
+async def test_direct_messages(fake: FakeSlack, client: AsyncWebClient) -> None:
+    opened = await client.conversations_open(users="U0CAROL")
+    dm = opened["channel"]["id"]
+    again = await client.conversations_open(users="U0CAROL", return_im=True)
+    assert dm.startswith("D") and again["channel"]["id"] == dm and again["already_open"] is True
+    assert (again["channel"]["is_im"], again["channel"]["user"]) == (True, "U0CAROL")
+
+    await client.chat_postMessage(channel=dm, text="You are paged for <#C0OPS|ops>")
+    by_user = await client.chat_postMessage(channel="U0CAROL", text="Still paged")
+    assert by_user["channel"] == dm
+    assert [m.text for m in fake.dms("U0CAROL")] == ["You are paged for <#C0OPS|ops>", "Still paged"]
+    assert all(fake.notified(m) == {"U0CAROL"} for m in fake.dms("U0CAROL"))
+    assert fake.dms("U0DAN") == [] and fake.problems == []  # DMs need no metadata
+
+    fake.add_user("U0CAROL", "carol")  # once the fake knows its people, others are not found
+    assert await error_of(client.conversations_open(users="U0NOBODY")) == "user_not_found"
+    assert await error_of(client.chat_postMessage(channel="U0NOBODY", text="hi")) == "channel_not_found"
+
+
+# ---------------------------------------------------------------------- history and channel lists
+
+
+async def test_history_returns_what_was_posted_with_metadata_when_asked(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake.add_channel("C_OPS", "ops", members=["UBOT"])
+    posted = []
+    for n in range(5):
+        meta = {"event_type": "incident_updated", "event_payload": {"incident_id": 7, "n": n}}
+        posted.append(
+            (await client.chat_postMessage(channel="C_OPS", text=f"update {n}", metadata=meta))["ts"]
+        )
+    await client.chat_postMessage(channel="C_OPS", text="a reply", thread_ts=posted[0], metadata=META)
+
+    plain = await client.conversations_history(channel="C_OPS")
+    assert [m["text"] for m in plain["messages"]] == [f"update {n}" for n in (4, 3, 2, 1, 0)]  # newest first
+    assert all("metadata" not in m for m in plain["messages"])
+    assert plain["messages"][-1]["reply_count"] == 1
+
+    rich = await client.conversations_history(channel="C_OPS", include_all_metadata=True)
+    assert [m["metadata"]["event_payload"]["n"] for m in rich["messages"]] == [4, 3, 2, 1, 0]
+
+    window = await client.conversations_history(channel="C_OPS", oldest=posted[1], latest=posted[4])
+    assert [m["ts"] for m in window["messages"]] == [posted[3], posted[2]]  # both ends exclusive
+    inclusive = await client.conversations_history(
+        channel="C_OPS", oldest=posted[1], latest=posted[4], inclusive=True
+    )
+    assert [m["ts"] for m in inclusive["messages"]] == posted[4:0:-1]
+
+    first = await client.conversations_history(channel="C_OPS", limit=2)
+    assert first["has_more"] is True and [m["ts"] for m in first["messages"]] == [posted[4], posted[3]]
+    cursor = first["response_metadata"]["next_cursor"]
+    rest = await client.conversations_history(channel="C_OPS", limit=10, cursor=cursor)
+    assert rest["has_more"] is False and [m["ts"] for m in rest["messages"]] == posted[2::-1]
+
+    thread = await client.conversations_replies(channel="C_OPS", ts=posted[0], include_all_metadata=True)
+    assert [m["text"] for m in thread["messages"]] == ["update 0", "a reply"]  # parent, then oldest first
+    assert thread["messages"][1]["metadata"] == META
+    assert await error_of(client.conversations_replies(channel="C_OPS", ts="1.000001")) == "thread_not_found"
+    assert (
+        await error_of(client.conversations_history(channel="C_OPS", cursor="bm9wZQ==")) == "invalid_cursor"
+    )
+
+
+async def test_conversations_list_and_info(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_GENERAL", "general")
+    fake.add_channel("C_SECRET", "secret", is_private=True)
+    made = [(await client.conversations_create(name=f"inc-{n}"))["channel"]["id"] for n in range(3)]
+    await client.conversations_archive(channel=made[0])
+    await client.conversations_open(users="U0CAROL")
+
+    seen, cursor = [], None
+    while True:
+        page = await client.conversations_list(limit=2, cursor=cursor)
+        seen += page["channels"]
+        cursor = page["response_metadata"]["next_cursor"]
+        if not cursor:
+            break
+    assert [c["id"] for c in seen] == ["C_GENERAL", *made]  # not the private channel, nor DMs
+    assert [(c["name"], c["creator"], c["is_archived"]) for c in seen] == [
+        ("general", "U0ADMIN", False),
+        ("inc-0", "UBOT", True),
+        ("inc-1", "UBOT", False),
+        ("inc-2", "UBOT", False),
+    ]
+    assert all(isinstance(c["created"], int) for c in seen)
+    live = await client.conversations_list(exclude_archived=True, types="public_channel,im")
+    assert [c["name"] for c in live["channels"]] == ["general", "inc-1", "inc-2", "U0CAROL"]
+
+    info = (await client.conversations_info(channel=made[1]))["channel"]
+    assert (info["id"], info["name"], info["creator"], info["is_member"]) == (made[1], "inc-1", "UBOT", True)
+    assert await error_of(client.conversations_info(channel="C_NOPE")) == "channel_not_found"
+
+
+# ---------------------------------------------------------------------- tokens and lost answers
+
+
+async def test_a_revoked_token_fails_every_call_for_a_while(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    fake.revoke_token()
+    assert await error_of(client.auth_test()) == "token_revoked"
+    assert (
+        await error_of(client.chat_postMessage(channel="C_OPS", text="t", metadata=META)) == "token_revoked"
+    )
+    socket_mode = AsyncWebClient(token="xapp-1-test", base_url=fake.api_url)
+    assert (await socket_mode.apps_connections_open(app_token="xapp-1-test"))["ok"]  # another token
+    fake.restore_token()
+    assert (await client.auth_test())["ok"]
+
+    fake.revoke_token("invalid_auth", seconds=0.3)
+    revoked_at = time.monotonic()
+    assert await error_of(client.auth_test()) == "invalid_auth"
+    while not await succeeds(client.auth_test()):  # a bounded poll: the window ends by itself
+        assert time.monotonic() < revoked_at + 2, fake.summary()
+        await asyncio.sleep(0.05)
+    assert time.monotonic() - revoked_at >= 0.3
+    errors = [c.error for c in fake.calls_of("auth.test")]
+    assert errors[:2] == ["token_revoked", None] and set(errors[2:-1]) == {"invalid_auth"}
+    assert errors[-1] is None and fake.messages == []
+
+
+async def test_a_lost_answer_still_takes_effect(fake: FakeSlack, client: AsyncWebClient) -> None:
+    once = AsyncWebClient(token="xoxb-test", base_url=fake.api_url, retry_handlers=[])
+    fake.lose_answer("conversations.create")
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await once.conversations_create(name="inc-7")
+    assert [c.name for c in fake.channels.values()] == ["inc-7"]  # Slack made it all the same
+    [call] = fake.calls
+    assert (call.method, call.ok, call.answered) == ("conversations.create", True, False)
+
+    # a client that retries a dropped connection (slack_sdk's default, and bot/slack.py's) meets the
+    # channel its first try made
+    retrying = AsyncWebClient(
+        token="xoxb-test", base_url=fake.api_url, retry_handlers=[AsyncConnectionErrorRetryHandler()]
+    )
+    fake.lose_answer("conversations.create")
+    assert await error_of(retrying.conversations_create(name="inc-8")) == "name_taken"
+    assert [c.name for c in fake.channels.values()] == ["inc-7", "inc-8"]
+    assert (await client.auth_test())["ok"]  # only the scripted answers are lost
+
+
+# ---------------------------------------------------------------------- Slack's description of its Web API
+
+
+async def test_calls_are_held_against_slacks_description(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops", members=["UBOT"])
+    unknown_arg = client.chat_postMessage(channel="C_OPS", text="t", metadata=META, colour="red")
+    assert await error_of(unknown_arg) == "invalid_arguments"
+    missing = client.api_call("chat.postMessage", json={"text": "to nowhere", "metadata": META})
+    assert await error_of(missing) == "invalid_arguments"
+    as_json = client.api_call("conversations.history", json={"channel": "C_OPS"})
+    assert await error_of(as_json) == "invalid_arguments"
+    assert await error_of(client.api_call("chat.postMessages", json={"channel": "C_OPS"})) == "unknown_method"
+    assert fake.messages == []
+    assert [p.split(" (")[0] for p in fake.problems] == [
+        "chat.postMessage: unknown argument(s) colour; it takes as_user, attachments, blocks, channel, "
+        "icon_emoji, icon_url, link_names, metadata, mrkdwn, parse, reply_broadcast, team_id, text, "
+        "thread_ts, unfurl_links, unfurl_media, username",
+        "chat.postMessage: missing required argument(s) channel",
+        "conversations.history: sent as JSON, which this method does not read; send a form",
+        "chat.postMessages: no such Web API method",
+    ]
+    fake.problems.clear()
+
+
+def test_later_additions_are_apart_from_the_2020_description() -> None:
+    described = json.loads(slackspec.SPEC.read_text())["paths"]
+    for name in slackspec.LATER_METHODS:
+        assert f"/{name}" not in described
+        assert slackspec.methods()[name].doc == f"https://api.slack.com/methods/{name}"
+    for name, arguments in slackspec.LATER_ARGUMENTS.items():
+        given = {p["name"] for op in described[f"/{name}"].values() for p in op["parameters"]}
+        assert not given & set(arguments)
+        assert all(url == f"https://api.slack.com/methods/{name}" for url in arguments.values())
+    assert {"files.getUploadURLExternal", "files.completeUploadExternal", "openid.connect.token"} <= set(
+        slackspec.LATER_METHODS
+    )
 
 
 # ---------------------------------------------------------------------- views
