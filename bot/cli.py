@@ -10,16 +10,27 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from bot import logs, operator
+from bot import logs, operator, preflight
 from bot.app import Tocsin
-from bot.config import DEFAULT_CONFIG, ConfigError, Settings, load_policy, load_settings
+from bot.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    Settings,
+    find_config,
+    load_settings,
+    parse_policy,
+    placeholders,
+    read_document,
+    slack_references,
+)
 from bot.manifest import render
 from bot.worker import WorkerProcess
 from bot.worker import wake_on_stdin as wake_on_stdin_pipe
+from handlers.render import TemplatesMissing, check_templates
 from store.db import in_memory
 
 log = logging.getLogger("tocsin")
@@ -27,6 +38,7 @@ log = logging.getLogger("tocsin")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tocsin", description="Incident management in Slack.")
+    parser.add_argument("--version", action="version", version=f"tocsin {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve Slack's HTTP requests at /slack/events")
     serve.add_argument("--host", default="0.0.0.0")
@@ -56,6 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     pir_cmd.add_argument("incident", help="e.g. INC-7")
     check = commands.add_parser("check-config", help="validate app.yaml")
     check.add_argument("path", nargs="?", help=f"default: $TOCSIN_CONFIG or {DEFAULT_CONFIG}")
+    check.add_argument(
+        "--live",
+        action="store_true",
+        help="also ask Slack, with SLACK_BOT_TOKEN, whether it knows each channel, user and user group id",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "manifest":
@@ -65,15 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render(url=args.url, socket=args.socket), end="")
         return 0
     if args.command == "check-config":
-        path = Path(args.path or os.environ.get("TOCSIN_CONFIG") or DEFAULT_CONFIG)
-        try:
-            load_policy(path)
-        except ConfigError as error:
-            for line in error.problems:
-                print(line, file=sys.stderr)
-            return 1
-        print(f"{path}: ok")
-        return 0
+        return _check_config(args.path, live=args.live)
 
     mode = {"serve": "http", "socket": "socket", "worker": "worker"}.get(args.command, "store")
     try:
@@ -82,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in error.problems:
             print(line, file=sys.stderr)
         return 2
+    try:
+        check_templates()
+    except TemplatesMissing as error:
+        print(f"tocsin: {error}", file=sys.stderr)
+        return 1
     if mode == "store":
         try:
             return asyncio.run(
@@ -96,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except operator.OperatorError as error:
             print(f"tocsin {args.command}: {error}", file=sys.stderr)
             return 1
-    logs.configure(os.environ.get("TOCSIN_LOG_LEVEL", "INFO"))
+    logs.configure(settings.log_level)
     try:
         if mode == "http":
             asyncio.run(_serve(settings, args.host, args.port, worker=args.worker))
@@ -114,6 +128,54 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 class StartupError(Exception):
     pass
+
+
+def _version() -> str:
+    try:
+        return version("tocsin")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(version unknown: not installed)"
+
+
+def _check_config(given: str | None, *, live: bool) -> int:
+    """Exit 0 when app.yaml is usable (placeholder ids are warnings), 2 when it, or with --live an id in
+    it or SLACK_BOT_TOKEN, needs fixing, and 1 when --live could not reach Slack to check."""
+    try:
+        path = find_config(os.environ, given)
+        document = read_document(path)
+        parse_policy(document)
+    except ConfigError as error:
+        print("\n".join(error.problems), file=sys.stderr)
+        return 2
+    references = slack_references(document)
+    for line in placeholders(references):
+        print(f"warning: {line}", file=sys.stderr)
+    if not live:
+        print(f"{path}: ok")
+        return 0
+    try:
+        settings = load_settings({**os.environ, "TOCSIN_CONFIG": str(path)}, mode="worker")
+    except ConfigError as error:
+        print("\n".join(error.problems), file=sys.stderr)
+        return 2
+    try:
+        problems = asyncio.run(
+            preflight.check(references, token=settings.bot_token, base_url=settings.slack_api_url)
+        )
+    except preflight.TokenRefused as error:
+        print(
+            f"SLACK_BOT_TOKEN: Slack refuses it ({error}); set the app's Bot User OAuth Token",
+            file=sys.stderr,
+        )
+        return 2
+    except preflight.SlackUnreachable as error:
+        print(f"check-config --live: cannot reach Slack to check ({error})", file=sys.stderr)
+        return 1
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
+    print(f"{path}: ok, and Slack knows all {len({r.id for r in references})} ids it names")
+    return 0
 
 
 def _settle_heap() -> None:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.logs import LEVELS
 from store.policy import (
     AUTO_RESOLVE_CODES,
     IMPACTS,
@@ -37,6 +38,9 @@ _SLACK_ID = re.compile(r"[UWSCG][A-Z0-9]{2,}")
 _CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _NAME_FIELDS = {"number", "slug", "prefix"}
 _ALERT_TOKEN = re.compile(r"[\x21-\x7e]{16,}")  # printable ASCII, no spaces: it travels in a header
+# The shipped app.yaml's made-up ids (C0123ANNOUNCE, U0123ONCALL, S0123TIER1, ...): left in, they page nobody.
+PLACEHOLDER = re.compile(r"[CGUWS]0123[A-Z0-9]+")
+_KINDS = {"C": "channel", "G": "channel", "U": "user", "W": "user", "S": "usergroup"}
 
 
 class ConfigError(Exception):
@@ -57,6 +61,16 @@ class Settings:
     database_url: str
     config_path: Path
     alert_token: str | None = None  # TOCSIN_ALERT_TOKEN; None: the /alerts/* endpoints are off
+    log_level: str = "INFO"  # TOCSIN_LOG_LEVEL, one of bot.logs.LEVELS
+
+
+@dataclass(frozen=True)
+class SlackReference:
+    """A channel, user or user group id that app.yaml names, and where."""
+
+    path: str  # e.g. escalation.levels[1].notify[0]
+    id: str
+    kind: str  # "channel", "user" or "usergroup"
 
 
 def parse_duration(value: Any) -> timedelta | None:
@@ -430,18 +444,119 @@ def _alert_policy(
     )
 
 
-def load_policy(path: Path) -> Policy:
+def slack_references(document: Any) -> list[SlackReference]:
+    """Every channel, user and user group id in app.yaml's content, in file order, with its key path."""
+    top = _mapping(document)
+    found: list[tuple[str, Any]] = [
+        ("channels.announce", _mapping(top.get("channels")).get("announce")),
+        ("channels.leadership", _mapping(top.get("channels")).get("leadership")),
+    ]
+    for i, level in enumerate(_list(_mapping(top.get("escalation")).get("levels"))):
+        found += [
+            (f"escalation.levels[{i}].notify[{j}]", t)
+            for j, t in enumerate(_list(_mapping(level).get("notify")))
+        ]
+    found += [
+        (f"permissions.admins[{i}]", a)
+        for i, a in enumerate(_list(_mapping(top.get("permissions")).get("admins")))
+    ]
+    found.append(
+        ("reports.digest.channel", _mapping(_mapping(top.get("reports")).get("digest")).get("channel"))
+    )
+    return [
+        SlackReference(path=path, id=value, kind=_KINDS[value[0]])
+        for path, value in found
+        if isinstance(value, str) and value[:1] in _KINDS
+    ]
+
+
+def placeholders(references: list[SlackReference]) -> list[str]:
+    """A warning for each id that looks like one of the shipped app.yaml's placeholders."""
+    return [
+        f'{reference.path}: "{reference.id}" looks like a placeholder from the shipped app.yaml: '
+        f"replace it with a real {reference.kind.replace('usergroup', 'user group')} id"
+        for reference in references
+        if PLACEHOLDER.fullmatch(reference.id)
+    ]
+
+
+def _mapping(node: Any) -> Mapping[str, Any]:
+    return node if isinstance(node, dict) else {}
+
+
+def _list(node: Any) -> list[Any]:
+    return node if isinstance(node, list) else []
+
+
+def find_config(environ: Mapping[str, str], given: str | None = None) -> Path:
+    """The app.yaml to read: `given` (check-config's argument), else TOCSIN_CONFIG, else ./app.yaml."""
+    if given or environ.get("TOCSIN_CONFIG"):
+        return Path(given or environ["TOCSIN_CONFIG"])
+    path = Path(DEFAULT_CONFIG)
+    if not path.exists():
+        raise ConfigError(
+            [
+                f"TOCSIN_CONFIG: is not set, and there is no {path} in {Path.cwd()} "
+                "(set TOCSIN_CONFIG to the path of your app.yaml)"
+            ]
+        )
+    return path
+
+
+def read_document(path: Path) -> Any:
+    """app.yaml's content. Refuses, naming the file, one that cannot be read, is not YAML or is empty,
+    and, naming the key and its lines, a key given twice in one mapping (PyYAML would keep the last)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError([f"{path}: cannot be read ({error.strerror or error})"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
+        raise ConfigError([f"{path}: cannot be read ({reason or error})"]) from None
+    loader = yaml.SafeLoader(text)
     try:
-        raw = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is not None:
+            duplicates: list[str] = []
+            _find_duplicates(node, "", duplicates, set())
+            if duplicates:
+                raise ConfigError(duplicates)
+        document = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError([f"{path}: is not valid YAML{where}"]) from None
-    return parse_policy(raw)
+    finally:
+        loader.dispose()
+    if document is None:
+        raise ConfigError(
+            [
+                f"{path}: is empty (it must set at least priorities, priority_matrix, escalation, categories and codes)"
+            ]
+        )
+    return document
+
+
+def _find_duplicates(node: yaml.Node, path: str, problems: list[str], seen: set[int]) -> None:
+    if id(node) in seen:  # an alias: its node was walked where its anchor is
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults` merges keys that the mapping itself may override
+            where = _join(path, key.value)
+            line = key.start_mark.line + 1
+            first = lines.setdefault((key.tag, key.value), line)
+            if first != line:
+                problems.append(f"{where}: is given twice, at lines {first} and {line} (keep one)")
+            _find_duplicates(value, where, problems, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _find_duplicates(item, f"{path}[{index}]", problems, seen)
+
+
+def load_policy(path: Path) -> Policy:
+    return parse_policy(read_document(path))
 
 
 def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings:
@@ -470,15 +585,19 @@ def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings
             "DATABASE_URL: must start with sqlite:// (e.g. sqlite:///./tocsin.db) or postgresql:// "
             "(e.g. postgresql://user:password@host/db)"
         )
-    config_path = Path(environ.get("TOCSIN_CONFIG") or DEFAULT_CONFIG)
+    given_level = environ.get("TOCSIN_LOG_LEVEL", "").strip()
+    log_level = given_level.upper() or "INFO"
+    if log_level not in LEVELS:
+        problems.append(f'TOCSIN_LOG_LEVEL: "{given_level}" is not one of {", ".join(LEVELS)}')
     alert_token = environ.get("TOCSIN_ALERT_TOKEN", "").strip() or None
     if alert_token is not None and not _ALERT_TOKEN.fullmatch(alert_token):
         problems.append(
             "TOCSIN_ALERT_TOKEN: must be at least 16 printable characters without spaces "
             "(e.g. the output of `openssl rand -hex 32`)"
         )
-    policy = None
+    policy, config_path = None, Path(DEFAULT_CONFIG)
     try:
+        config_path = find_config(environ)
         policy = load_policy(config_path)
     except ConfigError as error:
         problems.extend(error.problems)
@@ -493,4 +612,5 @@ def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings
         database_url=database_url,
         config_path=config_path,
         alert_token=alert_token,
+        log_level=log_level,
     )

@@ -6,6 +6,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")  # TOCSIN_LOG_LEVEL's choices
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 

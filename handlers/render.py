@@ -5,13 +5,38 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+class TemplatesMissing(Exception):
+    """This installation of Tocsin lacks its message templates."""
+
+
+def _installed_templates() -> Path:
+    """templates/, installed as the package handlers.templates (pyproject.toml maps it): found the same
+    way in a wheel and in an editable install (`pip install -e .`)."""
+    try:
+        return Path(str(files("handlers.templates")))
+    except ModuleNotFoundError:  # an install without them: check_templates() names where they belong
+        return Path(__file__).resolve().parent / "templates"
+
+
+TEMPLATES = _installed_templates()
+
+
+def check_templates(directory: Path = TEMPLATES) -> None:
+    """Called at start-up: without its templates, Tocsin would start and then fail every message."""
+    if not directory.is_dir() or not any(directory.glob("*.j2")):
+        raise TemplatesMissing(
+            f"no message templates in {directory}: this installation of Tocsin is incomplete "
+            "(reinstall it, e.g. `pip install .` from the source tree)"
+        )
+
 
 STATE_EMOJI = {
     "triage": ":rotating_light:",

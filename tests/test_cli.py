@@ -129,7 +129,7 @@ async def test_missing_environment_exits_2_with_one_line_per_problem(tmp_path) -
     assert code == 2 and err.splitlines() == ["SLACK_APP_TOKEN: is not set"]
 
 
-async def test_bad_app_yaml_names_each_key_and_exits_nonzero(tmp_path) -> None:
+async def test_bad_app_yaml_names_each_key_and_exits_2(tmp_path) -> None:
     config = shipped_config()
     config["priorities"]["P1"]["response"] = "15 minutes"
     config["escalation"]["levels"][1]["notify"] = ["someone"]
@@ -138,7 +138,7 @@ async def test_bad_app_yaml_names_each_key_and_exits_nonzero(tmp_path) -> None:
     path = tmp_path / "app.yaml"
     path.write_text(yaml.safe_dump(config))
     code, out, err = await run("check-config", str(path), env=environment())
-    assert code == 1
+    assert code == 2
     lines = err.splitlines()
     assert 'priorities.P1.response: "15 minutes" is not a duration (use 90s, 15m, 4h or 2d)' in lines
     assert any(line.startswith("escalation.levels[1].notify[0]:") for line in lines)
@@ -150,7 +150,7 @@ async def test_bad_app_yaml_names_each_key_and_exits_nonzero(tmp_path) -> None:
     assert code == 2 and len(err.splitlines()) == 4 and "Traceback" not in err
     path.write_text("priorities: [unclosed")
     code, out, err = await run("check-config", str(path), env=environment())
-    assert code == 1 and "is not valid YAML" in err and "Traceback" not in err
+    assert code == 2 and "is not valid YAML" in err and "Traceback" not in err
     code, out, err = await run("check-config", str(ROOT / "app.yaml"), env=environment())
     assert code == 0
 

@@ -1,0 +1,1 @@
+"""The message templates, installed as the package `handlers.templates` (see pyproject.toml)."""
