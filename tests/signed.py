@@ -3,6 +3,9 @@
 Payloads start from the real Slack JSON in ``tests/payloads/`` and are filled in from the fake: a
 click carries the message the fake holds, a submission carries the view the bot opened, and
 response URLs and trigger ids are issued by the fake so it can check how the bot uses them.
+
+A command's text goes over the wire encoded as Slack encodes what a person typed (`slack_encoded`);
+modal values go raw, as Slack sends them.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import copy
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -23,6 +27,16 @@ import aiohttp
 from tests.fakeslack import FakeSlack, Message
 
 PAYLOADS = Path(__file__).parent / "payloads"
+
+# Markup a person's Slack client makes of what they typed (a mention, a channel, a user group, a
+# broadcast, a link), which Slack passes on as it is; with should_escape, mentions carry the name.
+MARKUP = re.compile(
+    r"<(?:@[UW][A-Z0-9_]+(?:\|[^<>|]+)?"
+    r"|#C[A-Z0-9_]+(?:\|[^<>|]*)?"
+    r"|!(?:channel|here|everyone)(?:\|[^<>|]+)?"
+    r"|!subteam\^S[A-Z0-9_]+(?:\|[^<>|]+)?"
+    r"|(?:https?://|mailto:)[^<>|\s]+(?:\|[^<>]+)?)>"
+)
 
 # The empty state Slack reports for an input the user left untouched, by element type.
 _EMPTY_STATE: dict[str, dict[str, Any]] = {
@@ -52,6 +66,22 @@ class Reply:
     status: int
     body: str
     json: Any | None  # parsed when the body is JSON
+
+
+def slack_encoded(text: str) -> str:
+    """`text` as Slack sends a typed slash command: `&`, `<` and `>` become `&amp;`, `&lt;` and `&gt;`,
+    except the brackets of well-formed markup (MARKUP), which goes through as is (an `&` inside it, as in
+    a link's query string, is still `&amp;`)."""
+    parts, at = [], 0
+    for markup in MARKUP.finditer(text):
+        parts += [_escaped(text[at : markup.start()]), markup.group().replace("&", "&amp;")]
+        at = markup.end()
+    parts.append(_escaped(text[at:]))
+    return "".join(parts)
+
+
+def _escaped(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def load_payload(name: str) -> dict:
@@ -105,6 +135,8 @@ class SlackRequests:
         channel: str = "C_GENERAL",
         command: str = "/incident",
     ) -> Reply:
+        """`/incident <text>` typed by `user` in `channel`: `text` is what the person typed, and goes
+        over the wire encoded as Slack encodes it (`R&D` arrives as `R&amp;D`, `<@U0CAROL|carol>` as is)."""
         fields = load_payload("slash_command")
         fields.update(
             team_id=self.team_id,
@@ -114,7 +146,7 @@ class SlackRequests:
             user_id=user,
             user_name=_user_name(user),
             command=command,
-            text=text,
+            text=slack_encoded(text),
             api_app_id=self.api_app_id,
             response_url=self.fake.new_response_url(),
             trigger_id=self.fake.new_trigger_id(),

@@ -28,7 +28,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from tests import slackspec
 from tests.fakeslack import FakeSlack
-from tests.signed import SlackRequests, load_payload, select, text_input
+from tests.signed import SlackRequests, load_payload, select, slack_encoded, text_input
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 META = {"event_type": "incident_declared", "event_payload": {"incident_id": 7}}
@@ -81,10 +81,13 @@ MODAL = {
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeSlack]:
+    """An empty fake Slack; as in conftest, a problem nobody asserted and cleared fails the test."""
     fake = FakeSlack()
     await fake.start()
     yield fake
     await fake.stop()
+    if fake.problems:
+        pytest.fail("unexpected fake Slack problems:\n" + "\n".join(fake.problems), pytrace=False)
 
 
 @pytest.fixture
@@ -131,6 +134,7 @@ async def test_unknown_methods_are_a_problem(fake: FakeSlack, client: AsyncWebCl
     reaction = {"channel": "C_OPS", "timestamp": "1.000001", "name": "eyes"}
     assert await error_of(client.api_call("reactions.add", json=reaction)) == "unknown_method"
     assert fake.problems == ["reactions.add: not implemented by the fake (unknown_method)"]
+    fake.problems.clear()
 
 
 # ---------------------------------------------------------------------- messages
@@ -240,6 +244,7 @@ async def test_blocks_without_text_and_messages_without_metadata_are_problems(
     assert len(fake.messages) == 2  # Slack accepts both
     assert "missing text fallback" in fake.problems[0]
     assert "without metadata" in fake.problems[1]
+    fake.problems.clear()
 
 
 async def test_thread_replies_and_direct_messages(fake: FakeSlack, client: AsyncWebClient) -> None:
@@ -813,6 +818,7 @@ async def test_response_url_posts_are_recorded(fake: FakeSlack) -> None:
 
     unknown = await AsyncWebhookClient(f"{fake.base_url}/response/nope").send(text="x")
     assert unknown.status_code == 404 and "never issued" in fake.problems[0]
+    fake.problems.clear()
 
 
 # ---------------------------------------------------------------------- socket mode
@@ -890,6 +896,9 @@ def test_payload_files_have_slack_shapes() -> None:
         "trigger_id",
     }
     assert all(isinstance(v, str) for v in command.values())  # form fields
+    for name in ("slash_command_markup", "slash_command_escaped"):
+        typed = load_payload(name)
+        assert set(typed) == set(command) and all(isinstance(v, str) for v in typed.values())
     assert load_payload("block_actions")["actions"][0]["type"] == "button"
     assert load_payload("view_submission")["view"]["state"]["values"]
 
@@ -939,6 +948,46 @@ async def test_bolt_handles_a_signed_command(fake: FakeSlack, bolt: tuple[SlackR
     assert fake.responses[0]["body"]["text"] == "modal opened"
     assert fake.views[0]["trigger_id"] == seen["command"]["trigger_id"]
     assert fake.problems == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "payload"),
+    [
+        (
+            "update R&D is fixed, over to <@U0CAROL|carol> in <#C0OPS|ops>; see "
+            "<https://status.example.com|status page> cc <!subteam^S0SRE|@sre>",
+            "slash_command_markup",
+        ),
+        ("declare P2 Checkout <500ms> budget blown for EU & US <!channel> <!here>", "slash_command_escaped"),
+    ],
+    ids=["markup", "escaped"],
+)
+async def test_command_text_arrives_as_slack_sends_it(
+    fake: FakeSlack, bolt: tuple[SlackRequests, dict], typed: str, payload: str
+) -> None:
+    requests, seen = bolt
+    await requests.command(typed)
+    await fake.wait_for(lambda: "command" in seen)
+    assert seen["command"]["text"] == load_payload(payload)["text"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "sent"),
+    [
+        ("R&D <b>", "R&amp;D &lt;b&gt;"),
+        ("R&amp;D", "R&amp;amp;D"),  # typed literally, so encoded once more
+        ("<https://a.example/?x=1&y=2>", "<https://a.example/?x=1&amp;y=2>"),
+        ("<mailto:sre@example.com|sre@example.com>", "<mailto:sre@example.com|sre@example.com>"),
+        ("<!everyone> <!here|here>", "<!everyone> <!here|here>"),
+        (
+            "<@carol> <!channelx> <#ops> <javascript:x|y>",
+            "&lt;@carol&gt; &lt;!channelx&gt; &lt;#ops&gt; &lt;javascript:x|y&gt;",
+        ),
+        ("a > b", "a &gt; b"),
+    ],
+)
+def test_slack_encoding_of_typed_text(typed: str, sent: str) -> None:
+    assert slack_encoded(typed) == sent
 
 
 async def test_bolt_refuses_a_bad_signature(bolt: tuple[SlackRequests, dict]) -> None:
