@@ -540,15 +540,17 @@ def _find_duplicates(node: yaml.Node, path: str, problems: list[str], seen: set[
         return
     seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
-        lines: dict[tuple[str, str], int] = {}
+        keys: dict[tuple[str, str], int] = {}  # (tag, text) -> line
         for key, value in node.value:
             if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
                 continue  # `<<: *defaults` merges keys that the mapping itself may override
             where = _join(path, key.value)
             line = key.start_mark.line + 1
-            first = lines.setdefault((key.tag, key.value), line)
-            if first != line:
-                problems.append(f"{where}: is given twice, at lines {first} and {line} (keep one)")
+            if (key.tag, key.value) in keys:
+                first = keys[(key.tag, key.value)]
+                lines = f"both on line {line}" if first == line else f"at lines {first} and {line}"
+                problems.append(f"{where}: is given twice, {lines} (keep one)")
+            keys.setdefault((key.tag, key.value), line)
             _find_duplicates(value, where, problems, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
