@@ -524,6 +524,8 @@ def read_document(path: Path) -> Any:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError([f"{path}: is not valid YAML{where}"]) from None
+    except RecursionError:  # PyYAML composes and constructs recursively
+        raise ConfigError([f"{path}: is nested too deeply to be an app.yaml"]) from None
     finally:
         loader.dispose()
     if document is None:

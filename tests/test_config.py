@@ -80,6 +80,14 @@ def test_an_empty_file_is_named_as_the_file_that_is_empty(tmp_path: Path, text: 
     ]
 
 
+def test_a_deeply_nested_file_is_named_not_a_recursion_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text("priorities: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError) as caught:
+        read_document(path)
+    assert caught.value.problems == [f"{path}: is nested too deeply to be an app.yaml"]
+
+
 def test_without_tocsin_config_or_an_app_yaml_here_tocsin_config_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
