@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ class Method:
     required: frozenset[str]
     takes_json: bool  # whether Slack reads a JSON body for it (otherwise form or query only)
     doc: str
+    types: Mapping[str, str] = field(default_factory=dict)  # argument -> integer, number or boolean
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,30 @@ LATER_ARGUMENTS: dict[str, dict[str, str]] = {
 EVERY_METHOD_ARGUMENTS: dict[str, str] = {"team_id": "https://api.slack.com/enterprise/apps/changes-apis"}
 
 
+def _is_integer(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdecimal())
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+# How Slack reads the typed arguments of the description in a form or a JSON body.
+CHECKS = {
+    "integer": _is_integer,
+    "number": _is_number,
+    "boolean": lambda value: value in (True, False, 0, 1, "0", "1", "true", "false"),
+}
+
+
 @cache
 def methods() -> Mapping[str, Method]:
     """Every method Slack accepts: the 2020 description with the later additions merged in."""
@@ -91,6 +116,7 @@ def methods() -> Mapping[str, Method]:
                 required=frozenset(n for n, p in params.items() if p.get("required")),
                 takes_json="application/json" in operation.get("consumes", []),
                 doc=operation.get("externalDocs", {}).get("url", DOCS + name),
+                types={n: p["type"] for n, p in params.items() if p.get("type") in CHECKS},
             )
     for name, addition in LATER_METHODS.items():
         if name in found:
@@ -123,6 +149,11 @@ def problems(name: str, args: Mapping[str, Any], *, json_body: bool) -> list[str
     missing = sorted(method.required - {k for k, v in args.items() if v not in (None, "")})
     if missing:
         found.append(f"{name}: missing required argument(s) {', '.join(missing)} ({method.doc})")
+    for arg, kind in sorted(method.types.items()):
+        if arg in args and args[arg] is not None and not CHECKS[kind](args[arg]):
+            found.append(
+                f"{name}: {arg}={args[arg]!r} is not a{'n' if kind[0] == 'i' else ''} {kind} ({method.doc})"
+            )
     if json_body and not method.takes_json:
         found.append(f"{name}: sent as JSON, which this method does not read; send a form ({method.doc})")
     return found

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,6 +33,7 @@ from tests import slackspec
 from tests.fakeslack import FakeSlack
 from tests.signed import SlackRequests, load_payload, select, slack_encoded, text_input
 
+ROOT = Path(__file__).resolve().parent.parent
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 META = {"event_type": "incident_declared", "event_payload": {"incident_id": 7}}
 BLOCKS = [
@@ -608,6 +612,7 @@ async def test_calls_are_held_against_slacks_description(fake: FakeSlack, client
     as_json = client.api_call("conversations.history", json={"channel": "C_OPS"})
     assert await error_of(as_json) == "invalid_arguments"
     assert await error_of(client.api_call("chat.postMessages", json={"channel": "C_OPS"})) == "unknown_method"
+    assert await error_of(client.conversations_history(channel="C_OPS", limit="all")) == "invalid_arguments"
     assert fake.messages == []
     assert [p.split(" (")[0] for p in fake.problems] == [
         "chat.postMessage: unknown argument(s) colour; it takes as_user, attachments, blocks, channel, "
@@ -616,8 +621,31 @@ async def test_calls_are_held_against_slacks_description(fake: FakeSlack, client
         "chat.postMessage: missing required argument(s) channel",
         "conversations.history: sent as JSON, which this method does not read; send a form",
         "chat.postMessages: no such Web API method",
+        "conversations.history: limit='all' is not an integer",
     ]
     fake.problems.clear()
+
+
+def test_the_fake_fixture_fails_a_test_that_leaves_problems(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text("from tests.conftest import fake  # noqa: F401\n")
+    (tmp_path / "test_left.py").write_text(
+        "async def test_leaves_a_problem(fake):\n"
+        "    fake.problems.append('chat.postMessage: unknown argument(s) colour')\n\n"
+        "async def test_asserts_and_clears_it(fake):\n"
+        "    fake.problems.append('chat.postMessage: unknown argument(s) colour')\n"
+        "    fake.problems.clear()\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", str(tmp_path), "-q", "-p", "no:cacheprovider"]
+        + ["-c", str(ROOT / "pyproject.toml"), "--rootdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert "2 passed, 1 error" in run.stdout, run.stdout + run.stderr  # the test ran; its teardown failed
+    assert "ERROR at teardown of test_leaves_a_problem" in run.stdout
+    assert "chat.postMessage: unknown argument(s) colour" in run.stdout
 
 
 def test_later_additions_are_apart_from_the_2020_description() -> None:
