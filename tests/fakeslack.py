@@ -180,6 +180,7 @@ class FakeSlack:
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.open": self._conversations_open,
             "conversations.list": self._conversations_list,
+            "conversations.members": self._conversations_members,
             "conversations.create": self._conversations_create,
             "conversations.invite": self._conversations_invite,
             "conversations.setTopic": self._conversations_set_topic,
@@ -856,6 +857,23 @@ class FakeSlack:
         return {
             "channels": [self._channel_json(c) for c in page],
             "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    def _conversations_members(self, args: dict) -> dict:
+        """Who is in a channel now, by id, paginated like conversations.list."""
+        channel = self._channel(args.get("channel"))
+        if channel.is_private:
+            self._require_member(channel)
+        members = sorted(channel.members)
+        limit = _limit(args, default=100, most=LIST_LIMIT)
+        start = 0
+        if args.get("cursor"):
+            after = _decode_cursor(args["cursor"], "user:")
+            start = members.index(after) if after in members else len(members)
+        page, rest = members[start : start + limit], members[start + limit :]
+        return {
+            "members": page,
+            "response_metadata": {"next_cursor": _encode_cursor(f"user:{rest[0]}") if rest else ""},
         }
 
     @staticmethod

@@ -447,6 +447,12 @@ async def test_invite_is_as_strict_as_slack(fake: FakeSlack, client: AsyncWebCli
     forced = await client.conversations_invite(channel=channel, users=["U0CAROL", "U0DAN"], force=True)
     assert forced["errors"] == [{"user": "U0CAROL", "ok": False, "error": "already_in_channel"}]
     assert fake.channels[channel].members == {"UBOT", "U0CAROL", "U0DAN"}
+    first = await client.conversations_members(channel=channel, limit=2)
+    rest = await client.conversations_members(
+        channel=channel, cursor=first["response_metadata"]["next_cursor"]
+    )
+    assert first["members"] + rest["members"] == ["U0CAROL", "U0DAN", "UBOT"]
+    assert rest["response_metadata"]["next_cursor"] == ""
 
     # the bot can only invite into, set the topic of and read channels it is a member of
     fake.add_channel("C_GENERAL", "general", members=["U0CAROL"])
