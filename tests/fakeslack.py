@@ -81,6 +81,7 @@ class Message:
     thread_ts: str | None
     history: list[dict] = field(default_factory=list)
     members: frozenset[str] = frozenset()
+    replies: list[str] = field(default_factory=list)  # the ts of each reply in its thread
 
     @property
     def posted(self) -> tuple[str | None, list | None]:
@@ -683,14 +684,12 @@ class FakeSlack:
             body["metadata"] = message.metadata
         if message.thread_ts:
             body["thread_ts"] = message.thread_ts
-        channel = self.channels.get(message.channel)
-        replies = [m for m in channel.messages if m.thread_ts == message.ts] if channel else []
-        if replies and message.thread_ts in (None, message.ts):
+        if message.replies:
             body.update(
                 thread_ts=message.ts,
-                reply_count=len(replies),
+                reply_count=len(message.replies),
                 reply_users=[self.bot_user_id],
-                latest_reply=replies[-1].ts,
+                latest_reply=message.replies[-1],
             )
         return body
 
@@ -1018,9 +1017,10 @@ class FakeSlack:
             self._require_member(channel)
         text, blocks, metadata = self._content(args, f"chat.postMessage to {channel.id}")
         thread_ts = args.get("thread_ts") or None
+        parent = None
         if thread_ts is not None:
             try:
-                self._find_message(channel, thread_ts)
+                parent = self._find_message(channel, thread_ts)
             except SlackError:
                 raise SlackError("thread_not_found") from None
         if metadata is None and not channel.id.startswith("D"):
@@ -1032,6 +1032,8 @@ class FakeSlack:
         )
         channel.messages.append(message)
         self.messages.append(message)
+        if parent is not None:
+            parent.replies.append(message.ts)
         return {"channel": channel.id, "ts": message.ts, "message": self._message_json(message)}
 
     def _chat_update(self, args: dict) -> dict:
