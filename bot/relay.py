@@ -65,6 +65,13 @@ PERMANENT = frozenset(
     }
 )
 HARMLESS = frozenset({"already_in_channel", "cant_invite_self", "already_pinned"})
+# A paged user group's members are invited into the incident channel, this many at most per group: an
+# on-call group has a handful; one of hundreds is a department, and Slack offers its own invite prompt.
+GROUP_INVITES = 100
+# Members of a paged user group get the page as a DM only if the group has at most this many: an
+# on-call rota expects it, a broadcast group does not (its members still see the page in the channel).
+GROUP_DMS = 25
+_NO_DM = frozenset({"channel_not_found", "user_not_found", "cannot_dm_bot", "user_disabled", "is_archived"})
 
 
 class Traffic:
@@ -310,6 +317,8 @@ class Relay:
             return Outcome(saves={"channel_id": channel_id, "channel_name": name})
         if row.op in ("invite", "topic", "pin", "refresh"):
             return await self._channel_op(row.op, payload, incident)
+        if row.op == "dm":
+            return await self._direct_message(payload, incident)
         if row.op == "post":
             return await self._post(row, incident, uncertain)
         if row.op == "upload":
@@ -331,19 +340,38 @@ class Relay:
 
     async def _channel_op(self, op: str, payload: dict[str, Any], incident: Incident | None) -> Outcome:
         if incident is not None and op == "refresh":
-            await self._refresh(payload["target"], incident)
+            await self._refresh(payload["target"], incident, payload)
             return Outcome()
         if incident is None or not incident.channel_id:
             return Outcome(error="no incident channel")
         if op == "invite":
-            await self.slack.invite(channel=incident.channel_id, users=payload["users"])
+            if not _own_channel(incident):  # nobody is pulled into a shared channel (the page DMs them)
+                return Outcome()
+            users = list(payload["users"])
+            for group in payload.get("groups", ()):  # expanded now: a group's members change
+                users += (await self.slack.usergroup_members(usergroup=group))[:GROUP_INVITES]
+            await self.slack.invite_members(channel=incident.channel_id, users=users)
         elif op == "topic":
-            await self.slack.set_topic(channel=incident.channel_id, topic=payload["topic"])
+            topic = self.composer.topic(incident)  # the incident as it is now, whichever change asked
+            if topic == incident.topic:  # conversations.setTopic is Tier 2: only when the text changes
+                return Outcome()
+            await self.slack.set_topic(channel=incident.channel_id, topic=topic)
+            return Outcome(saves={"topic": topic})
         elif op == "pin" and incident.card_ts:
             await self.slack.pin(channel=incident.channel_id, ts=incident.card_ts)
         return Outcome()
 
-    async def _refresh(self, target: str, incident: Incident) -> None:
+    async def _refresh(self, target: str, incident: Incident, payload: dict[str, Any]) -> None:
+        if target == "confirmation":  # the reporter's prompt, settled: planned with what happened
+            if incident.confirmation_ts and incident.channel_id:
+                await self.slack.update(
+                    channel=incident.channel_id,
+                    ts=incident.confirmation_ts,
+                    text=payload["text"],
+                    blocks=payload["blocks"],
+                    metadata=payload.get("metadata"),
+                )
+            return
         if target == "card" and incident.card_ts and incident.channel_id:
             message, channel, ts = self.composer.card(incident), incident.channel_id, incident.card_ts
         elif target == "announcement" and incident.announcement_ts and self.composer.policy.announce_channel:
@@ -358,6 +386,38 @@ class Relay:
         await self.slack.update(
             channel=channel, ts=ts, text=message.text, blocks=message.blocks, metadata=metadata
         )
+
+    async def _direct_message(self, payload: dict[str, Any], incident: Incident | None) -> Outcome:
+        """A page, as a DM from the app to a paged user or to each member of a paged (small) group,
+        rendered now so that it links the incident channel. Posted to the user's id: Slack delivers it
+        in their DM with the app. A DM is not checked against history after an uncertain delivery
+        (that would need im:history): at worst a crash mid-delivery sends one page twice."""
+        if incident is None:
+            return Outcome(error="no incident")
+        if "group" in payload:
+            users = await self.slack.usergroup_members(usergroup=payload["group"])
+            if len(users) > GROUP_DMS:
+                log.info(
+                    "user group too large for DMs",
+                    extra={"event": "page_dm_skipped", "usergroup": payload["group"], "members": len(users)},
+                )
+                return Outcome()
+        else:
+            users = [payload["user"]]
+        message = self.composer.page_dm(incident, payload["page"])
+        for user in users:
+            try:
+                await self.slack.post(
+                    channel=user, text=message.text, blocks=message.blocks, metadata=payload.get("metadata")
+                )
+            except SlackApiError as error:
+                if "group" not in payload or slack_error(error) not in _NO_DM:
+                    raise
+                log.warning(  # one member Slack will not DM (deactivated, a bot) must not stop the rest
+                    "page DM refused",
+                    extra={"event": "page_dm_failed", "user": user, "error": slack_error(error)},
+                )
+        return Outcome()
 
     async def _post(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> Outcome:
         payload = row.payload
@@ -392,6 +452,12 @@ class Relay:
             )
         save_as = payload.get("save_as")
         return Outcome(saves={f"{save_as}_ts": ts} if save_as else None)
+
+
+def _own_channel(incident: Incident) -> bool:
+    """Whether the incident's channel is one Tocsin created (not the channel it was declared in, kept
+    when a channel of its own could not be made or with `channels.per_incident: false`)."""
+    return bool(incident.channel_name) and incident.channel_id != incident.origin_channel_id
 
 
 def _tagged(metadata: dict[str, Any] | None, delivery_id: int) -> dict[str, Any] | None:

@@ -28,9 +28,25 @@ METHOD_SCOPES = {
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
     "conversations.replies": "channels:history",
+    "usergroups.users.list": "usergroups:read",
     "views.open": None,
     "auth.test": None,
 }
+INVITE_BATCH = 1000  # conversations.invite takes up to 1000 users
+# Errors with which Slack refuses a whole conversations.invite because of one of its users.
+_CANNOT_INVITE_ONE = frozenset(
+    {
+        "cant_invite",
+        "cant_invite_self",
+        "user_not_found",
+        "user_is_bot",
+        "user_is_restricted",
+        "user_is_ultra_restricted",
+        "ura_max_channels",
+        "user_disabled",
+    }
+)
+_NO_SUCH_GROUP = frozenset({"no_such_subteam", "subteam_not_found"})
 # The slash command needs `commands`; posting to announce/leadership/page channels the bot has not
 # joined needs `chat:write.public`.
 EXTRA_SCOPES = ("commands", "chat:write.public")
@@ -198,3 +214,49 @@ class SlackFacade:
 
     async def pin(self, *, channel: str, ts: str) -> None:
         await self.client.pins_add(channel=channel, timestamp=ts)
+
+    async def usergroup_members(self, *, usergroup: str) -> list[str]:
+        """Who is in a user group now; nobody for a group Slack does not know (logged)."""
+        try:
+            response = await self.client.usergroups_users_list(usergroup=usergroup)
+        except SlackApiError as error:
+            if slack_error(error) not in _NO_SUCH_GROUP:
+                raise
+            log.warning(
+                "user group not found",
+                extra={"event": "usergroup_not_found", "usergroup": usergroup, "error": slack_error(error)},
+            )
+            return []
+        return [str(user) for user in response.get("users") or []]
+
+    async def invite_members(self, *, channel: str, users: list[str]) -> list[str]:
+        """Invite users into a channel, as many as Slack allows; returns those it would not take.
+
+        Slack fails a whole conversations.invite when one of its ids cannot be invited (unknown, a guest,
+        the bot itself, already a member) and invites nobody. `force` asks it to invite the others; should
+        a batch still be refused for one id, it is split in halves until the bad id stands alone."""
+        left_out: list[str] = []
+
+        async def attempt(batch: list[str]) -> None:
+            try:
+                await self.client.conversations_invite(channel=channel, users=",".join(batch), force=True)
+            except SlackApiError as error:
+                code = slack_error(error)
+                if code == "already_in_channel":  # with force, only when every one of them is a member
+                    return
+                if code not in _CANNOT_INVITE_ONE:
+                    raise
+                if len(batch) == 1:
+                    left_out.append(batch[0])
+                    return
+                await attempt(batch[: len(batch) // 2])
+                await attempt(batch[len(batch) // 2 :])
+
+        people = list(dict.fromkeys(users))
+        for start in range(0, len(people), INVITE_BATCH):
+            await attempt(people[start : start + INVITE_BATCH])
+        if left_out:
+            log.warning(
+                "could not invite", extra={"event": "invite_left_out", "channel": channel, "users": left_out}
+            )
+        return left_out

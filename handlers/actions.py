@@ -28,8 +28,16 @@ def _target(body: dict[str, Any], deps: Deps) -> tuple[str, str] | None:
     value, user_id = action.get("value"), user.get("id") if isinstance(user, dict) else None
     if not isinstance(value, str) or not value or not isinstance(user_id, str) or not user_id:
         return None
-    ref = deps.policy.public_id(int(value)) if value.isascii() and value.isdigit() else value
+    number = value.partition("/")[0]  # a confirmation prompt's value is `<number>/<resolution>`
+    ref = deps.policy.public_id(int(number)) if number.isascii() and number.isdigit() else value
     return ref, user_id
+
+
+def _prompt(body: dict[str, Any]) -> int | None:
+    """Which resolution a clicked confirmation prompt belongs to (None for a prompt from before prompts
+    said so: it is taken to be the current one)."""
+    resolution = str(body["actions"][0].get("value", "")).partition("/")[2]
+    return int(resolution) if resolution.isascii() and resolution.isdigit() else None
 
 
 async def _run(
@@ -119,7 +127,9 @@ async def on_action_confirm_restored(ack: Ack, body: dict[str, Any], deps: Deps)
             deps,
             ref=ref,
             channel=None,
-            use_case=lambda s, i: closure.confirm(s, i, policy=deps.policy, actor=user, now=deps.clock()),
+            use_case=lambda s, i: closure.confirm(
+                s, i, policy=deps.policy, actor=user, now=deps.clock(), prompt=_prompt(body)
+            ),
         )
         return None
 
@@ -133,7 +143,7 @@ async def on_action_still_broken(ack: Ack, body: dict[str, Any], deps: Deps) -> 
             ref=ref,
             channel=None,
             use_case=lambda s, i: closure.still_broken(
-                s, i, "", policy=deps.policy, actor=user, now=deps.clock()
+                s, i, "", policy=deps.policy, actor=user, now=deps.clock(), prompt=_prompt(body)
             ),
         )
         return None

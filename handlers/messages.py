@@ -10,12 +10,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import ids
-from handlers.render import Message, Renderer, mention
+from handlers.render import Message, Renderer, mention, truncate_text
 from store import outbox
 from store.change import Change
 from store.closure import asks_reporter
 from store.models import Incident
 from store.policy import Policy
+from store.timeline import SYSTEM_ACTOR
 from store.timers import clock_due
 
 # Changes that alter what the card and the announcement show.
@@ -48,6 +49,9 @@ _NOTICES = {
     "action_done": "action_item_done",
     "pir_scheduled": "pir_meeting_scheduled",
 }
+# Changes that can alter the channel topic (state, priority, commander). The relay renders the topic
+# when it delivers the op and calls Slack only if the text differs from the one it last set.
+_RETOPIC = {"ack", "investigate", "identify", "monitor", "resolve", "reopen", "close", "cancel", "priority"}
 _STATE_EVENTS = {
     "ack": "incident_acknowledged",
     "investigate": "incident_status_changed",
@@ -119,6 +123,17 @@ class Composer:
         levels = self.policy.escalation_levels
         return levels[number - 1] if 0 < number <= len(levels) else None
 
+    def topic(self, incident: Incident) -> str:
+        """The incident channel's topic (Slack allows 250 characters)."""
+        return truncate_text(self.renderer.text("incident_topic.txt.j2", **self.context(incident)), 250)
+
+    def page_dm(self, incident: Incident, page: dict[str, Any]) -> Message:
+        """The page as a DM from the app, linking the incident channel (rendered when it is delivered,
+        once the channel exists). `page` holds the facts the page was planned with."""
+        return self.render(
+            "escalation_page_dm.json.j2", incident, page=page, page_level=self.level(page["level"])
+        )
+
     def card(self, incident: Incident) -> Message:
         return self.renderer.message("incident_card.json.j2", **self.context(incident))
 
@@ -153,11 +168,10 @@ def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any
                 title=incident.title,
                 prefix=policy.incident_prefix,
             )
-            topic = composer.renderer.text("incident_topic.txt.j2", **composer.context(incident))
             ops.append(("create_channel", {"name": name}))
-            if not incident.alert_source:  # a monitoring source is no Slack user
-                ops.append(("invite", {"users": [incident.reporter]}))
-            ops.append(("topic", {"topic": topic[:250]}))
+            reporter = [] if incident.alert_source else [incident.reporter]  # a monitoring source is no user
+            ops.extend(_invite(reporter + _role_holders(incident)))
+            ops.append(("topic", {}))
         declared = composer.metadata("incident_declared", incident)
         ops.append(("post", {"to": "incident", "render": "card", "save_as": "card", "metadata": declared}))
         ops.append(("pin", {"target": "card"}))
@@ -223,8 +237,9 @@ def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any
         message = composer.render("incident_confirmed.json.j2", incident, change=change)
         metadata = composer.metadata("incident_confirmed", incident, by=change.actor)
         ops.append(("post", _post(message, metadata, to="incident")))
-        if "then" in change.extra:  # the confirmation closed it: the closing refreshes the card
+        if "then" in change.extra:  # the confirmation closed it: the closing refreshes the card and prompt
             return ops + plan(change.extra["then"], composer=composer)
+        ops.extend(_settle_prompt(change, composer))
         ops.append(("refresh", {"target": "card"}))
     elif change.kind == "recode":
         message = composer.render("incident_recoded.json.j2", incident, change=change)
@@ -243,20 +258,59 @@ def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any
                 auto=bool(change.extra.get("auto")), reason=change.extra.get("reason") or "closed by hand"
             )
         message = composer.render(f"{event}.json.j2", incident, change=change)
+        if change.kind == "role":  # the new holder is in the channel before the message naming them
+            ops.extend(_invite([change.after] if change.after else []))
+        elif change.kind == "ack" and incident.commander == change.actor:  # acknowledging made them commander
+            ops.extend(_invite([change.actor]))
         ops.append(("post", _post(message, composer.metadata(event, incident, **extra), to="incident")))
         if change.kind == "resolve" and asks_reporter(incident):
-            request = composer.render("closure_confirmation_requested.json.j2", incident, change=change)
+            request = composer.render(
+                "closure_confirmation_requested.json.j2", incident, change=change, outcome=None
+            )
             metadata = composer.metadata(
                 "closure_confirmation_requested", incident, reporter=incident.reporter
             )
-            ops.append(("post", _post(request, metadata, to="incident")))
+            ops.append(("post", _post(request, metadata, to="incident", save_as="confirmation")))
+        if change.kind in ("reopen", "close"):
+            ops.extend(_settle_prompt(change, composer))
         if change.kind == "priority" and _raised_to_leadership(change, policy):
             ops.extend(_leadership(change, composer))
     if change.kind in _REFRESH_CARD or change.extra.get("refresh_card"):
         ops.append(("refresh", {"target": "card"}))
     if change.kind in _REFRESH_ANNOUNCEMENT and policy.announce_channel:
         ops.append(("refresh", {"target": "announcement"}))
+    if policy.per_incident and (
+        change.kind in _RETOPIC or (change.kind == "role" and change.text == "commander")
+    ):
+        ops.append(("topic", {}))
     return ops
+
+
+def _role_holders(incident: Incident) -> list[str]:
+    return [user for user in (incident.commander, incident.comms, incident.scribe) if user]
+
+
+def _invite(users: list[str], groups: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """Invite people into the incident channel before a message that mentions them: Slack notifies a
+    mentioned user only if they are a member. User groups are expanded by the relay, when it delivers.
+    The relay leaves out channels Tocsin did not create (it pulls nobody into a shared channel)."""
+    people = list(dict.fromkeys(u for u in users if u[:1] in ("U", "W")))
+    groups = list(dict.fromkeys(groups or []))
+    if not people and not groups:
+        return []
+    return [("invite", {"users": people, "groups": groups} if groups else {"users": people})]
+
+
+def _settle_prompt(change: Change, composer: Composer) -> list[tuple[str, dict[str, Any]]]:
+    """The "Confirm restored / Still broken" prompt, edited to say what became of it, without buttons."""
+    incident = change.incident
+    if not asks_reporter(incident):  # no prompt was posted
+        return []
+    message = composer.render(
+        "closure_confirmation_requested.json.j2", incident, change=change, outcome=change.kind
+    )
+    metadata = composer.metadata("closure_confirmation_requested", incident, reporter=incident.reporter)
+    return [("refresh", {"target": "confirmation", **_post(message, metadata)})]
 
 
 def _reminder(change: Change, composer: Composer) -> list[tuple[str, dict[str, Any]]]:
@@ -338,7 +392,21 @@ def _page(
         page_number=level,
         repeat=repeat,
     )
-    ops = [("post", _post(message, metadata, to="incident"))]
+    users = [t for t in target.notify if t[:1] in ("U", "W")]
+    groups = [t for t in target.notify if t[:1] == "S"]
+    ops = _invite(users, groups)
+    ops.append(("post", _post(message, metadata, to="incident")))
     for channel in (t for t in target.notify if t[:1] in ("C", "G")):
         ops.append(("post", _post(message, metadata, channel=channel)))
+    if composer.policy.direct_message:  # a page reaches each paged person directly too, repeats included
+        by_hand = change.kind == "escalation" and change.actor != SYSTEM_ACTOR
+        page = {
+            "level": level,
+            "repeat": repeat,
+            "by": change.actor if by_hand else None,
+            "reason": change.text if by_hand else None,
+        }
+        dm_metadata = composer.metadata("escalation_page_dm", incident, level=level, repeat=repeat)
+        ops.extend(("dm", {"user": user, "page": page, "metadata": dm_metadata}) for user in users)
+        ops.extend(("dm", {"group": group, "page": page, "metadata": dm_metadata}) for group in groups)
     return ops

@@ -14,6 +14,7 @@ from store.errors import (
     NoIncidentHere,
     NotFound,
     PirRequired,
+    StalePrompt,
     TooLong,
 )
 
@@ -63,6 +64,20 @@ def describe(error: DomainError, *, renderer: Renderer) -> str:
             return f":information_source: {incident} was already acknowledged by {mention(by)} at {renderer.when(at)}."
         case AlreadyConfirmed(incident_id=incident, by=by, at=at):
             return f":information_source: {incident} was already confirmed restored by {mention(by)} at {renderer.when(at)}."
+        case StalePrompt(incident_id=incident, state="resolved", confirmed_by=by) if by:
+            return (
+                f":information_source: {incident} was already confirmed restored by {mention(by)}, so this "
+                f"prompt is answered and nothing was changed. If it is broken again, type "
+                f"`/incident {incident} still-broken` and what is wrong."
+            )
+        case StalePrompt(incident_id=incident, state="resolved"):
+            return (
+                f":information_source: This prompt belongs to an earlier resolution of {incident}: it was "
+                f"reopened and resolved again since, so nothing was changed. Answer the latest prompt, or "
+                f"type `/incident {incident} confirm`."
+            )
+        case StalePrompt(incident_id=incident, state=state):
+            return f":information_source: This prompt no longer applies: {incident} is *{state}* now, so nothing was changed."
         case PirRequired(incident_id=incident, priority=priority):
             return (
                 f":no_entry: {incident} is {priority}, which needs a post-incident review before it can close. "

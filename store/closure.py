@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import service, timers
 from store.change import Change
-from store.errors import AlreadyConfirmed, Forbidden, InvalidInput
+from store.errors import AlreadyConfirmed, Forbidden, InvalidInput, StalePrompt
 from store.machine import Action
 from store.models import Incident, State
 from store.policy import Policy
@@ -27,6 +27,29 @@ CODED_STATES = frozenset({State.RESOLVED, State.CLOSED})
 def asks_reporter(incident: Incident) -> bool:
     """Whether there is a person to ask: not for incidents that monitoring opened."""
     return incident.alert_source is None and incident.reporter[:1] in ("U", "W")
+
+
+def resolution(incident: Incident) -> int:
+    """Which resolution of the incident this is, or would be: 1 for the first, one more after each reopen.
+    A confirmation prompt carries it, so a click on the prompt of an earlier resolution is refused."""
+    return (incident.reopen_count or 0) + 1
+
+
+def _require_current_prompt(incident: Incident, prompt: int | None, policy: Policy) -> None:
+    """A click on a prompt (`prompt`: the resolution it was posted for) counts only while the incident is
+    still in that resolution and nobody has answered it; a typed command (None) needs no prompt."""
+    if prompt is None:
+        return
+    current = incident.state is State.RESOLVED and prompt == resolution(incident)
+    if current and incident.confirmed_at is None:
+        return
+    raise StalePrompt(
+        incident_id=policy.public_id(incident.number),
+        state=incident.state.value,
+        prompt=prompt,
+        resolution=resolution(incident),
+        confirmed_by=incident.confirmed_by if current else None,
+    )
 
 
 def _require_reporter(incident: Incident, action: str, actor: str, policy: Policy) -> None:
@@ -44,9 +67,17 @@ def _require_reporter(incident: Incident, action: str, actor: str, policy: Polic
 
 
 async def confirm(
-    session: AsyncSession, incident: Incident, *, policy: Policy, actor: str, now: datetime
+    session: AsyncSession,
+    incident: Incident,
+    *,
+    policy: Policy,
+    actor: str,
+    now: datetime,
+    prompt: int | None = None,
 ) -> Change:
-    """Record that service is restored; close at once unless the review is still owed."""
+    """Record that service is restored; close at once unless the review is still owed. `prompt`: the
+    resolution whose prompt was clicked (None when typed)."""
+    _require_current_prompt(incident, prompt, policy)
     service.require_state(incident, RESOLVED, "confirm", policy)
     _require_reporter(incident, "confirm", actor, policy)
     if incident.confirmed_at is not None:
@@ -69,9 +100,17 @@ async def confirm(
 
 
 async def still_broken(
-    session: AsyncSession, incident: Incident, reason: str, *, policy: Policy, actor: str, now: datetime
+    session: AsyncSession,
+    incident: Incident,
+    reason: str,
+    *,
+    policy: Policy,
+    actor: str,
+    now: datetime,
+    prompt: int | None = None,
 ) -> Change:
-    """Reopen, as a reopen like any other, with the reason the reporter gave."""
+    """Reopen, as a reopen like any other, with the reason the reporter gave. `prompt` as for confirm."""
+    _require_current_prompt(incident, prompt, policy)
     service.require_state(incident, RESOLVED, "still-broken", policy)
     _require_reporter(incident, "say it is still broken", actor, policy)
     text = f"{STILL_BROKEN}: {reason.strip()}" if reason.strip() else STILL_BROKEN

@@ -76,3 +76,16 @@ class AlreadyConfirmed(DomainError):
     incident_id: str
     by: str | None
     at: datetime | None
+
+
+@dataclass
+class StalePrompt(DomainError):
+    """A click on a "Confirm restored / Still broken" prompt that no longer applies: the incident left
+    `resolved`, was resolved again since (the prompt belongs to resolution `prompt`, the incident is at
+    `resolution`), or its restoration was already confirmed."""
+
+    incident_id: str
+    state: str
+    prompt: int
+    resolution: int
+    confirmed_by: str | None = None

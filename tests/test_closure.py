@@ -202,3 +202,123 @@ async def test_recode_after_resolution(bot) -> None:
         "recode cause=hardware-failure", channel=open_one.channel.id, user=ADMIN
     )
     assert "is *triage*, so `recode` is not possible" in not_yet.body
+
+
+def value(message, action_id: str) -> str:
+    """The value of a button as the message was first posted (a person may click a stale render)."""
+    _, blocks = message.posted
+    return next(
+        e["value"]
+        for b in blocks or []
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == action_id
+    )
+
+
+def settled(message) -> str:
+    """What an answered prompt now says below its question; it has no buttons left."""
+    assert buttons(message) == [], message.blocks
+    return message.blocks[-1]["elements"][0]["text"]
+
+
+async def test_an_old_prompt_cannot_reopen_a_second_resolution(bot) -> None:
+    fake = bot.fake
+    incident, first = await resolved(bot)
+    channel = incident.channel.id
+    assert value(first, "closure_still_broken") == "1/1"
+
+    # Still broken on the first prompt reopens, and that prompt now says so, without buttons.
+    await bot.slack.click("closure_still_broken", "1/1", user="U_ALICE", message_ts=first.ts)
+    await fake.wait_for(lambda: fake.posts(channel=channel, event_type="incident_reopened"))
+    await drained(bot)
+    assert (
+        settled(first)
+        == ":repeat: Reopened by <@U_ALICE>: reporter says still broken, so this question is closed."
+    )
+    assert first.text.endswith("so this question is closed.")
+
+    # Resolved a second time: a new prompt, for the second resolution.
+    await bot.slack.command(RESOLVE, channel=channel, user="U_BOB")
+    second = (
+        await fake.wait_for(
+            lambda: (
+                len(fake.posts(channel=channel, event_type="closure_confirmation_requested")) == 2
+                and fake.posts(channel=channel, event_type="closure_confirmation_requested")
+            )
+        )
+    )[1]
+    await drained(bot)
+    assert value(second, "closure_still_broken") == "1/2"
+
+    # Still broken pressed on the first prompt (an old render, still on someone's screen) is refused.
+    await bot.slack.click("closure_still_broken", "1/1", user="U_ALICE", message_ts=first.ts)
+    [refusal] = await fake.wait_for(lambda: fake.responses)
+    assert refusal["body"]["response_type"] == "ephemeral"
+    assert refusal["body"]["text"] == (
+        ":information_source: This prompt belongs to an earlier resolution of INC-1: it was reopened and "
+        "resolved again since, so nothing was changed. Answer the latest prompt, or type `/incident INC-1 confirm`."
+    )
+    await drained(bot)
+    assert len(fake.posts(channel=channel, event_type="incident_reopened")) == 1
+    shown = await bot.slack.command("INC-1 show", user="U_CAROL")
+    assert "resolved" in shown.body and "*Reopened* 1\\u00d7" in shown.body
+
+    # The current prompt answers; once closed, it says so and its own buttons are refused too.
+    await bot.slack.click("closure_confirm_restored", "1/2", user="U_ALICE", message_ts=second.ts)
+    await fake.wait_for(lambda: fake.posts(channel=channel, event_type="incident_closed"))
+    await drained(bot)
+    assert settled(second) == ":white_check_mark: Confirmed restored by <@U_ALICE>, and closed."
+    assert settled(first).startswith(":repeat: Reopened")  # the first prompt keeps its own story
+    await bot.slack.click("closure_still_broken", "1/2", user="U_ALICE", message_ts=second.ts)
+    await fake.wait_for(lambda: len(fake.responses) == 2)
+    assert fake.responses[1]["body"]["text"] == (
+        ":information_source: This prompt no longer applies: INC-1 is *closed* now, so nothing was changed."
+    )
+    # A card button from before the close (the card has none now) is refused privately with the reason.
+    await bot.slack.click("incident_escalate", "1", user="U_BOB", message_ts=incident.card.ts)
+    await fake.wait_for(lambda: len(fake.responses) == 3)
+    assert fake.responses[2]["body"]["response_type"] == "ephemeral"
+    assert "INC-1 is *closed*" in fake.responses[2]["body"]["text"]
+    await drained(bot)
+    assert len(fake.posts(channel=channel, event_type="incident_reopened")) == 1
+
+
+async def test_a_prompt_says_how_the_incident_left_resolved(bot) -> None:
+    fake = bot.fake
+    # Reopened by the commander, from the keyboard.
+    incident, prompt = await resolved(bot)
+    await bot.slack.command("reopen the fix did not hold", channel=incident.channel.id, user="U_BOB")
+    await fake.wait_for(lambda: buttons(prompt) == [])
+    assert (
+        settled(prompt) == ":repeat: Reopened by <@U_BOB>: the fix did not hold, so this question is closed."
+    )
+
+    # Confirmed while its review is still owed: answered, though still resolved; Still broken is refused.
+    incident, prompt = await resolved(bot, "P1 Payments down")
+    await bot.slack.command("confirm", channel=incident.channel.id, user="U_ALICE")
+    await fake.wait_for(lambda: buttons(prompt) == [])
+    assert settled(prompt) == (
+        ":white_check_mark: Confirmed restored by <@U_ALICE>. It closes once its post-incident review is done."
+    )
+    await bot.slack.click(
+        "closure_still_broken", value(prompt, "closure_still_broken"), user="U_ALICE", message_ts=prompt.ts
+    )
+    [refusal] = await fake.wait_for(lambda: fake.responses)
+    assert refusal["body"]["text"].startswith(
+        ":information_source: INC-2 was already confirmed restored by <@U_ALICE>, so this prompt is answered"
+    )
+    assert fake.posts(channel=incident.channel.id, event_type="incident_reopened") == []
+
+    # Closed by itself, after closure.auto_close_after.
+    incident, prompt = await resolved(bot, "P3 Search is slow")
+    await at(bot, timedelta(days=4))
+    await fake.wait_for(lambda: buttons(prompt) == [])
+    assert settled(prompt) == ":lock: Closed by itself: resolved more than 3 days ago."
+
+    # Closed by hand, unconfirmed.
+    bot.clock.offset = timedelta(0)
+    incident, prompt = await resolved(bot, "P4 Typo")
+    await bot.slack.command("close", channel=incident.channel.id, user="U_BOB")
+    await fake.wait_for(lambda: buttons(prompt) == [])
+    assert settled(prompt) == ":lock: Closed by <@U_BOB>."
