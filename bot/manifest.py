@@ -30,6 +30,13 @@ def manifest(*, url: str | None, socket: bool) -> dict[str, Any]:
         },
         "features": {
             "bot_user": {"display_name": "Tocsin", "always_online": True},
+            # Pages reach people as DMs from the app, in its Messages tab; read-only, as Tocsin reads
+            # nothing typed there.
+            "app_home": {
+                "home_tab_enabled": False,
+                "messages_tab_enabled": True,
+                "messages_tab_read_only_enabled": True,
+            },
             "slash_commands": [command],
         },
         "oauth_config": {"scopes": {"bot": bot_scopes()}},

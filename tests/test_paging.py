@@ -11,6 +11,8 @@ import pytest
 import yaml
 
 from bot.config import ConfigError, load_settings
+from bot.manifest import manifest
+from bot.slack import METHOD_SCOPES
 from tests.conftest import GENERAL, shipped_config
 from tests.helpers import declare, drained
 
@@ -97,6 +99,17 @@ async def test_a_page_reaches_each_paged_person_in_the_channel_and_by_dm(bot) ->
     assert "nobody has acknowledged it yet" in repeat.text and f"<#{channel}>" in repeat.text
     assert fake.notified(pages(fake, channel)[2]) == {"U0ONCALL2"}
     assert len(fake.dms("U0SRE1")) == 1  # only the level paged hears it again
+
+    # The manifest asks for the scope of every method this took, and shows the DMs in the Messages tab.
+    app = manifest(url=None, socket=True)
+    called = {call.method for call in fake.calls}
+    assert (
+        {"usergroups.users.list", "conversations.invite", "chat.postMessage"}
+        <= called
+        <= METHOD_SCOPES.keys()
+    )
+    assert {METHOD_SCOPES[m] for m in called} - {None} <= set(app["oauth_config"]["scopes"]["bot"])
+    assert app["features"]["app_home"]["messages_tab_enabled"] is True
 
 
 async def test_a_new_commander_is_in_the_channel_before_the_assignment(bot) -> None:
