@@ -388,32 +388,33 @@ class Relay:
         )
 
     async def _direct_message(self, payload: dict[str, Any], incident: Incident | None) -> Outcome:
-        """A page, as a DM from the app to a paged user or to each member of a paged (small) group,
-        rendered now so that it links the incident channel. Posted to the user's id: Slack delivers it
-        in their DM with the app. A DM is not checked against history after an uncertain delivery
-        (that would need im:history): at worst a crash mid-delivery sends one page twice."""
+        """A page, as a DM from the app to each paged user and each member of a paged user group of at
+        most GROUP_DMS members, once each, rendered now so that it links the incident channel. Posted to
+        the user's id: Slack delivers it in their DM with the app. Someone Slack will not DM is skipped
+        (logged). A DM is not checked against history after an uncertain delivery (that would need
+        im:history): at worst a crash mid-delivery sends a page twice."""
         if incident is None:
             return Outcome(error="no incident")
-        if "group" in payload:
-            users = await self.slack.usergroup_members(usergroup=payload["group"])
-            if len(users) > GROUP_DMS:
+        people = list(payload["users"])
+        for group in payload["groups"]:
+            members = await self.slack.usergroup_members(usergroup=group)
+            if len(members) > GROUP_DMS:
                 log.info(
                     "user group too large for DMs",
-                    extra={"event": "page_dm_skipped", "usergroup": payload["group"], "members": len(users)},
+                    extra={"event": "page_dm_skipped", "usergroup": group, "members": len(members)},
                 )
-                return Outcome()
-        else:
-            users = [payload["user"]]
+                continue
+            people += members
         message = self.composer.page_dm(incident, payload["page"])
-        for user in users:
+        for user in dict.fromkeys(people):
             try:
                 await self.slack.post(
                     channel=user, text=message.text, blocks=message.blocks, metadata=payload.get("metadata")
                 )
             except SlackApiError as error:
-                if "group" not in payload or slack_error(error) not in _NO_DM:
+                if slack_error(error) not in _NO_DM:
                     raise
-                log.warning(  # one member Slack will not DM (deactivated, a bot) must not stop the rest
+                log.warning(  # one person Slack will not DM (deactivated, a bot) must not stop the rest
                     "page DM refused",
                     extra={"event": "page_dm_failed", "user": user, "error": slack_error(error)},
                 )

@@ -407,6 +407,6 @@ def _page(
             "reason": change.text if by_hand else None,
         }
         dm_metadata = composer.metadata("escalation_page_dm", incident, level=level, repeat=repeat)
-        ops.extend(("dm", {"user": user, "page": page, "metadata": dm_metadata}) for user in users)
-        ops.extend(("dm", {"group": group, "page": page, "metadata": dm_metadata}) for group in groups)
+        if users or groups:  # one op: the relay sends each person one DM, in a group or named too
+            ops.append(("dm", {"users": users, "groups": groups, "page": page, "metadata": dm_metadata}))
     return ops

@@ -173,6 +173,16 @@ async def test_members_of_a_large_group_are_invited_but_not_sent_dms(bot) -> Non
     assert all(fake.dms(user) == [] for user in department)
 
 
+async def test_someone_paged_by_name_and_in_a_paged_group_gets_one_dm(start_bot, config) -> None:
+    config["escalation"]["levels"] = levels(["U0SRE1", "S0SRE", "U0GONE"])  # U0GONE: no such user
+    bot = await start_bot()
+    incident = await declare(bot, "P1 Payments down", user="U_ALICE")
+    await drained(bot)
+    assert bot.fake.notified(pages(bot.fake, incident.channel.id)[0]) == set(SRE)
+    assert [len(bot.fake.dms(user)) for user in SRE] == [1, 1]
+    assert bot.fake.dms("U0GONE") == []
+
+
 async def test_direct_messages_can_be_turned_off(start_bot, config) -> None:
     config["escalation"]["direct_message"] = False
     config["escalation"]["levels"] = levels(["U0SRE1", "S0SRE"])
