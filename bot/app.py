@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -19,9 +20,9 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
-from bot.relay import Relay, Traffic
+from bot.relay import HELD, Relay, Traffic, pause_reason
 from bot.scheduler import Sweeper, guarded, start_jobs
-from bot.slack import SlackFacade, make_client
+from bot.slack import TOKEN_ERRORS, SlackFacade, make_client, slack_error
 from handlers import alerts
 from handlers.deps import Deps
 from handlers.messages import Composer
@@ -38,6 +39,15 @@ HEARTBEAT = timedelta(seconds=2)  # how often each process says it is alive
 # 16: with 8, PostgreSQL's clicks at 32 clients were bound by round trips (the server used 85% of a core).
 AFTER_ACK = 16
 AFTER_ACK_WAIT = 1.0
+TOKEN_CHECK_WAIT = 10.0  # seconds start-up waits for auth.test before carrying on without an answer
+
+
+class TokenRefused(Exception):
+    """Slack refused the bot token at start-up (auth.test): a configuration error."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(f"SLACK_BOT_TOKEN: Slack refuses it ({error}); set the app's Bot User OAuth Token")
+        self.error = error
 
 
 def utcnow() -> datetime:
@@ -91,7 +101,7 @@ class Tocsin:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._after_ack = asyncio.Semaphore(AFTER_ACK)
         self._stopping = asyncio.Event()
-        self._identity: dict[str, Any] = {}
+        self._started = False
         self.deps = Deps(
             db=self.db,
             policy=policy,
@@ -125,8 +135,8 @@ class Tocsin:
                 enterprise_id=enterprise_id,
                 team_id=team_id,
                 bot_token=self.settings.bot_token,
-                bot_user_id=self._identity.get("user_id"),
-                bot_id=self._identity.get("bot_id"),
+                bot_user_id=self.slack.known_identity.get("user_id"),
+                bot_id=self.slack.known_identity.get("bot_id"),
             )
 
         return authorize
@@ -160,7 +170,10 @@ class Tocsin:
             log.error("background work failed", exc_info=task.exception(), extra={"event": "task_failed"})
 
     async def start(self) -> None:
+        """Raises TokenRefused when Slack refuses the bot token."""
+        token_accepted = await self._check_token()
         await self.db.upgrade()
+        self._started = True
         if self.background:
             async with self.db.write() as session:
                 await workers.register(
@@ -170,6 +183,8 @@ class Tocsin:
                     pid=os.getpid(),
                     now=self.clock(),
                 )
+            if token_accepted:  # messages held for a token Slack refused need not wait for their retry
+                await self.relay.resume_held()
             self.spawn(self.relay.run(self._stopping))
             self._jobs = start_jobs(self.sweeper, tick=self.settings.policy.tick, running=self._tasks)
             # A missed heartbeat only lets other workers take over this one's leases sooner.
@@ -193,8 +208,6 @@ class Tocsin:
                 max_instances=1,
                 coalesce=True,
             )
-        if self.mode != "worker":
-            self.spawn(self._learn_identity())
         log.info(
             "started",
             extra={
@@ -211,17 +224,31 @@ class Tocsin:
             await workers.beat(session, worker_id=self.worker, now=now)
             await workers.prune(session, before=now - timedelta(days=1))
 
-    async def _learn_identity(self) -> None:
+    async def _check_token(self) -> bool:
+        """auth.test: whether Slack accepts the bot token (it also tells the bot its own user id). A token
+        Slack refuses is a configuration error; Slack out of reach is not (delivery waits for it)."""
         try:
-            self._identity = await self.slack.identity()
-        except (SlackApiError, OSError, TimeoutError) as error:
-            log.warning(
-                "auth.test failed; carrying on",
-                extra={"event": "auth_test_failed", "error": str(error)[:200]},
-            )
+            await asyncio.wait_for(self.slack.identity(), timeout=TOKEN_CHECK_WAIT)
+            return True
+        except SlackApiError as error:
+            if slack_error(error) in TOKEN_ERRORS:
+                await self.slack.aclose()
+                raise TokenRefused(slack_error(error)) from None
+            problem = slack_error(error)
+        except (OSError, TimeoutError, aiohttp.ClientError) as error:
+            problem = f"{type(error).__name__}: {str(error)[:200]}"
+        log.warning(
+            "cannot ask Slack whether it accepts the bot token (auth.test); carrying on",
+            extra={"event": "auth_test_failed", "error": problem},
+        )
+        return False
 
     async def stop(self, grace: float = 5.0) -> None:
         self._stopping.set()
+        if not self._started:  # start() failed (its own error said why): nothing ran, nothing to log
+            await self.slack.aclose()
+            await self.db.dispose()
+            return
         if self._jobs is not None:  # no new runs; runs just begun get to register in _tasks
             self._jobs.pause()
             await asyncio.sleep(0)
@@ -282,10 +309,18 @@ class Tocsin:
         return await to_aiohttp_response(response)
 
     async def _on_health(self, request: web.Request) -> web.Response:
+        """200 "ok"; 200 "degraded" with the reason while messages wait for an operator (a token Slack
+        refuses, a missing scope: read from the database, so every replica says so); 503 "unavailable"
+        when the database does not answer."""
         try:
             await asyncio.wait_for(self.db.ping(), timeout=2)
             async with self.db.read() as session:
-                report = await health.report(session, now=self.clock())
+                report = await health.report(session, now=self.clock(), held=HELD)
         except Exception as error:  # any failure to answer means unhealthy
             return web.json_response({"status": "unavailable", "database": type(error).__name__}, status=503)
-        return web.json_response({"status": "ok", **report})
+        held = report.pop("held")
+        report["outbox"]["held"] = held["messages"]
+        cause = held.get("token") or held.get("scope")
+        if cause is None:
+            return web.json_response({"status": "ok", **report})
+        return web.json_response({"status": "degraded", "reason": pause_reason(cause), **report})

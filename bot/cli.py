@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from aiohttp import web
 
 from bot import logs, operator, preflight
-from bot.app import Tocsin
+from bot.app import Tocsin, TokenRefused
 from bot.config import (
     DEFAULT_CONFIG,
     ConfigError,
@@ -60,7 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     manifest.add_argument("--socket", action="store_true", help="for Socket Mode (no public URL)")
     timers_cmd = commands.add_parser("timers", help="list pending timers and their due times")
     timers_cmd.add_argument("incident", nargs="?", help="only this incident, e.g. INC-7")
-    commands.add_parser("outbox", help="list undelivered and failed Slack messages")
+    outbox_cmd = commands.add_parser("outbox", help="list undelivered and failed Slack messages")
+    outbox_actions = outbox_cmd.add_subparsers(dest="outbox_action")
+    retry = outbox_actions.add_parser("retry", help="put failed messages back in the queue, in order")
+    retry.add_argument(
+        "ids", nargs="*", type=int, metavar="ID", help="message ids, as `tocsin outbox` lists them"
+    )
+    retry.add_argument("--all", action="store_true", help="every failed message")
     report = commands.add_parser("report", help="incident figures: MTTA, MTTR, SLA compliance, ...")
     report.add_argument("--days", type=int, default=30)
     report.add_argument("--format", choices=["text", "json", "csv"], default="text")
@@ -97,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tocsin: {error}", file=sys.stderr)
         return 1
     if mode == "store":
+        if getattr(args, "outbox_action", None) == "retry":
+            return _outbox_retry(settings, args.ids, every=args.all)
         try:
             return asyncio.run(
                 operator.run(
@@ -123,11 +131,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as error:
         print(f"tocsin: {error}", file=sys.stderr)
         return 1
+    except TokenRefused as error:
+        print(error, file=sys.stderr)
+        return 2
     return 0
 
 
 class StartupError(Exception):
     pass
+
+
+def _outbox_retry(settings: Settings, ids: list[int], *, every: bool) -> int:
+    if every == bool(ids):
+        print("tocsin outbox retry: give message ids or --all (not both)", file=sys.stderr)
+        return 2
+    try:
+        requeued = asyncio.run(operator.retry_outbox(settings, ids=None if every else ids))
+    except operator.OperatorError as error:
+        print(f"tocsin outbox retry: {error}", file=sys.stderr)
+        return 1
+    return 0 if requeued or every else 2
 
 
 def _version() -> str:
@@ -204,6 +227,9 @@ async def _serve(settings: Settings, host: str, port: int, *, worker: str = "inl
         await runner.setup()  # upgrades the schema before the worker starts
         if child is not None:
             await child.start()
+    except TokenRefused:
+        await runner.cleanup()
+        raise
     except Exception as error:
         await runner.cleanup()
         raise StartupError(f"cannot start: {type(error).__name__}: {str(error)[:300]}") from None
@@ -228,6 +254,9 @@ async def _worker(settings: Settings, *, wake_on_stdin: bool) -> None:
     tocsin = Tocsin(settings, mode="worker")
     try:
         await tocsin.start()
+    except TokenRefused:
+        await tocsin.stop()
+        raise
     except Exception as error:
         raise StartupError(f"cannot start: {type(error).__name__}: {str(error)[:300]}") from None
     stop = _stop_event()
@@ -245,6 +274,9 @@ async def _socket(settings: Settings) -> None:
     tocsin = Tocsin(settings, mode="socket")
     try:
         await tocsin.start()
+    except TokenRefused:
+        await tocsin.stop()
+        raise
     except Exception as error:
         raise StartupError(f"cannot start: {type(error).__name__}: {str(error)[:300]}") from None
     handler = AsyncSocketModeHandler(tocsin.bolt, settings.app_token, web_client=tocsin.client)

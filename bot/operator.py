@@ -19,6 +19,7 @@ from handlers.replies import describe
 from store import metrics, outbox, pir, service, timers
 from store.db import Database
 from store.errors import DomainError, NotFound
+from store.models import OutboxMessage
 
 
 class OperatorError(Exception):
@@ -113,11 +114,7 @@ async def _outbox(session: AsyncSession, settings: Settings, out: TextIO) -> Non
     for row in rows:
         state = "failed" if row.failed_at else "pending"
         target = settings.policy.public_id(row.incident_number) if row.incident_number else "-"
-        op = row.op + (
-            f":{row.payload['metadata']['event_type']}"
-            if row.op == "post" and row.payload.get("metadata")
-            else ""
-        )
+        op = _op(row)
         print(
             f"{row.id:>6} {target:<10} {op[:40]:<15} {state:<8} {row.attempts:>8}  {_when(row.created_at, settings):<25} "
             f"{row.last_error or ''}",
@@ -125,3 +122,47 @@ async def _outbox(session: AsyncSession, settings: Settings, out: TextIO) -> Non
         )
     pending = sum(1 for row in rows if row.failed_at is None)
     print(f"{pending} undelivered, {len(rows) - pending} failed", file=out)
+
+
+def _op(row: OutboxMessage) -> str:
+    """The row's operation, with the event a post carries: post:incident_declared."""
+    event = (row.payload.get("metadata") or {}).get("event_type") if row.op == "post" else None
+    return f"{row.op}:{event}" if event else row.op
+
+
+async def retry_outbox(
+    settings: Settings, *, ids: list[int] | None, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+) -> int:
+    """`tocsin outbox retry [ID…|--all]`: failed messages back in the queue, due now, in their places
+    (they keep their ids); each named as it is re-queued, and each given id that is not a failed
+    message named on `err`. Returns how many were re-queued."""
+    db = Database(settings.database_url)
+    try:
+        await db.upgrade()
+        async with db.write() as session:
+            rows = await outbox.requeue_failed(session, message_ids=ids, now=datetime.now(UTC))
+            others = await outbox.by_ids(session, message_ids=set(ids or ()) - {row.id for row in rows})
+    except (SQLAlchemyError, sqlite3.Error) as error:
+        raise OperatorError(
+            f"database error: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        ) from None
+    except OSError as error:
+        raise OperatorError(f"cannot reach the database: {error}") from None
+    finally:
+        await db.dispose()
+    for row in rows:
+        target = settings.policy.public_id(row.incident_number) if row.incident_number else "-"
+        print(
+            f"re-queued {row.id:>6} {target:<10} {_op(row):<15} (failed: {row.last_error or '?'})", file=out
+        )
+    for wanted in sorted(set(ids or ()) - {row.id for row in rows}):
+        print(f"tocsin outbox retry: {wanted}: {_not_failed(others.get(wanted))}", file=err)
+    if rows or ids is None:
+        print(f"{len(rows)} message{'s' if len(rows) != 1 else ''} re-queued", file=out)
+    return len(rows)
+
+
+def _not_failed(row: OutboxMessage | None) -> str:
+    if row is None:
+        return "no such message"
+    return "delivered already" if row.delivered_at else "not failed (still pending)"

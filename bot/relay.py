@@ -2,7 +2,9 @@
 
 Failures Slack will never accept (channel_not_found, invalid_blocks, ...) are recorded and logged, not
 retried; rate limits wait for Retry-After; outages and 5xx back off and try again, holding back the
-incident's later messages so they keep their order.
+incident's later messages so they keep their order. Errors an operator can fix pause delivery instead:
+a token Slack refuses (TOKEN_ERRORS) stops every delivery until auth.test accepts it again; a missing
+scope holds the row that needs it (and its incident's later rows) and tries it again at the same pace.
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.slack import SlackFacade, slack_error
+from bot.slack import (
+    TOKEN_ERRORS,
+    NoFreeChannelName,
+    SlackFacade,
+    failed_method,
+    needed_scope,
+    slack_error,
+)
 from handlers.messages import Composer
 from store import lookup, outbox, service
 from store.db import Database
@@ -42,11 +52,6 @@ PERMANENT = frozenset(
         "cant_update_message",
         "edit_window_closed",
         "restricted_action",
-        "missing_scope",
-        "not_authed",
-        "invalid_auth",
-        "account_inactive",
-        "token_revoked",
         "no_permission",
         "invalid_name",
         "invalid_name_specials",
@@ -65,6 +70,38 @@ PERMANENT = frozenset(
     }
 )
 HARMLESS = frozenset({"already_in_channel", "cant_invite_self", "already_pinned"})
+MISSING_SCOPE = "missing_scope"  # a row's last_error: "missing_scope: chat.postMessage needs chat:write"
+# Rows held for an operator, by kind of pause: their last_error, exactly or up to a `*` (for /healthz).
+HELD = {"token": tuple(sorted(TOKEN_ERRORS)), "scope": (f"{MISSING_SCOPE}: *",)}
+
+
+def is_held(error: str | None) -> bool:
+    """Whether a row with this last_error waits for an operator (see HELD)."""
+    return error in TOKEN_ERRORS or (error or "").startswith(f"{MISSING_SCOPE}: ")
+
+
+def pause_reason(error: str) -> str:
+    """What an operator must do about a row held with `error` (its last_error), in a sentence."""
+    if error in TOKEN_ERRORS:
+        return f"Slack refused the bot token ({error}): set SLACK_BOT_TOKEN to a valid token"
+    method, _, scope = error.removeprefix(f"{MISSING_SCOPE}: ").partition(" needs ")
+    return (
+        f"Slack refused {method}: the app lacks the {scope or 'needed'} scope ({MISSING_SCOPE}): add it to "
+        "the app's bot token scopes (`tocsin manifest` lists them) and reinstall the app"
+    )
+
+
+def _missing_scope(error: SlackApiError) -> str:
+    return f"{MISSING_SCOPE}: {failed_method(error)} needs {needed_scope(error) or 'another scope'}"
+
+
+def _scope_method(last_error: str | None) -> str | None:
+    """The method a row held for a missing scope was refused (from its last_error), else None."""
+    if not (last_error or "").startswith(f"{MISSING_SCOPE}: "):
+        return None
+    return (last_error or "").removeprefix(f"{MISSING_SCOPE}: ").split(" needs ")[0]
+
+
 # A paged user group's members are invited into the incident channel, this many at most per group: an
 # on-call group has a handful; one of hundreds is a department, and Slack offers its own invite prompt.
 GROUP_INVITES = 100
@@ -142,6 +179,7 @@ class Relay:
         give_way: float = 1.0,
         per_incident: int = 10,
         storm_batch: int = 10,
+        token_check: float = 30.0,
     ) -> None:
         self.db, self.slack, self.composer, self.clock = db, slack, composer, clock
         self.lease, self.batch, self.idle_poll = lease, batch, idle_poll
@@ -152,14 +190,28 @@ class Relay:
         # their incidents held the loop for 34 ms, every request in flight waiting behind it. Its messages
         # go one at a time in a storm anyway.
         self.storm_batch = storm_batch
+        # While Slack refuses the token (self.refused: its error), nothing is delivered; auth.test is asked
+        # every token_check seconds, and a row missing a scope is tried again at the same pace.
+        self.token_check = token_check
+        self.refused: str | None = None
+        self._scopes_missing: set[str] = set()  # methods logged as refused for a scope, until one works
         self._wake = asyncio.Event()
         self._turn = asyncio.Lock()
+        # A round that failed on the database after claiming: what it had delivered (or not attempted)
+        # but could not record, settled at the start of the next round; self._suspect: the last round
+        # failed, so this worker may hold leases it knows nothing of (a claim whose commit's answer was
+        # lost), given back then too. Without this they would wait out the lease (120 s).
+        self._unsettled: list[tuple[OutboxMessage, Outcome | None]] = []
+        self._suspect = False
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
+            if self.refused is not None:
+                await self._await_token(stopping)
+                continue
             lull = await self.traffic.quiet(at_most=self.give_way)
             try:
                 delivered = await self.deliver_once(limit=self.batch if lull else self.storm_batch)
@@ -174,10 +226,52 @@ class Relay:
             for waiter in waiters:
                 waiter.cancel()
 
+    async def _await_token(self, stopping: asyncio.Event) -> None:
+        """Paused: every token_check seconds ask auth.test whether Slack accepts the token again; when
+        it does, resume, with the rows held for the token due at once."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=self.token_check)
+        if stopping.is_set():
+            return
+        try:
+            await self.slack.identity()
+        except SlackApiError as error:
+            if slack_error(error) in TOKEN_ERRORS:
+                self.refused = slack_error(error)
+            return  # refused still, or Slack answers with something else: ask again later
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return
+        log.warning(
+            "Slack accepts the bot token again; delivery resumed",
+            extra={"event": "delivery_resumed", "error": self.refused},
+        )
+        self.refused = None
+        await self.resume_held()
+
+    async def resume_held(self) -> None:
+        """Rows held for a token Slack now accepts become due at once (best effort: else in token_check)."""
+        try:
+            async with self.db.write() as session:
+                await outbox.due_now(session, errors=TOKEN_ERRORS, now=self.clock())
+        except Exception:  # they come due by themselves within token_check
+            log.warning("could not resume held messages now", extra={"event": "resume_failed"})
+        self.wake()
+
+    def _pause(self, error: str) -> None:
+        if self.refused is None:
+            log.error(
+                f"delivery paused: {pause_reason(error)}; asking Slack again every {self.token_check:g}s",
+                extra={"event": "delivery_paused", "error": error},
+            )
+        self.refused = error
+
     async def deliver_once(self, *, limit: int | None = None) -> int:
         """Claim what is deliverable now (the heads of up to `limit` incidents' queues, `batch` unless
         given) and deliver it: incidents in parallel, each in order, with one transaction to claim the
         batch and one to record how each delivery went."""
+        if self._suspect:
+            await self._settle_failed_round()
+        self._suspect = True  # until this round has recorded everything it claimed
         async with self.db.write() as session:
             rows = await outbox.claim(
                 session,
@@ -189,6 +283,7 @@ class Relay:
                 per_incident=self.per_incident,
             )
         if not rows:
+            self._suspect = False
             return 0
         incidents = await self._incidents({row.incident_number for row, _ in rows if row.incident_number})
         queues: dict[int, list[tuple[OutboxMessage, bool]]] = {}
@@ -197,8 +292,27 @@ class Relay:
         results = await asyncio.gather(
             *(self._deliver_queue(queue, incidents.get(key)) for key, queue in queues.items())
         )
-        await self._record([result for queue in results for result in queue], incidents)
+        self._unsettled = [result for queue in results for result in queue]
+        await self._record(self._unsettled, incidents)
+        self._unsettled, self._suspect = [], False
         return len(rows)
+
+    async def _settle_failed_round(self) -> None:
+        """The last round failed on the database: record what it delivered (or give back what it did not
+        attempt), and give back any other lease this worker still holds, claimed by a round that never
+        learnt so. Only rows still leased to this worker: another may have taken over the rest."""
+        async with self.db.write() as session:
+            held = await outbox.held_by(session, worker=self.worker)
+            settle = [(row, outcome) for row, outcome in self._unsettled if row.id in held]
+            await self._write_outcomes(session, settle, {})
+            stray = sorted(held - {row.id for row, _ in settle})
+            await outbox.release_all(session, message_ids=stray)
+        if settle or stray:
+            log.warning(
+                "recorded the deliveries of a round that failed",
+                extra={"event": "relay_recovered", "recorded": len(settle), "released": len(stray)},
+            )
+        self._unsettled, self._suspect = [], False
 
     async def _deliver_queue(
         self, queue: list[tuple[OutboxMessage, bool]], incident: Incident | None
@@ -210,7 +324,7 @@ class Relay:
         results: list[tuple[OutboxMessage, Outcome | None]] = []
         waiting = False
         for row, uncertain in queue:
-            if waiting:
+            if waiting or self.refused is not None:  # paused: Slack refuses the token
                 results.append((row, None))
                 continue
             # A request that came in goes first. In a storm (no lull within give_way), deliver one message
@@ -220,7 +334,15 @@ class Relay:
                 outcome = await self._deliver(row, incident, uncertain)
             waiting = outcome.retry_at is not None
             if outcome.saves:
-                await self._record([(row, outcome)], {} if incident is None else {incident.number: incident})
+                try:
+                    await self._record(
+                        [(row, outcome)], {} if incident is None else {incident.number: incident}
+                    )
+                except Exception:  # the database failed: the round records it with the rest, later
+                    log.warning("could not record a delivery yet", extra={"event": "record_failed"})
+                    results.append((row, outcome))
+                    waiting = True
+                    continue
                 if incident is not None:
                     for key, value in outcome.saves.items():
                         setattr(incident, key, value)
@@ -229,8 +351,11 @@ class Relay:
         return results
 
     async def _deliver(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> Outcome:
+        # After a dropped connection Slack may have done what was asked (the call is never re-sent
+        # blindly: SlackFacade.once): check, as for a delivery whose process died.
+        uncertain = uncertain or (row.last_error or "").startswith("connection")
         try:
-            return await self._perform(row, incident, uncertain)
+            outcome = await self._perform(row, incident, uncertain)
         except SlackApiError as error:
             return self._classify(row, error)
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
@@ -238,11 +363,30 @@ class Relay:
         except Exception as error:  # a bug in one message must not hold back the others
             log.exception("delivery failed", extra={"event": "outbox_crashed", "outbox_id": row.id})
             return Outcome(error=f"internal: {type(error).__name__}", retry_at=self._backoff(row))
+        method = _scope_method(row.last_error)
+        if method in self._scopes_missing and not (outcome.error or "").startswith(MISSING_SCOPE):
+            self._scopes_missing.discard(method)
+            log.warning(f"Slack accepts {method} again", extra={"event": "scope_granted", "method": method})
+        return outcome
 
     def _classify(self, row: OutboxMessage, error: SlackApiError) -> Outcome:
         code, status = slack_error(error), error.response.status_code
         if code in HARMLESS:
             return Outcome()
+        if code in TOKEN_ERRORS:  # the token is global: hold this row in its place and pause everything
+            self._pause(code)
+            return Outcome(error=code, retry_at=self.clock() + timedelta(seconds=self.token_check))
+        if code == MISSING_SCOPE:  # per method: hold this row (and its incident's later ones), ask again
+            error_text = _missing_scope(error)
+            method = failed_method(error)
+            if method not in self._scopes_missing:
+                self._scopes_missing.add(method)
+                log.error(
+                    f"{pause_reason(error_text)}; holding its messages, trying again every "
+                    f"{self.token_check:g}s",
+                    extra={"event": "scope_missing", "method": method, "scope": needed_scope(error)},
+                )
+            return Outcome(error=error_text, retry_at=self.clock() + timedelta(seconds=self.token_check))
         if status == 429 or code == "ratelimited":
             headers = error.response.headers or {}
             wait = int(headers.get("Retry-After", headers.get("retry-after", 1)) or 1)
@@ -265,56 +409,57 @@ class Relay:
     async def _record(
         self, results: list[tuple[OutboxMessage, Outcome | None]], incidents: dict[int, Incident]
     ) -> None:
-        now = self.clock()
         async with self.db.write() as session:
-            await outbox.delivered(
-                session,
-                message_ids=[row.id for row, outcome in results if outcome and outcome.error is None],
-                now=now,
-            )
-            for row, outcome in results:
-                if outcome is None:  # not attempted: an earlier row of its incident waits for a retry
-                    await outbox.release(session, message_id=row.id)
-                    continue
-                incident = incidents.get(row.incident_number or 0)
-                fields = {
-                    "incident_id": self.composer.public_id(incident) if incident else None,
-                    "op": row.op,
-                    "outbox_id": row.id,
-                }
-                if outcome.error is None:  # recorded above, with the round's other deliveries
-                    log.info("delivered", extra={"event": "outbox_delivered", **fields})
-                elif outcome.retry_at is not None:
-                    await outbox.retry_later(
-                        session, message_id=row.id, error=outcome.error, at=outcome.retry_at
-                    )
-                    log.warning(
-                        "will retry",
-                        extra={
-                            "event": "outbox_retry",
-                            "error": outcome.error,
-                            "attempts": row.attempts,
-                            **fields,
-                        },
-                    )
-                else:
-                    await outbox.failed(session, message_id=row.id, error=outcome.error, now=now)
-                    log.error("gave up", extra={"event": "outbox_failed", "error": outcome.error, **fields})
-                if outcome.saves and row.incident_number is not None:
-                    await service.save_slack_refs(session, number=row.incident_number, **outcome.saves)
+            await self._write_outcomes(session, results, incidents)
+
+    async def _write_outcomes(
+        self,
+        session: AsyncSession,
+        results: list[tuple[OutboxMessage, Outcome | None]],
+        incidents: dict[int, Incident],
+    ) -> None:
+        now = self.clock()
+        await outbox.delivered(
+            session,
+            message_ids=[row.id for row, outcome in results if outcome and outcome.error is None],
+            now=now,
+        )
+        for row, outcome in results:
+            if outcome is None:  # not attempted: an earlier row of its incident waits for a retry
+                await outbox.release(session, message_id=row.id)
+                continue
+            incident = incidents.get(row.incident_number or 0)
+            fields = {
+                "incident_id": self.composer.public_id(incident) if incident else None,
+                "op": row.op,
+                "outbox_id": row.id,
+            }
+            if outcome.error is None:  # recorded above, with the round's other deliveries
+                log.info("delivered", extra={"event": "outbox_delivered", **fields})
+            elif outcome.retry_at is not None:
+                await outbox.retry_later(session, message_id=row.id, error=outcome.error, at=outcome.retry_at)
+                # A row held for an operator was logged when the pause began, not on each try.
+                again = outcome.error == row.last_error and is_held(outcome.error)
+                log.log(
+                    logging.DEBUG if again else logging.WARNING,
+                    "will retry",
+                    extra={
+                        "event": "outbox_retry",
+                        "error": outcome.error,
+                        "attempts": row.attempts,
+                        **fields,
+                    },
+                )
+            else:
+                await outbox.failed(session, message_id=row.id, error=outcome.error, now=now)
+                log.error("gave up", extra={"event": "outbox_failed", "error": outcome.error, **fields})
+            if outcome.saves and row.incident_number is not None:
+                await service.save_slack_refs(session, number=row.incident_number, **outcome.saves)
 
     async def _perform(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> Outcome:
         payload = row.payload
         if row.op == "create_channel":
-            try:
-                channel_id, name = await self.slack.create_channel(name=payload["name"])
-            except SlackApiError as error:
-                outcome = self._classify(row, error)
-                if outcome.retry_at is None and incident is not None and incident.origin_channel_id:
-                    # The channel can never be made: carry on in the channel the incident was declared in.
-                    outcome.saves = {"channel_id": incident.origin_channel_id}
-                return outcome
-            return Outcome(saves={"channel_id": channel_id, "channel_name": name})
+            return await self._create_channel(row, incident, uncertain)
         if row.op in ("invite", "topic", "pin", "refresh"):
             return await self._channel_op(row.op, payload, incident)
         if row.op == "dm":
@@ -338,12 +483,42 @@ class Relay:
             return Outcome()
         return Outcome(error=f"unknown outbox op {row.op!r}")
 
+    async def _create_channel(
+        self, row: OutboxMessage, incident: Incident | None, uncertain: bool
+    ) -> Outcome:
+        name = row.payload["name"]
+        if uncertain:  # an earlier try may have made it, unrecorded (a kill, a lost answer, a database error)
+            found = await self.slack.find_created_channel(name=name, since=row.created_at.timestamp() - 60)
+            if found is not None:
+                log.info(
+                    "adopted the channel an earlier try made",
+                    extra={"event": "channel_adopted", "outbox_id": row.id, "channel": found[0]},
+                )
+                return Outcome(saves={"channel_id": found[0], "channel_name": found[1]})
+        try:
+            channel_id, made = await self.slack.create_channel(name=name)
+        except (SlackApiError, NoFreeChannelName) as error:
+            outcome = (
+                self._classify(row, error)
+                if isinstance(error, SlackApiError)
+                else Outcome(error=f"name_taken: {error}")
+            )
+            if outcome.retry_at is None and incident is not None and incident.origin_channel_id:
+                # The channel can never be made: carry on in the channel the incident was declared in.
+                outcome.saves = {"channel_id": incident.origin_channel_id}
+            return outcome
+        return Outcome(saves={"channel_id": channel_id, "channel_name": made})
+
     async def _channel_op(self, op: str, payload: dict[str, Any], incident: Incident | None) -> Outcome:
         if incident is not None and op == "refresh":
             await self._refresh(payload["target"], incident, payload)
             return Outcome()
         if incident is None or not incident.channel_id:
             return Outcome(error="no incident channel")
+        if op in ("topic", "pin") and not _own_channel(incident):
+            # The channel it was declared in (kept when a channel of its own could not be made, or with
+            # per_incident off): its topic and pins belong to the people who use it for everything else.
+            return Outcome()
         if op == "invite":
             if not _own_channel(incident):  # nobody is pulled into a shared channel (the page DMs them)
                 return Outcome()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -28,6 +29,7 @@ METHOD_SCOPES = {
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
     "conversations.replies": "channels:history",
+    "conversations.list": "channels:read",
     "usergroups.users.list": "usergroups:read",
     "views.open": None,
     "auth.test": None,
@@ -56,18 +58,27 @@ def bot_scopes() -> list[str]:
     return sorted({scope for scope in METHOD_SCOPES.values() if scope} | set(EXTRA_SCOPES))
 
 
+# Errors an operator fixes with a new token: nothing can be delivered until then.
+TOKEN_ERRORS = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed"})
+MAX_NAME_ATTEMPTS = 20  # a taken channel name gets a suffix: name, name-2, ... name-20
+
+
 def make_client(
-    *, token: str, base_url: str | None, session: aiohttp.ClientSession | None = None
+    *,
+    token: str,
+    base_url: str | None,
+    session: aiohttp.ClientSession | None = None,
+    resend_on_connection_error: bool = True,
 ) -> AsyncWebClient:
+    """`resend_on_connection_error=False` for calls that must not be sent twice: after a dropped
+    connection Slack may have carried the call out, and only the caller can check (bot/relay.py does)."""
+    resend = [AsyncConnectionErrorRetryHandler(max_retry_count=1)] if resend_on_connection_error else []
     return AsyncWebClient(
         token=token,
         base_url=base_url or AsyncWebClient.BASE_URL,
         session=session,
         timeout=10,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=1),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-        ],
+        retry_handlers=[*resend, AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
     )
 
 
@@ -78,6 +89,37 @@ def slack_error(error: SlackApiError) -> str:
     return str(code or f"http_{error.response.status_code}")
 
 
+def failed_method(error: SlackApiError) -> str:
+    """The Web API method Slack refused, e.g. chat.postMessage."""
+    return str(error.response.api_url or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+def needed_scope(error: SlackApiError) -> str | None:
+    """For missing_scope: the scope Slack says the call needs, or the one the facade knows it needs."""
+    data = error.response.data
+    needed = data.get("needed") if isinstance(data, dict) else None
+    return str(needed) if needed else METHOD_SCOPES.get(failed_method(error))
+
+
+class NoFreeChannelName(Exception):
+    """Every name create_channel tries (the name and its numbered variants) is taken."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"every channel name from {name} to {candidate_name(name, MAX_NAME_ATTEMPTS)} is taken"
+        )
+        self.name = name
+
+
+def candidate_name(name: str, attempt: int) -> str:
+    """The name create_channel tries at `attempt` (1: the name itself), within Slack's 80 characters."""
+    return name if attempt == 1 else f"{name[: 80 - len(str(attempt)) - 1]}-{attempt}"
+
+
+def candidate_names(name: str) -> Iterator[str]:
+    return (candidate_name(name, attempt) for attempt in range(1, MAX_NAME_ATTEMPTS + 1))
+
+
 class SlackFacade:
     """Every outbound Web API call goes through here, over one pooled HTTP session."""
 
@@ -85,23 +127,52 @@ class SlackFacade:
         self._token, self._base_url = token, base_url
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
+        self._once: AsyncWebClient | None = None
+        self.known_identity: dict[str, Any] = {}  # auth.test's last answer (user_id, bot_id, ...)
 
     @property
     def client(self) -> AsyncWebClient:
         """Created on first use, inside the running event loop that will use it."""
         if self._client is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-            self._client = make_client(token=self._token, base_url=self._base_url, session=self._session)
+            self._connect()
+        assert self._client is not None
         return self._client
+
+    @property
+    def once(self) -> AsyncWebClient:
+        """For calls that make something (a channel, a message): never re-sent after a dropped connection,
+        which would make it twice. The relay treats such a delivery as uncertain and checks Slack first."""
+        if self._once is None:
+            self._connect()
+        assert self._once is not None
+        return self._once
+
+    def _connect(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        self._client = make_client(token=self._token, base_url=self._base_url, session=self._session)
+        self._once = make_client(
+            token=self._token,
+            base_url=self._base_url,
+            session=self._session,
+            resend_on_connection_error=False,
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-        self._session = self._client = None
+        self._session = self._client = self._once = None
 
     async def identity(self) -> dict[str, Any]:
+        """auth.test: who the token belongs to (raises SlackApiError when Slack refuses the token)."""
         response = await self.client.auth_test()
-        return dict(response.data) if isinstance(response.data, dict) else {}
+        self.known_identity = dict(response.data) if isinstance(response.data, dict) else {}
+        return self.known_identity
+
+    async def bot_user_id(self) -> str | None:
+        if not self.known_identity.get("user_id"):
+            await self.identity()
+        user_id = self.known_identity.get("user_id")
+        return str(user_id) if user_id else None
 
     async def open_view(self, *, trigger_id: str, view: dict[str, Any]) -> None:
         try:
@@ -135,7 +206,7 @@ class SlackFacade:
         metadata: dict[str, Any] | None,
         thread_ts: str | None = None,
     ) -> str:
-        response = await self.client.chat_postMessage(
+        response = await self.once.chat_postMessage(
             channel=channel,
             text=text,
             blocks=blocks or None,
@@ -193,18 +264,50 @@ class SlackFacade:
         )
 
     async def create_channel(self, *, name: str) -> tuple[str, str]:
-        """Create a public channel; a taken name gets a numbered suffix. Returns (id, name)."""
-        for attempt in range(1, 21):
-            candidate = name if attempt == 1 else f"{name[: 80 - len(str(attempt)) - 1]}-{attempt}"
+        """Create a public channel; a taken name gets a numbered suffix. Returns (id, name); raises
+        NoFreeChannelName when every candidate is taken."""
+        for candidate in candidate_names(name):
             try:
-                response = await self.client.conversations_create(name=candidate, is_private=False)
+                response = await self.once.conversations_create(name=candidate, is_private=False)
             except SlackApiError as error:
                 if slack_error(error) == "name_taken":
                     continue
                 raise
             channel = response["channel"]
             return str(channel["id"]), str(channel["name"])
-        raise SlackApiError("no free channel name", {"ok": False, "error": "name_taken"})
+        raise NoFreeChannelName(name)
+
+    async def find_created_channel(self, *, name: str, since: float) -> tuple[str, str] | None:
+        """The public channel create_channel(name=name) may already have made: one of its candidate names,
+        created by this bot at `since` (a Unix time) or later, not archived. Returns (id, name), the
+        earliest candidate's if several; None if there is none."""
+        me = await self.bot_user_id()  # raises SlackApiError when Slack refuses the token
+        order = {candidate: rank for rank, candidate in enumerate(candidate_names(name))}
+        found: dict[str, tuple[str, str]] = {}
+        cursor: str | None = None
+        while True:
+            try:
+                response = await self.client.conversations_list(
+                    types="public_channel", exclude_archived=True, limit=999, cursor=cursor
+                )
+            except SlackApiError as error:  # e.g. an install without channels:read yet
+                log.warning(
+                    "cannot look for a channel made already; creating",
+                    extra={"event": "channel_list_failed", "error": slack_error(error)},
+                )
+                return None
+            for channel in response.get("channels") or []:
+                if (
+                    channel.get("name") in order
+                    and channel.get("creator") == me
+                    and not channel.get("is_archived")
+                    and float(channel.get("created") or 0) >= since
+                ):
+                    found[str(channel["name"])] = (str(channel["id"]), str(channel["name"]))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return found[min(found, key=order.__getitem__)] if found else None
 
     async def invite(self, *, channel: str, users: list[str]) -> None:
         await self.client.conversations_invite(channel=channel, users=",".join(users))

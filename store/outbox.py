@@ -6,6 +6,7 @@ with a lease; on PostgreSQL the claim skips rows another relay holds.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -229,3 +230,65 @@ async def undelivered(
     condition = OutboxMessage.delivered_at.is_(None) if include_failed else _pending()
     query = select(OutboxMessage).where(condition).order_by(OutboxMessage.id).limit(limit)
     return list(await session.scalars(query))
+
+
+async def held_by(session: AsyncSession, *, worker: str) -> set[int]:
+    """Pending rows `worker` holds a lease on, locked: after a round that failed, those it still has to
+    settle (or give back)."""
+    query = (
+        select(OutboxMessage.id)
+        .where(_pending(), OutboxMessage.locked_by == worker)
+        .with_for_update(of=OutboxMessage)
+    )
+    return set(await session.scalars(query))
+
+
+async def release_all(session: AsyncSession, *, message_ids: list[int]) -> None:
+    """Give back claimed rows that were not attempted."""
+    if message_ids:
+        await _settle(session, "released", message_ids)
+
+
+async def due_now(session: AsyncSession, *, errors: Collection[str], now: datetime) -> int:
+    """Pending rows waiting after one of `errors` become due at once (their cause was fixed); how many."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(_pending(), OutboxMessage.last_error.in_(list(errors)), OutboxMessage.next_attempt_at > now)
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def requeue_failed(
+    session: AsyncSession, *, message_ids: Collection[int] | None, now: datetime
+) -> list[OutboxMessage]:
+    """Put given-up rows back in the queue (all of them when `message_ids` is None), due now and with a
+    fresh count of attempts; the rows as they were, oldest first. They keep their ids, so each goes out
+    in its place among its incident's messages."""
+    query = select(OutboxMessage).where(
+        OutboxMessage.failed_at.is_not(None), OutboxMessage.delivered_at.is_(None)
+    )
+    if message_ids is not None:
+        query = query.where(OutboxMessage.id.in_(list(message_ids)))
+    rows = list(await session.scalars(query.order_by(OutboxMessage.id).with_for_update(of=OutboxMessage)))
+    if rows:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_([row.id for row in rows]))
+            .values(
+                failed_at=None,
+                last_error=None,
+                next_attempt_at=now,
+                attempts=0,
+                locked_until=None,
+                locked_by=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return rows
+
+
+async def by_ids(session: AsyncSession, *, message_ids: Collection[int]) -> dict[int, OutboxMessage]:
+    query = select(OutboxMessage).where(OutboxMessage.id.in_(list(message_ids)))
+    return {row.id: row for row in await session.scalars(query)}

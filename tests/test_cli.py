@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from bot.slack import METHOD_SCOPES
-from tests.conftest import ROOT, SECRET, shipped_config
+from tests.conftest import ANNOUNCE, ROOT, SECRET, shipped_config
+from tests.helpers import drained
 from tests.processes import environment, free_port, run, start, terminate, wait_healthy
 from tests.signed import SlackRequests
 
@@ -38,7 +39,7 @@ async def test_serve_acks_signed_commands_and_stops_cleanly_on_sigterm(tmp_path,
             health = await response.json()
         assert health["status"] == "ok"
         assert health["timers"] == {"oldest_due_seconds": None}
-        assert health["outbox"] == {"backlog": 0, "oldest_seconds": None, "failed": 0}
+        assert health["outbox"] == {"backlog": 0, "oldest_seconds": None, "failed": 0, "held": 0}
         slack = SlackRequests(f"http://127.0.0.1:{port}/slack/events", SECRET, fake)
         reply = await slack.command("declare P2 Search index stale")
         assert "INC-1" in reply.body
@@ -210,3 +211,88 @@ async def test_operator_command_waits_for_another_process_holding_the_sqlite_wri
     finally:
         holder.close()
     assert code == 0 and out.splitlines()[-1] == "0 pending timers", err
+
+
+def _serving(api_url: str, database_url: str) -> dict[str, str]:
+    return environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=api_url,
+        DATABASE_URL=database_url,
+        TOCSIN_CONFIG=str(ROOT / "app.yaml"),
+    )
+
+
+async def test_a_token_slack_refuses_at_start_up_exits_2_naming_slack_bot_token(
+    tmp_path, fake, database_url
+) -> None:
+    """auth.test answers invalid_auth: serve and the worker stop at once with one line, no traceback."""
+    fake.revoke_token("invalid_auth")
+    env = _serving(fake.api_url, database_url)
+    for command in (["serve", "--port", str(free_port())], ["worker"]):
+        code, out, err = await run(*command, env=env)
+        assert code == 2, (command, err)
+        assert err.splitlines() == [
+            "SLACK_BOT_TOKEN: Slack refuses it (invalid_auth); set the app's Bot User OAuth Token"
+        ], (command, err)
+    assert {c.method for c in fake.calls} == {"auth.test"}
+
+
+async def test_slack_out_of_reach_at_start_up_is_a_warning_and_serve_goes_on(tmp_path, database_url) -> None:
+    """Slack cannot be reached when the bot starts: it says so and serves; delivery waits for Slack."""
+    port = free_port()
+    env = _serving(f"http://127.0.0.1:{free_port()}/api/", database_url)  # nothing listens there
+    log = tmp_path / "serve.log"
+    process = await start("serve", "--host", "127.0.0.1", "--port", str(port), env=env, log=log)
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}", process, log)
+    finally:
+        code = await terminate(process)
+    output = log.read_text()
+    assert code == 0 and "Traceback" not in output, output
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    warned = [line for line in lines if line.get("event") == "auth_test_failed"]
+    assert len(warned) == 1 and warned[0]["level"] == "warning", output
+
+
+async def test_outbox_retry_puts_failed_messages_back_in_order(tmp_path, database_url, bot) -> None:
+    """Two messages Slack refused for good (the card and the announcement): `tocsin outbox retry` with
+    their ids (or --all) re-queues them, names each, and they go out in their order; ids that are not
+    failed messages are named, and nothing matched exits 2."""
+    fake = bot.fake
+    fake.fail_next("chat.postMessage", error="channel_not_found", times=2)  # the card, the announcement
+    await bot.slack.command("declare P3 Printer jam")
+    await fake.wait_for(lambda: fake.posts(event_type="escalation_page"))
+    await drained(bot)
+    assert not fake.posts(event_type="incident_declared")
+    env = environment(DATABASE_URL=database_url, TOCSIN_CONFIG=str(ROOT / "app.yaml"))
+    code, out, err = await run("outbox", env=env)
+    failed = [line.split() for line in out.splitlines()[1:-1] if " failed " in line]
+    assert [(row[2], row[-1]) for row in failed] == [("post:incident_declared", "channel_not_found")] * 2
+    card_id, announcement_id = (int(row[0]) for row in failed)
+
+    code, out, err = await run("outbox", "retry", str(announcement_id), str(card_id), "9999", env=env)
+    assert code == 0, err
+    assert out.splitlines() == [
+        f"re-queued {card_id:>6} INC-1      post:incident_declared (failed: channel_not_found)",
+        f"re-queued {announcement_id:>6} INC-1      post:incident_declared (failed: channel_not_found)",
+        "2 messages re-queued",
+    ]
+    assert err.splitlines() == ["tocsin outbox retry: 9999: no such message"]
+    announcement = await fake.wait_for(lambda: fake.posts(channel=ANNOUNCE, event_type="incident_declared"))
+    await drained(bot)
+    card = [m for m in fake.posts(event_type="incident_declared") if m.channel != ANNOUNCE]
+    assert len(card) == 1 and len(announcement) == 1 and card[0].ts < announcement[0].ts
+
+    code, out, err = await run("outbox", "retry", str(card_id), "9999", env=env)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        f"tocsin outbox retry: {card_id}: delivered already",
+        "tocsin outbox retry: 9999: no such message",
+    ]
+    code, out, err = await run("outbox", "retry", "--all", env=env)
+    assert (code, out.splitlines()) == (0, ["0 messages re-queued"])
+    code, out, err = await run("outbox", "retry", env=env)
+    assert code == 2 and err.splitlines() == ["tocsin outbox retry: give message ids or --all (not both)"]
+    code, out, err = await run("outbox", "retry", "seven", env=env)
+    assert code == 2 and "invalid int value: 'seven'" in err and "Traceback" not in err

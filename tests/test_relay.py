@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 import time
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select
+import aiohttp
+from sqlalchemy import select, update
 
 from bot.relay import Traffic
 from handlers.messages import publish
 from store import outbox, service
 from store.models import OutboxMessage
-from tests.conftest import ANNOUNCE
+from tests.conftest import ANNOUNCE, GENERAL, postgres_connection
 from tests.helpers import declare, drained
 
 
@@ -227,3 +231,274 @@ async def test_relay_waits_out_a_stream_of_requests_but_never_for_long() -> None
         pass
     await traffic.quiet(at_most=0.02)  # never longer than at_most, lull or not
     assert loop.time() - began < 0.045
+
+
+# --- Errors an operator fixes: a token Slack refuses, a missing scope ---------------------------------
+
+
+async def _health(bot) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as session, session.get(f"{bot.url}/healthz") as response:
+        return response.status, await response.json()
+
+
+def _events(caplog, event: str) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if getattr(record, "event", None) == event]
+
+
+async def test_a_declare_made_while_the_token_is_revoked_reaches_slack_once_it_is_restored(
+    bot, caplog
+) -> None:
+    """Slack refuses the token: nothing is given up on. Delivery pauses (one refused call, then only
+    auth.test, every token_check seconds), /healthz says degraded and why, the log says what to fix
+    once; once the token works again the incident gets its channel, card and announcement, in order,
+    with no restart."""
+    fake, relay = bot.fake, bot.tocsin.relay
+    relay.token_check = 0.3
+    fake.revoke_token()
+    reply = await bot.slack.command("declare P2 Checkout down")
+    assert reply.status == 200 and "INC-1" in reply.body
+    await fake.wait_for(lambda: [c for c in fake.calls if c.error == "token_revoked"])
+    status, health = await _health(bot)
+    assert status == 200 and health["status"] == "degraded", health
+    assert health["reason"] == (
+        "Slack refused the bot token (token_revoked): set SLACK_BOT_TOKEN to a valid token"
+    )
+    assert health["outbox"]["held"] == 1 and health["outbox"]["failed"] == 0
+    refused_at = len(fake.calls)
+    await fake.wait_for(lambda: len(fake.calls_of("auth.test")) >= 4, timeout=5)  # start-up's, then 3 checks
+    assert {c.method for c in fake.calls[refused_at:]} == {"auth.test"}  # nothing else is tried meanwhile
+    assert [c.method for c in fake.calls if c.error == "token_revoked"][0] == "conversations.create"
+    assert not fake.messages
+    assert len(_events(caplog, "delivery_paused")) == 1
+    assert (
+        _events(caplog, "delivery_paused")[0]
+        .getMessage()
+        .startswith(
+            "delivery paused: Slack refused the bot token (token_revoked): set SLACK_BOT_TOKEN to a valid token"
+        )
+    )
+
+    fake.restore_token()
+    announcement = await fake.wait_for(lambda: fake.posts(channel=ANNOUNCE, event_type="incident_declared"))
+    await drained(bot)
+    created = [c for c in fake.calls_of("conversations.create") if c.ok]
+    assert len(created) == 1
+    channel = next(c for c in fake.channels.values() if c.name == created[0].args["name"])
+    card = fake.posts(channel=channel.id, event_type="incident_declared")
+    assert len(card) == 1 and card[0].payload["incident_id"] == "INC-1" and card[0].ts in channel.pins
+    assert [m.ts for m in fake.messages[:2]] == [card[0].ts, announcement[0].ts]  # in their order
+    assert "U_ALICE" in channel.members
+    status, health = await _health(bot)
+    assert (status, health["status"], health["outbox"]["held"]) == (200, "ok", 0)
+    assert "reason" not in health
+    assert len(_events(caplog, "delivery_paused")) == 1 and len(_events(caplog, "delivery_resumed")) == 1
+
+
+async def test_a_missing_scope_holds_that_message_in_its_place_and_tries_it_again(bot, caplog) -> None:
+    """missing_scope is per method: the card waits (and what follows it in its incident: the pin, the
+    announcement) while /healthz names the method and the scope; it is tried again every token_check
+    seconds and goes out, in its place, once Slack accepts it."""
+    fake, relay = bot.fake, bot.tocsin.relay
+    relay.token_check = 1.0
+    fake.fail_next("chat.postMessage", error="missing_scope", times=2)
+    reply = await bot.slack.command("declare P3 Slow search")
+    assert reply.status == 200
+    await fake.wait_for(lambda: [c for c in fake.calls if c.error == "missing_scope"])
+    status, health = await _health(bot)
+    assert status == 200 and health["status"] == "degraded", health
+    assert health["reason"] == (
+        "Slack refused chat.postMessage: the app lacks the chat:write scope (missing_scope): add it to the "
+        "app's bot token scopes (`tocsin manifest` lists them) and reinstall the app"
+    )
+    card = await fake.wait_for(lambda: fake.posts(event_type="incident_declared"), timeout=10)
+    await drained(bot)
+    refused = [c for c in fake.calls_of("chat.postMessage") if c.error == "missing_scope"]
+    assert len(refused) == 2 and refused[1].at - refused[0].at >= 0.9  # at token_check's pace
+    # Nothing of its incident overtook the card: the announcement and the page came after it.
+    assert [m.event_type for m in fake.messages] == [
+        "incident_declared",
+        "incident_declared",
+        "escalation_page",
+    ]
+    assert fake.messages[0].ts == card[0].ts and fake.messages[1].channel == ANNOUNCE
+    assert card[0].ts in fake.channels[card[0].channel].pins
+    assert len(_events(caplog, "scope_missing")) == 1  # once, not per try
+    assert not _events(caplog, "delivery_paused")  # the token is fine: nothing else paused
+    status, health = await _health(bot)
+    assert health["status"] == "ok"
+
+
+# --- A relay whose round fails on the database ----------------------------------------------------
+
+
+class _WriteLockHeld:
+    """Another session holds the lock the relay's next write needs, and that write fails: SQLite's write
+    lock, held past the bot's lock_wait; on PostgreSQL an exclusive lock on the outbox, and the bot's
+    connection waiting for it is killed (as a server restart does)."""
+
+    def __init__(self, bot) -> None:
+        self.db, self.url = bot.tocsin.db, bot.tocsin.db.url
+        self.holder: Any = None
+
+    async def take(self) -> None:
+        if self.db.is_sqlite:
+            self.db.lock_wait = 0.2  # SQLite: a writer gives up after this long (30 s in the bot)
+            self.holder = sqlite3.connect(self.url.database, isolation_level=None)
+            self.holder.execute("BEGIN IMMEDIATE")
+            return
+        self.holder = await postgres_connection(self.url)
+        await self.holder.execute("BEGIN; LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE")
+
+    async def fail_waiters(self) -> None:
+        """PostgreSQL: end the bot's connections waiting for the lock (SQLite's writers give up alone)."""
+        if not self.db.is_sqlite:
+            await self.holder.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+            )
+
+    async def release(self) -> None:
+        if self.db.is_sqlite:
+            self.holder.execute("COMMIT")
+            self.holder.close()
+        else:
+            await self.holder.execute("ROLLBACK")
+            await self.holder.close()
+
+
+async def test_a_round_that_fails_on_the_database_does_not_hold_its_messages_for_the_lease(
+    bot, caplog
+) -> None:
+    """The database fails after the relay claimed and delivered a round's messages, before it recorded
+    them. Once the database answers again the next round records what was delivered and gives the rest
+    back: the incident's next message goes out within seconds, not after the 120 s lease, and nothing is
+    posted twice."""
+    fake, tocsin = bot.fake, bot.tocsin
+    incident = await declare(bot, "P3 Disk filling up")
+    await drained(bot)
+    fake.latency = 0.3  # each Slack call takes a while: the fault lands while the round delivers
+    reply = await bot.slack.command("update Found the log spam", channel=incident.channel.id, user="U_BOB")
+    assert reply.status == 200
+    await fake.wait_for(lambda: fake.in_flight)
+    fault = _WriteLockHeld(bot)
+    await fault.take()
+    try:
+        deadline = time.monotonic() + 10
+        while not _events(caplog, "relay_failed"):  # the round's record failed
+            assert time.monotonic() < deadline, "the relay's record did not fail\n" + fake.summary()
+            await fault.fail_waiters()
+            await asyncio.sleep(0.05)
+    finally:
+        await fault.release()
+    fake.latency = 0.0
+    reply = await bot.slack.command("update Rotated the logs", channel=incident.channel.id, user="U_BOB")
+    assert reply.status == 200
+    started = time.monotonic()
+    await fake.wait_for(
+        lambda: [m for m in fake.posts(channel=incident.channel.id) if "Rotated the logs" in (m.text or "")],
+        timeout=10,
+    )
+    assert time.monotonic() - started < 5
+    await drained(bot)
+    updates = [m.text for m in fake.posts(channel=incident.channel.id, event_type="incident_status_update")]
+    assert len(updates) == 2 and "Found the log spam" in updates[0] and "Rotated the logs" in updates[1]
+    assert len(fake.posts(channel=ANNOUNCE, thread_ts=fake.posts(channel=ANNOUNCE)[0].ts)) == 2
+    assert _events(caplog, "relay_recovered")
+    async with tocsin.db.read() as session:
+        held = await session.scalars(select(OutboxMessage).where(OutboxMessage.locked_by.is_not(None)))
+        assert list(held) == []
+
+
+# --- Channels: made once, and only Tocsin's own get a topic and pins ------------------------------------
+
+
+def _incident_channels(fake, prefix: str = "inc-1-") -> list:
+    return [c for c in fake.channels.values() if c.name.startswith(prefix)]
+
+
+async def test_a_channel_whose_creation_lost_its_answer_is_found_not_made_again(bot) -> None:
+    """Slack made the channel but the answer never arrived: the next try looks for the channel the bot
+    made under that name and adopts it, rather than making inc-1-…-2 beside it."""
+    fake = bot.fake
+    fake.lose_answer("conversations.create")
+    incident = await declare(bot, "P3 Lost in transit")
+    await drained(bot)
+    creates = fake.calls_of("conversations.create")
+    assert len(creates) == 1 and not creates[0].answered  # sent once: never re-sent blindly
+    assert [c.name for c in _incident_channels(fake)] == ["inc-1-lost-in-transit"]
+    assert incident.channel.id == _incident_channels(fake)[0].id
+    assert len(fake.posts(channel=incident.channel.id, event_type="incident_declared")) == 1
+    assert incident.card.ts in incident.channel.pins and "U_ALICE" in incident.channel.members
+    assert fake.calls_of("conversations.list")
+
+
+async def test_a_channel_made_by_a_process_that_died_is_adopted_not_made_again(bot) -> None:
+    """A process claimed the declare's create_channel, made the channel and died before recording it: the
+    relay that takes the claim over finds that channel and carries on in it."""
+    fake, tocsin = bot.fake, bot.tocsin
+    later = bot.clock() + timedelta(hours=1)
+    async with tocsin.db.write() as session:  # queued due an hour from now, so this process leaves it
+        change = await service.declare(
+            session, policy=tocsin.deps.policy, title="Ghost channel", reporter="U_ALICE", now=bot.clock()
+        )
+        await publish(session, change, composer=tocsin.composer, now=bot.clock())
+        await session.execute(update(OutboxMessage).values(next_attempt_at=later))
+    async with tocsin.db.write() as session:  # another process claims it an hour on...
+        claimed = await outbox.claim(
+            session, now=later, lease=timedelta(minutes=5), worker="ghost", dead_after=timedelta(seconds=10)
+        )
+    assert [row.op for row, _ in claimed] == ["create_channel"]
+    made, name = await tocsin.slack.create_channel(name=claimed[0][0].payload["name"])  # ...and dies
+    bot.clock.advance(timedelta(hours=1, seconds=1))
+    tocsin.relay.wake()
+    await fake.wait_for(lambda: fake.posts(channel=made, event_type="incident_declared"))
+    await drained(bot)
+    assert [c.id for c in _incident_channels(fake)] == [made] and name == "inc-1-ghost-channel"
+    assert len([c for c in fake.calls_of("conversations.create") if c.ok]) == 1
+    assert "U_ALICE" in fake.channels[made].members and fake.channels[made].pins
+
+
+async def test_when_every_channel_name_is_taken_the_incident_carries_on_where_it_was_declared(bot) -> None:
+    """All twenty names a channel could get are taken: the incident is run in the channel it was declared
+    in (once, not retried for ever), and that shared channel's topic and pins are left alone."""
+    fake = bot.fake
+    for attempt in range(1, 21):
+        fake.add_channel(f"C_TAKEN{attempt}", "inc-1-full-house" + (f"-{attempt}" if attempt > 1 else ""))
+    general = fake.channels[GENERAL]
+    general.topic = "Company-wide chatter"
+    reply = await bot.slack.command("declare P3 Full house", channel=GENERAL)
+    assert reply.status == 200
+    card = await fake.wait_for(lambda: fake.posts(channel=GENERAL, event_type="incident_declared"))
+    await drained(bot)
+    assert len(fake.calls_of("conversations.create")) == 20
+    assert card[0].payload["incident_id"] == "INC-1"
+    assert general.topic == "Company-wide chatter" and general.pins == []
+    assert not fake.calls_of("conversations.setTopic") and not fake.calls_of("pins.add")
+    async with bot.tocsin.db.read() as session:
+        failed = list(
+            await session.scalars(select(OutboxMessage).where(OutboxMessage.failed_at.is_not(None)))
+        )
+    assert [(row.op, row.last_error.split(":")[0]) for row in failed] == [("create_channel", "name_taken")]
+    reply = await bot.slack.command("ack", channel=GENERAL, user="U_BOB")  # the incident lives here now
+    assert "INC-1 is now *investigating*" in reply.body
+    await drained(bot)
+    assert general.topic == "Company-wide chatter" and not fake.calls_of("conversations.setTopic")
+
+
+async def test_a_fall_back_to_the_origin_channel_never_takes_over_its_topic_or_pins(bot) -> None:
+    """Slack refuses to make the channel (restricted_action): the card goes where the incident was
+    declared, and neither that shared channel's topic nor its pins change, then or with later changes."""
+    fake = bot.fake
+    fake.fail_next("conversations.create", error="restricted_action")
+    general = fake.channels[GENERAL]
+    general.topic = "Company-wide chatter"
+    await bot.slack.command("declare P2 Payments failing", channel=GENERAL)
+    card = await fake.wait_for(lambda: fake.posts(channel=GENERAL, event_type="incident_declared"))
+    for command in ("ack", "priority P1", "status identified"):
+        reply = await bot.slack.command(command, channel=GENERAL, user="U_BOB")
+        assert reply.status == 200 and "INC-1" in reply.body, reply.body
+    await fake.wait_for(lambda: fake.posts(channel=GENERAL, event_type="incident_status_changed"))
+    await drained(bot)
+    assert card[0].payload["incident_id"] == "INC-1"
+    assert general.topic == "Company-wide chatter" and general.pins == []
+    assert not fake.calls_of("conversations.setTopic") and not fake.calls_of("pins.add")
