@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import aiohttp
@@ -31,6 +33,9 @@ METHOD_SCOPES = {
     "conversations.replies": "channels:history",
     "conversations.list": "channels:read",
     "usergroups.users.list": "usergroups:read",
+    "users.info": "users:read",
+    "conversations.info": "channels:read",  # tocsin check-config --live
+    "usergroups.list": "usergroups:read",  # tocsin check-config --live
     "views.open": None,
     "auth.test": None,
 }
@@ -60,6 +65,8 @@ def bot_scopes() -> list[str]:
 
 # Errors an operator fixes with a new token: nothing can be delivered until then.
 TOKEN_ERRORS = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed"})
+NAME_TTL = 3600.0  # seconds a display name is used before users.info is asked again
+NAME_LOOKUPS_AT_ONCE = 8
 MAX_NAME_ATTEMPTS = 20  # a taken channel name gets a suffix: name, name-2, ... name-20
 
 
@@ -129,6 +136,7 @@ class SlackFacade:
         self._client: AsyncWebClient | None = None
         self._once: AsyncWebClient | None = None
         self.known_identity: dict[str, Any] = {}  # auth.test's last answer (user_id, bot_id, ...)
+        self._names: dict[str, tuple[str, float]] = {}  # display_names(): name and expiry, by user id
 
     @property
     def client(self) -> AsyncWebClient:
@@ -363,3 +371,31 @@ class SlackFacade:
                 "could not invite", extra={"event": "invite_left_out", "channel": channel, "users": left_out}
             )
         return left_out
+
+    async def display_names(self, users: Iterable[str]) -> dict[str, str]:
+        """Each user's Slack display name (else real name, else user name) by id, from users.info, kept for
+        NAME_TTL seconds. An id Slack does not answer for keeps its last known name, or shows as itself."""
+        wanted = list(dict.fromkeys(users))
+        now = time.monotonic()
+        missing = [user for user in wanted if self._names.get(user, ("", 0.0))[1] <= now]
+        at_once = asyncio.Semaphore(NAME_LOOKUPS_AT_ONCE)
+
+        async def look_up(user: str) -> None:
+            async with at_once:
+                try:
+                    response = await self.client.users_info(user=user)
+                except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
+                    code = slack_error(error) if isinstance(error, SlackApiError) else type(error).__name__
+                    log.info(
+                        "no display name", extra={"event": "users_info_failed", "user": user, "error": code}
+                    )
+                    return
+            found = response.get("user") or {}
+            profile = found.get("profile") or {}
+            name = profile.get("display_name") or profile.get("real_name") or found.get("real_name")
+            name = name or found.get("name")
+            if isinstance(name, str) and name.strip():
+                self._names[user] = (name.strip(), time.monotonic() + NAME_TTL)
+
+        await asyncio.gather(*(look_up(user) for user in missing))
+        return {user: self._names.get(user, (user, 0.0))[0] for user in wanted}

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from handlers import text
+from handlers.render import truncate_text
 from store.alerts import Alert
 from store.policy import PRIORITIES, Policy
 from store.service import TEXT_MAX, TITLE_MAX
@@ -104,7 +106,7 @@ def from_alertmanager(data: Any, *, policy: Policy) -> Alert:
         label_sets=tuple(a["labels"] for a in firing),
         started_at=min(starts) if starts else None,
         ended_at=max(ends) if ends and status == "resolved" else None,
-        details=tuple(_detail(a, common_labels if len(alerts) > 1 else {}) for a in alerts),
+        details=tuple(_shown(_detail(a, common_labels if len(alerts) > 1 else {})) for a in alerts),
     )
 
 
@@ -149,7 +151,7 @@ def from_webhook(data: Any, *, policy: Policy) -> Alert:
         priority=priority.upper() if isinstance(priority, str) else None,
         category=category,
         started_at=started_at,
-        details=(detail,),
+        details=(_shown(detail),),
     )
 
 
@@ -227,8 +229,17 @@ def _time(value: Any, where: str) -> datetime | None:
     return parsed if parsed >= _EPOCH else None
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _clip(raw: str, limit: int) -> str:
+    """An alert's text as Tocsin keeps user text (handlers/text.py): encoded once, since monitoring sends
+    it raw and nothing in it is meant live, then clipped to `limit` without cutting an entity."""
+    return truncate_text(text.from_input(raw), limit)
+
+
+def _shown(detail: dict[str, Any]) -> dict[str, Any]:
+    """What a message shows of one alert, encoded like any alert text (the routes use the raw labels)."""
+    labels = {text.from_input(k): text.from_input(v) for k, v in detail["labels"].items()}
+    name, summary = text.from_input(detail["name"]), text.from_input(detail["summary"])
+    return {**detail, "name": name, "summary": summary, "labels": labels}
 
 
 def _kind(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -11,7 +12,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import flows, reports, views
+from handlers import flows, render, reports, text, views
 from handlers.deps import Deps
 from handlers.render import Message, mrkdwn
 from handlers.replies import INTERNAL, NO_USER, UNAVAILABLE, describe
@@ -25,6 +26,7 @@ from store.policy import PRIORITIES, ROLES
 log = logging.getLogger("tocsin.handlers")
 _USER = re.compile(r"<@([UW][A-Z0-9_]+)(?:\|[^>]*)?>")
 _CODE_ARG = re.compile(r"\b(cause|resolution)=(\S*)")
+_NUMBER = re.compile(r"[0-9]{1,6}")  # not str.isdigit(): `²` is a digit that int() refuses
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ Handler = Callable[[Invocation, Deps], Awaitable[Message | None]]
 
 def parse(command: dict[str, Any], *, prefix: str) -> Invocation:
     """`[INC-7] verb rest` or `verb [INC-7] rest`."""
-    words = (command.get("text") or "").strip().split(maxsplit=1)
+    words = text.from_command(command.get("text")).split(maxsplit=1)
     ref_pattern = re.compile(rf"{re.escape(prefix)}-\d+", re.IGNORECASE)
     ref = None
     if words and ref_pattern.fullmatch(words[0]):
@@ -94,9 +96,14 @@ async def on_command_incident(
 
 
 def _unknown(invocation: Invocation, deps: Deps) -> Message:
-    help_message = deps.renderer.message("help.json.j2", prefix=deps.policy.incident_prefix)
-    verb = invocation.verb[:40].replace("`", "'")
-    return Message(f":warning: Unknown subcommand `{verb}`. {help_message.text}", help_message.blocks)
+    """The mistyped word, shown as typed, and the closest command, above the help."""
+    guess = difflib.get_close_matches(invocation.verb, HANDLERS, n=1, cutoff=0.6)
+    return deps.renderer.message(
+        "help.json.j2",
+        prefix=deps.policy.incident_prefix,
+        unknown=invocation.verb,
+        guess=guess[0] if guess else None,
+    )
 
 
 def _ok(text: str) -> Message:
@@ -374,11 +381,12 @@ async def do_pir(invocation: Invocation, deps: Deps) -> Message:
             f"Review meeting for {deps.policy.public_id(change.incident.number)} set for {at}; participants are reminded an hour before."
         )
     if sub == "":
+        names = await _review_names(invocation, deps)
         change = await flows.change_incident(
             deps,
             ref=invocation.ref,
             channel=invocation.channel,
-            use_case=lambda s, i: _pir_draft(s, i, deps, invocation.user),
+            use_case=lambda s, i: _pir_draft(s, i, deps, invocation.user, names),
         )
         return _ok(
             f"The review draft of {deps.policy.public_id(change.incident.number)} is being uploaded to its channel."
@@ -389,20 +397,45 @@ async def do_pir(invocation: Invocation, deps: Deps) -> Message:
     )
 
 
-async def _pir_draft(session: AsyncSession, incident: Incident, deps: Deps, actor: str) -> Change:
+async def _review_names(invocation: Invocation, deps: Deps) -> dict[str, str]:
+    """The display names of everyone the review names, asked of Slack before its transaction opens."""
+    async with deps.db.read() as session:
+        incident = await service.find(
+            session, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
+        )
+        facts = await pir.gather(session, incident, policy=deps.policy)
+    return await deps.slack.display_names(sorted(_people(facts)))
+
+
+def _people(facts: pir.PirFacts) -> set[str]:
+    incident = facts.incident
+    found = {incident.commander, incident.comms, incident.scribe, incident.confirmed_by}
+    found.add(None if incident.alert_source else incident.reporter)
+    for value in (incident.title, incident.description, incident.summary):
+        found |= text.people(value or "")
+    for entry in facts.timeline:  # a row's words name the role holder or action owner as a mention
+        found |= {entry.actor} | text.people(render.describe_entry(entry))
+    for item in facts.actions:
+        found |= {item.owner} | text.people(item.text)
+    return {user for user in found if user and text.USER_ID.fullmatch(user)}
+
+
+async def _pir_draft(
+    session: AsyncSession, incident: Incident, deps: Deps, actor: str, names: dict[str, str]
+) -> Change:
     facts = await pir.gather(session, incident, policy=deps.policy)
     return Change(
         incident=incident,
         kind="pir_draft",
         actor=actor,
-        extra={"document": deps.composer.pir_document(facts)},
+        extra={"document": deps.composer.pir_document(facts, names)},
     )
 
 
 async def do_action(invocation: Invocation, deps: Deps) -> Message:
     args = invocation.args
     if args[:1] == ["done"]:
-        if len(args) != 2 or not args[1].isdigit():
+        if len(args) != 2 or not _NUMBER.fullmatch(args[1]):
             raise InvalidInput(
                 field="action",
                 problem="usage: `/incident action done <number>`; `/incident actions` lists the numbers",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -14,13 +14,15 @@ from store.policy import Policy
 
 
 class Slack(Protocol):
-    """The part of the outbound facade handlers use directly: modals and private answers."""
+    """The part of the outbound facade handlers use directly: modals, private answers, display names."""
 
     async def open_view(self, *, trigger_id: str, view: dict[str, Any]) -> None: ...
 
     async def respond(
         self, *, response_url: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> None: ...
+
+    async def display_names(self, users: Iterable[str]) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import ids
+from handlers import ids, text
 from handlers.render import Message, Renderer, mention, truncate_text
 from store import outbox
 from store.change import Change
@@ -67,8 +68,10 @@ _STATE_EVENTS = {
 
 
 def channel_name(template: str, *, number: int, title: str, prefix: str) -> str:
-    """A Slack-legal channel name: lowercase letters, digits, - and _, at most 80 characters."""
-    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    """A Slack-legal channel name: lowercase letters, digits, - and _, at most 80 characters, from the
+    title as a person reads it (`R&amp;D <#C1|ops>` reads `R&D #ops`: `r-d-ops`, not `r-amp-d-c1-ops`)."""
+    readable = text.to_plain(title)
+    ascii_title = unicodedata.normalize("NFKD", readable).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
     name = template.format(number=number, slug=slug, prefix=prefix.lower())
     name = re.sub(r"[^a-z0-9_-]+", "-", name.lower())
@@ -115,9 +118,10 @@ class Composer:
         level = self.level(incident.escalation_level) or self.level(1)
         return [mention(target) for target in level.notify] if level else []
 
-    def pir_document(self, facts: Any) -> str:
-        """The review draft, in Markdown, from templates/pir.md.j2."""
-        return self.renderer.text("pir.md.j2", facts=facts, **self.context(facts.incident)) + "\n"
+    def pir_document(self, facts: Any, names: Mapping[str, str] | None = None) -> str:
+        """The review draft, in Markdown, from templates/pir.md.j2; `names`: display names by user id."""
+        context = self.context(facts.incident)
+        return self.renderer.text("pir.md.j2", facts=facts, names=names or {}, **context) + "\n"
 
     def level(self, number: int) -> Any:
         levels = self.policy.escalation_levels
@@ -211,7 +215,7 @@ def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any
         ops.append(("post", _post(message, composer.metadata(event, incident, **fields), to="incident")))
     elif change.kind == "pir_draft":
         name = f"{composer.public_id(incident).lower()}-post-incident-review.md"
-        title = f"Post-incident review: {composer.public_id(incident)} {incident.title}"[:250]
+        title = f"Post-incident review: {composer.public_id(incident)} {text.to_plain(incident.title)}"[:250]
         comment = composer.renderer.text("pir_uploaded.txt.j2", **composer.context(incident, change=change))
         ops.append(
             (

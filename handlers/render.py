@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -11,6 +12,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from handlers import text as user_text
+from store.machine import STATUS_ACTIONS, Action
 
 
 class TemplatesMissing(Exception):
@@ -63,18 +67,10 @@ class Message:
     blocks: list[dict[str, Any]] = field(default_factory=list)
 
 
-def mrkdwn(value: Any) -> str:
-    """Escape user text for Slack mrkdwn, so it can neither ping @channel nor forge a link."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]#|~"})
-
-
-def markdown(value: Any) -> str:
-    """Escape user text for a Markdown document: no HTML, no formatting, no links it did not mean."""
-    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.translate(_MARKDOWN_SPECIAL)
+def mrkdwn(value: Any, limit: int | None = None) -> str:
+    """Text for Slack mrkdwn, user text and Tocsin's own alike (handlers/text.py): nothing escaped twice,
+    typed mentions and links live, `@channel`, `@here` and user groups inert; `limit` clips safely."""
+    return user_text.to_mrkdwn(value, limit)
 
 
 def mention(target: str | None) -> str:
@@ -103,8 +99,24 @@ def duration(value: timedelta | None) -> str:
     return " ".join(parts[:2])
 
 
+# What a person types for each state change: the timeline and refusals speak in these words.
+COMMAND_WORDS: dict[str, str] = {
+    **{action.value: action.value for action in Action},
+    **{action.value: f"status {word}" for word, action in STATUS_ACTIONS.items()},
+}
+
+
+def command_words(action: str) -> str:
+    """`monitor` -> `status monitoring`; a word that is already a command (`pir done`) stays."""
+    return COMMAND_WORDS.get(action, action)
+
+
+_OWNER = re.compile(r"([UW][A-Z0-9_]+): (.*)", re.DOTALL)
+
+
 def describe_entry(entry: Any) -> str:
-    """One timeline row in words (plain text: escape it for where it is shown)."""
+    """One timeline row in words, as stored text with people as `<@U…>` mentions: shown through `mrkdwn`
+    in Slack, through `md` in the review document."""
     kind, before, after, text = entry.kind, entry.from_value, entry.to_value, entry.text
     match kind:
         case "declared":
@@ -116,7 +128,7 @@ def describe_entry(entry: Any) -> str:
         case "priority":
             return f"priority {before} → {after}"
         case "role":
-            return f"{text} → {after}" + (f" (was {before})" if before else "")
+            return f"{text} → {mention(after)}" + (f" (was {mention(before)})" if before else "")
         case "escalation":
             return (
                 f"paged level {after}" + (" again" if before == after else "") + (f": {text}" if text else "")
@@ -128,7 +140,8 @@ def describe_entry(entry: Any) -> str:
         case "pir_scheduled":
             return f"review meeting scheduled for {after}"
         case "action":
-            return f"action {after} added: {text}"
+            owner = _OWNER.fullmatch(text or "")
+            return f"action {after} added: " + (f"{mention(owner[1])}: {owner[2]}" if owner else text)
         case "action_done":
             return f"action {after} done: {text}"
         case "problem":
@@ -137,13 +150,26 @@ def describe_entry(entry: Any) -> str:
             return "confirmed that service is restored"
         case "recode":
             return f"codes corrected: cause/resolution {before} → {after}"
+        case "detected":
+            return f"detected: it began at {after}"
         case "alert":
             return (text if text.startswith("alert") else f"alert {text}") if text else f"alert {after}"
+    if kind in COMMAND_WORDS:
+        return f"{COMMAND_WORDS[kind]} ({before} → {after})" + (f": {text}" if text else "")
     return f"{kind}: {before} → {after}" + (f" ({text})" if text else "")
 
 
 def truncate_text(value: str, limit: int) -> str:
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    """At most `limit` characters, never cut inside markup (`<@U1>`) or an entity (`&amp;`)."""
+    if len(value) <= limit:
+        return value
+    cut = value[: limit - 1]
+    opened, ampersand = cut.rfind("<"), cut.rfind("&")
+    if opened > cut.rfind(">"):
+        cut = cut[:opened]
+    if ampersand > cut.rfind(";") and ampersand > len(cut) - 5:
+        cut = cut[:ampersand]
+    return cut + "…"
 
 
 _MILESTONES = (  # after declaration, in the order they happen
@@ -178,7 +204,11 @@ class Renderer:
             # tojson also escapes <, >, & and ' for HTML and wraps the result in Markup, for nothing.
             tojson=json.dumps,
             mrkdwn=mrkdwn,
-            md=markdown,
+            plain=user_text.to_plain,
+            literal=user_text.literal,
+            md=user_text.to_markdown,
+            person=user_text.person,
+            command_words=command_words,
             utc=lambda value: value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-",
             mention=mention,
             duration=duration,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.render import Renderer, mention, mrkdwn
+from handlers.render import Renderer, command_words, mention, mrkdwn
 from store.errors import (
     AlreadyAcknowledged,
     AlreadyConfirmed,
@@ -33,8 +33,11 @@ def describe(error: DomainError, *, renderer: Renderer) -> str:
         case AmbiguousChannel(ids=found):
             return f":warning: Several incidents use this channel ({', '.join(found)}). Give the id, e.g. `/incident {found[0]} show`."
         case IllegalTransition(incident_id=incident, state=state, action=action, allowed=allowed):
-            allowed_text = ", ".join(f"`{a}`" for a in allowed) or "nothing (it is final)"
-            return f":no_entry: {incident} is *{state}*, so `{action}` is not possible now. Allowed now: {allowed_text}."
+            allowed_text = ", ".join(f"`{command_words(a)}`" for a in allowed) or "nothing (it is final)"
+            return (
+                f":no_entry: {incident} is *{state}*, so `{command_words(action)}` is not possible now. "
+                f"Allowed now: {allowed_text}."
+            )
         case Forbidden(
             incident_id=incident,
             action=action,

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from handlers import flows, ids
+from handlers import flows, ids, text
 from handlers.deps import Deps
 from handlers.replies import INTERNAL, UNAVAILABLE, describe
 from store import service
@@ -134,8 +134,8 @@ async def on_view_declare(ack: Ack, body: dict[str, Any], view: dict[str, Any], 
     try:
         await flows.declare(
             deps,
-            title=form.get(ids.TITLE) or "",
-            description=form.get(ids.DESCRIPTION) or "",
+            title=text.from_input(form.get(ids.TITLE)),  # form values arrive raw: encoded once
+            description=text.from_input(form.get(ids.DESCRIPTION)),
             impact=form.get(ids.IMPACT),
             urgency=form.get(ids.URGENCY),
             category=form.get(ids.CATEGORY),
@@ -165,7 +165,7 @@ async def on_view_resolve(ack: Ack, body: dict[str, Any], view: dict[str, Any], 
                 policy=deps.policy,
                 actor=actor,
                 now=deps.clock(),
-                summary=form.get(ids.SUMMARY) or "",
+                summary=text.from_input(form.get(ids.SUMMARY)),
                 cause=form.get(ids.CAUSE),
                 resolution=form.get(ids.RESOLUTION),
             ),
@@ -185,7 +185,12 @@ async def on_view_update(ack: Ack, body: dict[str, Any], view: dict[str, Any], d
             ref=_ref(view, deps),
             channel=None,
             use_case=lambda s, i: service.post_update(
-                s, i, form.get(ids.UPDATE_TEXT) or "", policy=deps.policy, actor=actor, now=deps.clock()
+                s,
+                i,
+                text.from_input(form.get(ids.UPDATE_TEXT)),
+                policy=deps.policy,
+                actor=actor,
+                now=deps.clock(),
             ),
         )
     except Exception as error:  # whatever failed, the answer is shown in the form

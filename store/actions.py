@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,9 +12,11 @@ from store.change import Change
 from store.errors import Forbidden, InvalidInput, NotFound, TooLong
 from store.models import ActionItem, Incident, State
 from store.policy import Policy
+from store.text import shown_length
 from store.timeline import record
 
 TEXT_MAX = 500
+DUE_WITHIN = timedelta(days=36525)  # a hundred years
 
 
 def due_date(text: str | None, *, policy: Policy, now: datetime) -> date:
@@ -28,6 +30,8 @@ def due_date(text: str | None, *, policy: Policy, now: datetime) -> date:
         raise InvalidInput(field="due", problem=f"due date {text!r} is not a date like 2026-12-01") from None
     if due < today:
         raise InvalidInput(field="due", problem=f"due date {due.isoformat()} is in the past")
+    if due > today + DUE_WITHIN:  # also keeps its reminders inside what a datetime can hold
+        raise InvalidInput(field="due", problem=f"due date {due.isoformat()} is more than a hundred years away")
     return due
 
 
@@ -45,8 +49,8 @@ async def add(
     text = text.strip()
     if not text:
         raise InvalidInput(field="action", problem="say what is to be done")
-    if len(text) > TEXT_MAX:
-        raise TooLong(field="action", length=len(text), limit=TEXT_MAX, text=text)
+    if shown_length(text) > TEXT_MAX:  # as a person reads it (store/text.py)
+        raise TooLong(field="action", length=shown_length(text), limit=TEXT_MAX, text=text)
     if incident.state is State.CANCELLED:
         raise InvalidInput(field="action", problem=f"{policy.public_id(incident.number)} was cancelled")
     number = (

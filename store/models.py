@@ -130,7 +130,9 @@ class Incident(Base):
 
     number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
-    title: Mapped[str] = mapped_column(String(150))
+    # Kept as Slack encodes it, so longer than the 150 characters it reads as (migration 0014); SQLite
+    # enforces no length, and its column keeps the length it was made with.
+    title: Mapped[str] = mapped_column(String(150).with_variant(String(800), "postgresql"))
     description: Mapped[str] = mapped_column(Text, default="")
     category: Mapped[str] = mapped_column(String(64))
     impact: Mapped[str | None] = mapped_column(String(32))

@@ -27,18 +27,25 @@ from store.errors import (
 from store.machine import Action
 from store.models import OPEN_STATES, Incident, IncidentView, State, TimelineEntry
 from store.policy import IMPACTS, PRIORITIES, ROLES, URGENCIES, Policy
+from store.text import shown_length
 from store.timeline import SYSTEM_ACTOR, record
 
+# Limits count characters as a person reads them (store/text.py): `R&amp;D` is three, a mention its name.
 TITLE_MAX = 150
+TITLE_STORED_MAX = 800  # the column: a title is kept as Slack encodes it, longer than it reads
 TEXT_MAX = 2000
 REASON_MAX = 500
-LINK_MAX = 500
+LINK_MAX = 500  # and its column
+STORED_TIMES = 5  # without a column's own limit, the stored form may be this many times the limit
 
 
-def check_length(name: str, text: str, limit: int) -> str:
+def check_length(name: str, text: str, limit: int, *, stored: int | None = None) -> str:
+    """`text`, stripped, if it reads as at most `limit` characters and its stored form fits in `stored`."""
     text = text.strip()
-    if len(text) > limit:
-        raise TooLong(field=name, length=len(text), limit=limit, text=text)
+    shown, room = shown_length(text), stored or STORED_TIMES * limit
+    if shown > limit or len(text) > room:
+        length, limit = (shown, limit) if shown > limit else (len(text), room)
+        raise TooLong(field=name, length=length, limit=limit, text=text)
     return text
 
 
@@ -168,7 +175,7 @@ async def declare(
 ) -> Change:
     """Open an incident. `detected` is a local time typed by a person, `detected_at` an aware datetime (an
     alert's start); `alert_source` names the monitoring source when it, not a person, is the reporter."""
-    title = check_length("title", title, TITLE_MAX)
+    title = check_length("title", title, TITLE_MAX, stored=TITLE_STORED_MAX)
     if detected:
         detected_at = parse_local_time(detected, policy=policy)
     if detected_at is not None and detected_at.tzinfo is None:
@@ -476,7 +483,7 @@ async def pir_done(
     actor: str,
     now: datetime,
 ) -> Change:
-    link = check_length("link", link, LINK_MAX)
+    link = check_length("link", link, LINK_MAX, stored=LINK_MAX)
     if not re.fullmatch(r"<?https?://[^\s<>|]+(\|[^>]*)?>?", link):
         raise InvalidInput(field="link", problem="give the PIR's link, starting with https://")
     link = link.strip("<>").split("|", 1)[0]
@@ -578,4 +585,7 @@ def parse_local_time(when: str, *, policy: Policy) -> datetime:
         raise InvalidInput(
             field="when", problem=f"{when.strip()!r} is not a time like 2026-12-01 14:30"
         ) from None
-    return local.replace(tzinfo=policy.timezone).astimezone(UTC)
+    try:
+        return local.replace(tzinfo=policy.timezone).astimezone(UTC)
+    except OverflowError:  # year 1 or 9999, moved past what a datetime holds
+        raise InvalidInput(field="when", problem=f"{when.strip()} is beyond the calendar") from None

@@ -40,7 +40,7 @@ async def test_command_for_an_incident_outside_an_incident_channel(bot) -> None:
 async def test_illegal_transition_names_state_and_what_is_allowed(bot) -> None:
     incident = await declare(bot, "P3 Cache cold")
     text = await _quiet(bot, lambda: bot.slack.command("status monitoring", channel=incident.channel.id))
-    assert "INC-1 is *triage*" in text and "`monitor` is not possible" in text
+    assert "INC-1 is *triage*" in text and "`status monitoring` is not possible" in text
     assert "`ack`" in text and "`resolve`" in text and "`cancel`" in text
 
 
@@ -94,20 +94,28 @@ async def test_over_long_text_is_refused_and_given_back(bot) -> None:
 
 
 async def test_user_text_cannot_ping_channel_or_forge_links(bot) -> None:
+    """A broadcast typed in a command is shown inert; a link the person typed stays the link they typed
+    (as Slack shows it in their own message); text that only looks like markup stays text."""
     fake = bot.fake
-    incident = await declare(bot, "P3 <!channel> look & see <https://evil.example|here>")
+    incident = await declare(bot, "P3 <!channel> look & see <https://status.example|here>")
     channel = incident.channel.id
     await bot.slack.command("ack", channel=channel, user="U_BOB")
     await bot.slack.command(
-        "update <!here> all good <https://evil.example|x> & done", channel=channel, user="U_BOB"
+        "update <!here> all good <https://status.example|x> & done <https://evil.example|x",
+        channel=channel,
+        user="U_BOB",
     )
     await drained(bot)
     for message in fake.messages:
         shown = (message.text or "") + " ".join(mrkdwn_texts(message.blocks))
         assert "<!channel>" not in shown and "<!here>" not in shown and "<https://evil" not in shown
     update = fake.posts(channel=channel, event_type="incident_status_update")[0]
-    assert "&lt;!here&gt; all good &lt;https://evil.example|x&gt; &amp; done" in update.text
-    assert "&lt;!channel&gt;" in fake.posts(channel=ANNOUNCE)[0].text
+    assert (
+        "@\u2060here all good <https://status.example|x> &amp; done &lt;https://evil.example|x" in update.text
+    )
+    assert (
+        "@\u2060channel look &amp; see <https://status.example|here>" in fake.posts(channel=ANNOUNCE)[0].text
+    )
 
 
 async def test_bad_or_stale_signature_is_refused(bot) -> None:

@@ -116,8 +116,8 @@ async def test_declare_to_closed(bot) -> None:
     for expected in (
         "declared",
         "ack",
-        "identify",
-        "monitor",
+        "status identified",
+        "status monitoring",
         "update",
         "resolve",
         "post-incident review",

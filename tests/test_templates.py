@@ -1,8 +1,10 @@
 """Every message template renders valid JSON whose blocks pass slack_sdk's Block Kit validation, in every
-state, with hostile user text; user text never reaches Slack unescaped."""
+state, with hostile user text; in mrkdwn, every `<…>` is markup Tocsin means (a mention, a link, its own
+user-group page) and every `&` an entity, so nothing typed pings a channel and no placeholder is raw."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,16 +16,23 @@ from slack_sdk.models.views import View
 from bot.config import load_policy
 from handlers import views
 from handlers.messages import Composer, channel_name
-from handlers.render import Renderer
+from handlers.render import TEMPLATES, Renderer
 from store.change import Change
-from store.models import Incident, State, TimelineEntry
+from store.models import ActionItem, Incident, State, TimelineEntry
 from store.policy import IMPACTS, PRIORITIES, URGENCIES
 from tests.helpers import mrkdwn_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = load_policy(ROOT / "app.yaml")
 COMPOSER = Composer(policy=POLICY, renderer=Renderer(timezone=POLICY.timezone))
-EVIL = "<!channel> & <@U999|boss> <https://evil.example|click> " + "x" * 80
+# Stored user text as Slack sends it, plus a bare `&` and `<` (older rows kept modal text raw).
+EVIL = "<!channel> & <@U999|boss> <https://evil.example|click> <!subteam^S0SRE|@sre> R&amp;D a<b " + "x" * 80
+# What may stand between < and > in mrkdwn: a user or channel mention, a link, Tocsin's own group page.
+_MARKUP = re.compile(
+    r"<(?:@[UW][A-Z0-9_]+(?:\|[^<>]*)?|#[CG][A-Z0-9_]+(?:\|[^<>]*)?|!subteam\^S0123[A-Z0-9]+|https?://[^\s|<>]+(?:\|[^<>]*)?)>"
+)
+_BARE_AMPERSAND = re.compile(r"&(?!amp;|lt;|gt;)")
+_QUOTE = re.compile(r"^> ", re.MULTILINE)  # mrkdwn's block quote
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
@@ -64,8 +73,15 @@ def check(message) -> None:
         parsed = Block.parse(block)
         assert parsed is not None, block
         parsed.validate_json()
-    shown = message.text + " ".join(mrkdwn_texts(message.blocks))
-    assert "<!channel>" not in shown and "<https://evil" not in shown and "<@U999" not in shown
+    for shown in (message.text, *mrkdwn_texts(message.blocks)):
+        check_mrkdwn(shown)
+
+
+def check_mrkdwn(shown: str) -> None:
+    left = _MARKUP.sub("", _QUOTE.sub("", shown))
+    assert "<" not in left and ">" not in left, shown
+    assert not _BARE_AMPERSAND.search(shown), shown
+    assert "&amp;amp;" not in shown and "&amp;lt;" not in shown, shown  # nothing escaped twice
 
 
 @pytest.mark.parametrize("state", list(State))
@@ -80,21 +96,21 @@ def test_card_announcement_and_show_in_every_state(state: State) -> None:
         check(COMPOSER.render("incident_show.json.j2", i))
 
 
-@pytest.mark.parametrize(
-    "name,kind,before,after",
-    [
-        ("incident_acknowledged.json.j2", "ack", "triage", "investigating"),
-        ("incident_status_changed.json.j2", "identify", "investigating", "identified"),
-        ("incident_priority_changed.json.j2", "priority", "P3", "P1"),
-        ("incident_role_assigned.json.j2", "role", "U2", "U5"),
-        ("incident_status_update.json.j2", "update", None, None),
-        ("incident_resolved.json.j2", "resolve", "monitoring", "resolved"),
-        ("incident_closed.json.j2", "close", "resolved", "closed"),
-        ("incident_reopened.json.j2", "reopen", "resolved", "investigating"),
-        ("incident_cancelled.json.j2", "cancel", "triage", "cancelled"),
-        ("incident_leadership_notice.json.j2", "priority", "P3", "P1"),
-    ],
-)
+EVENTS = [
+    ("incident_acknowledged.json.j2", "ack", "triage", "investigating"),
+    ("incident_status_changed.json.j2", "identify", "investigating", "identified"),
+    ("incident_priority_changed.json.j2", "priority", "P3", "P1"),
+    ("incident_role_assigned.json.j2", "role", "U2", "U5"),
+    ("incident_status_update.json.j2", "update", None, None),
+    ("incident_resolved.json.j2", "resolve", "monitoring", "resolved"),
+    ("incident_closed.json.j2", "close", "resolved", "closed"),
+    ("incident_reopened.json.j2", "reopen", "resolved", "investigating"),
+    ("incident_cancelled.json.j2", "cancel", "triage", "cancelled"),
+    ("incident_leadership_notice.json.j2", "priority", "P3", "P1"),
+]
+
+
+@pytest.mark.parametrize("name,kind,before,after", EVENTS)
 def test_event_messages(name: str, kind: str, before: str | None, after: str | None) -> None:
     i = incident(State.RESOLVED)
     change = Change(
@@ -130,6 +146,115 @@ def test_timeline_list_and_help() -> None:
     check(COMPOSER.renderer.message("incident_list.json.j2", incidents=many, total=120, policy=POLICY))
     check(COMPOSER.renderer.message("incident_list.json.j2", incidents=[], total=0, policy=POLICY))
     check(COMPOSER.renderer.message("help.json.j2", prefix="INC"))
+
+
+WHO = ["<@U2>", "<!subteam^S0123TIER1>"]  # Tocsin's own mentions: live
+ACTION = {"action": 3, "owner": "U5", "text": EVIL, "due": "2026-12-01"}
+DETAIL = {"status": "firing", "name": EVIL, "summary": EVIL, "labels": {"a&b": EVIL, "<x>": "y"}}
+ALERT = {"source": "alertmanager", "since": 2, "refired": False, "started_at": NOW, "details": [DETAIL] * 12}
+NOTICES = [
+    ("action_item_added.json.j2", ACTION),
+    ("action_item_done.json.j2", ACTION),
+    ("action_item_reminder.json.j2", {**ACTION, "who": WHO}),
+    ("alert_received.json.j2", {**ALERT, "count": 1}),
+    ("alert_received.json.j2", {**ALERT, "count": 5, "refired": True}),
+    ("alert_resolved.json.j2", {**ALERT, "count": 5, "auto_resolved": False, "cleared_at": NOW, "who": WHO}),
+    ("alert_resolved.json.j2", {**ALERT, "count": 5, "auto_resolved": True, "cleared_at": NOW, "who": []}),
+    ("closure_confirmation_requested.json.j2", {"outcome": None}),
+    ("closure_confirmation_requested.json.j2", {"outcome": "reopen"}),
+    (
+        "escalation_page_dm.json.j2",
+        {
+            "page": {"level": 1, "repeat": False, "by": "U2", "reason": EVIL},
+            "page_level": POLICY.escalation_levels[0],
+        },
+    ),
+    ("incident_confirmed.json.j2", {}),
+    ("incident_recoded.json.j2", {}),
+    ("pir_meeting_reminder.json.j2", {"who": WHO, "meeting_at": NOW}),
+    ("pir_meeting_scheduled.json.j2", {"meeting_at": NOW}),
+    ("pir_reminder.json.j2", {"who": WHO, "due_at": NOW, "overdue": True}),
+    ("sla_breached.json.j2", {"who": WHO, "clock": "response", "due_at": NOW}),
+    ("sla_warning.json.j2", {"who": WHO, "clock": "resolution", "due_at": NOW}),
+    ("update_nudge.json.j2", {"who": WHO}),
+]
+
+
+@pytest.mark.parametrize("name,extra", NOTICES)
+def test_notices_show_user_text_and_their_own_placeholders_safely(name: str, extra: dict) -> None:
+    i = incident(State.RESOLVED)
+    extra_facts = {
+        "waiting": EVIL,
+        "cause_before": "capacity",
+        "resolution_before": "rollback",
+        "reason": EVIL,
+    }
+    change = Change(incident=i, kind="reopen", actor="U2", text=EVIL, extra=extra_facts)
+    check(COMPOSER.render(name, i, change=change, **extra))
+
+
+def test_lists_stats_similar_and_the_upload_comment() -> None:
+    i = incident(State.CLOSED, number=3)
+    items = [
+        ActionItem(incident_number=7, number=n, owner="U5", text=EVIL, due_on=NOW.date(), created_at=NOW)
+        for n in range(30)
+    ]
+    for mine in (True, False):
+        check(
+            COMPOSER.renderer.message(
+                "action_items.json.j2", items=items, incident=i, mine=mine, today=NOW.date(), policy=POLICY
+            )
+        )
+    check(
+        COMPOSER.renderer.message("incident_similar.json.j2", incidents=[i] * 5, policy=POLICY, phrase=EVIL)
+    )
+    check(COMPOSER.renderer.message("incident_stats.json.j2", title="Figures", lines=[EVIL] * 50))
+    change = Change(incident=i, kind="pir_draft", actor="U2")
+    check_mrkdwn(COMPOSER.renderer.text("pir_uploaded.txt.j2", **COMPOSER.context(i, change=change)))
+
+
+def test_plain_text_reads_as_a_person_reads_it() -> None:
+    """Headers and channel names show the readable title: no entities, no markup. The topic, which shows
+    mentions, keeps the title as Slack sends it."""
+    i = incident(State.INVESTIGATING, title="R&amp;D is down, see <#C0OPS|ops> &amp; <@U0CAROL|carol>")
+    for message in (COMPOSER.card(i), COMPOSER.announcement(i), COMPOSER.render("incident_show.json.j2", i)):
+        header = next(b for b in message.blocks if b["type"] == "header")["text"]["text"]
+        assert header == ":red_circle: INC-7 · R&D is down, see #ops & @carol"
+    topic = COMPOSER.topic(i)
+    assert topic.startswith(
+        "INC-7 [P1] R&amp;D is down, see <#C0OPS|ops> &amp; <@U0CAROL|carol> | investigating"
+    )
+    name = channel_name("inc-{number}-{slug}", number=7, title=i.title, prefix="INC")
+    assert name == "inc-7-r-d-is-down-see-ops-carol"
+
+
+def test_every_template_is_checked_here() -> None:
+    """A new template joins these tests (hostile text, Block Kit), or this fails."""
+    checked = (
+        {name for name, _ in NOTICES}
+        | {name for name, *_ in EVENTS}
+        | {
+            "_final_record.j2",
+            "_note.json.j2",
+            "action_items.json.j2",
+            "declare_modal.json.j2",
+            "escalation_page.json.j2",
+            "help.json.j2",
+            "incident_announcement.json.j2",
+            "incident_card.json.j2",
+            "incident_list.json.j2",
+            "incident_show.json.j2",
+            "incident_similar.json.j2",
+            "incident_stats.json.j2",
+            "incident_timeline.json.j2",
+            "incident_topic.txt.j2",
+            "pir.md.j2",
+            "pir_uploaded.txt.j2",
+            "resolve_modal.json.j2",
+            "update_modal.json.j2",
+        }
+    )
+    assert {path.name for path in TEMPLATES.glob("*.j2")} == checked
 
 
 class _Deps:
