@@ -516,13 +516,14 @@ async def do_problem(invocation: Invocation, deps: Deps) -> Message:
 
 
 async def do_similar(invocation: Invocation, deps: Deps) -> Message:
-    if not knowledge.words(invocation.rest):
+    phrase = text.to_plain(invocation.rest)  # the words a person reads: `R&amp;D` is no search for "amp"
+    if not knowledge.words(phrase):
         raise InvalidInput(
             field="similar",
             problem="usage: `/incident similar <words>`, e.g. `/incident similar database failover`",
         )
     async with deps.db.read() as session:
-        found = await knowledge.similar(session, invocation.rest, limit=5)
+        found = await knowledge.similar(session, phrase, limit=5)
     return deps.renderer.message(
         "incident_similar.json.j2", incidents=found, policy=deps.policy, phrase=invocation.rest
     )

@@ -208,7 +208,6 @@ class Renderer:
             literal=user_text.literal,
             md=user_text.to_markdown,
             person=user_text.person,
-            command_words=command_words,
             utc=lambda value: value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-",
             mention=mention,
             duration=duration,

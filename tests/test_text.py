@@ -130,6 +130,19 @@ async def test_a_monitoring_alert_is_text_not_markup(start_bot) -> None:
     assert bot.fake.channels[card[0].channel].name == "inc-1-disk-10-channel"
 
 
+async def test_similar_searches_the_words_a_person_reads(bot) -> None:
+    incident = await declare(bot, "P3 Cache & DB outage")
+    channel = incident.channel.id
+    await bot.slack.command("ack", channel=channel, user="U_BOB")
+    await bot.slack.command("resolve Warmed cause=capacity resolution=restart", channel=channel, user="U_BOB")
+    reply = await bot.slack.command("similar R&D failover")  # sent as R&amp;D: no search for "amp"
+    assert reply.json["text"] == 'Past incidents like "R&amp;D failover": none found'
+    reply = await bot.slack.command("similar DB & cache")
+    assert reply.json["text"].startswith(
+        'Past incidents like "DB &amp; cache": *INC-1* [P3] Cache &amp; DB outage'
+    )
+
+
 async def test_help_shows_its_placeholders_as_text(bot) -> None:
     reply = await bot.slack.command("help")
     (shown,) = mrkdwn_texts(reply.json["blocks"])
