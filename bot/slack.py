@@ -31,6 +31,7 @@ METHOD_SCOPES = {
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
     "conversations.replies": "channels:history",
+    "conversations.join": "channels:join",  # to read back a post in a channel the bot had not joined
     "conversations.list": "channels:read",
     "usergroups.users.list": "usergroups:read",
     "users.info": "users:read",
@@ -237,15 +238,25 @@ class SlackFacade:
         self, *, channel: str, thread_ts: str | None, delivery_id: int, oldest: float
     ) -> str | None:
         """The ts of a message this bot already posted with `delivery_id` in its metadata, if any."""
-        try:
+
+        async def read() -> Any:
             if thread_ts:
-                response = await self.client.conversations_replies(
+                return await self.client.conversations_replies(
                     channel=channel, ts=thread_ts, include_all_metadata=True, limit=200
                 )
-            else:
-                response = await self.client.conversations_history(
-                    channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200
-                )
+            return await self.client.conversations_history(
+                channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200
+            )
+
+        try:
+            try:
+                response = await read()
+            except SlackApiError as error:
+                if slack_error(error) != "not_in_channel":
+                    raise
+                # chat:write.public posts where the bot is no member, but only a member reads history
+                await self.client.conversations_join(channel=channel)
+                response = await read()
         except SlackApiError as error:
             log.warning(
                 "cannot check for a duplicate; posting",

@@ -946,6 +946,8 @@ class FakeSlack:
         channel = self._channel(args.get("channel"))
         if channel.is_archived:
             raise SlackError("is_archived")
+        if channel.is_private or channel.user is not None:  # only an invitation lets the bot in
+            raise SlackError("method_not_supported_for_channel_type")
         already = self.bot_user_id in channel.members
         channel.members.add(self.bot_user_id)
         extra = {"warning": "already_in_channel"} if already else {}
