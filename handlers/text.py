@@ -25,6 +25,7 @@ _ENTITY_OR_CHAR = re.compile(r"&(?:amp|lt|gt);|.", re.DOTALL)
 # inert `@channel` a ping again; it takes no space on screen.
 WORD_JOINER = "\u2060"
 _INERT = ("group", "special")  # markup shown, never live
+_MAY_NEED_WORK = re.compile(r"[&<>@]")  # text without these reads and is sent as it is
 _BROADCAST = re.compile(r"(?<![\w@])@(?=(?:here|channel|everyone)\b)")
 
 
@@ -62,7 +63,10 @@ def to_mrkdwn(text: object, limit: int | None = None) -> str:
     and channel mentions and links stay live, and `@channel`, `@here`, `@everyone` and user groups are
     shown inert. `limit` clips to that many characters as sent (Slack's limits count entities in full),
     never inside an entity or markup."""
-    shown = [_mrkdwn_text(p) if isinstance(p, str) else _live(p) for p in pieces(str(text))]
+    text = str(text)
+    if not _MAY_NEED_WORK.search(text):  # most strings, Tocsin's own above all: nothing to do
+        return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+    shown = [_mrkdwn_text(p) if isinstance(p, str) else _live(p) for p in pieces(text)]
     if limit is None or sum(map(len, shown)) <= limit:
         return "".join(shown)
     kept, left = [], limit - 1
@@ -122,7 +126,10 @@ def _readable(markup: Markup, names: Mapping[str, str] | None = None) -> str:
 def to_plain(text: object, names: Mapping[str, str] | None = None) -> str:
     """Stored text as a person reads it, for plain_text fields, file titles and channel names:
     `R&D <#C1|ops>` -> `R&D #ops`, `<@U1|carol>` -> `@carol`, `<https://x|status>` -> `status (https://x)`."""
-    return "".join(p if isinstance(p, str) else _readable(p, names) for p in pieces(str(text)))
+    text = str(text)
+    if not _MAY_NEED_WORK.search(text):
+        return text
+    return "".join(p if isinstance(p, str) else _readable(p, names) for p in pieces(text))
 
 
 def literal(text: object) -> str:
