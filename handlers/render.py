@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
 from handlers import text as user_text
 from store.machine import STATUS_ACTIONS, Action
@@ -243,7 +243,13 @@ class Renderer:
         return f"{at.year:04d}-{at.month:02d}-{at.day:02d} {at.hour:02d}:{at.minute:02d} {at.tzname()}"
 
     def text(self, name: str, **context: Any) -> str:
-        return self.env.get_template(name).render(**context).strip()
+        try:
+            template = self.env.get_template(name)
+        except TemplateNotFound:
+            # Jinja's TemplateNotFound is an OSError, which handlers answer as "the database cannot be
+            # reached": a missing file is this installation's fault, and must read as one.
+            raise TemplatesMissing(f"the message template {name} is missing from {TEMPLATES}") from None
+        return template.render(**context).strip()
 
     def json(self, name: str, **context: Any) -> Any:
         rendered = self.text(name, **context)

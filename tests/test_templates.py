@@ -16,7 +16,7 @@ from slack_sdk.models.views import View
 from bot.config import load_policy
 from handlers import views
 from handlers.messages import Composer, channel_name
-from handlers.render import TEMPLATES, Renderer
+from handlers.render import TEMPLATES, Renderer, TemplatesMissing
 from store.change import Change
 from store.models import ActionItem, Incident, State, TimelineEntry
 from store.policy import IMPACTS, PRIORITIES, URGENCIES
@@ -327,3 +327,14 @@ def test_times_are_shown_in_the_configured_zone_with_its_abbreviation(
     renderer = Renderer(timezone=ZoneInfo(zone))
     assert renderer.when(at) == shown
     assert renderer.when(None) == "-"
+
+
+def test_a_missing_template_is_not_taken_for_a_database_outage(tmp_path) -> None:
+    """Jinja's TemplateNotFound is an OSError, which the handlers answer as "the database cannot be
+    reached"; a missing template must read as this installation's fault instead."""
+    (tmp_path / "present.txt.j2").write_text("here")
+    renderer = Renderer(timezone=ZoneInfo("UTC"), directory=tmp_path)
+    assert renderer.text("present.txt.j2") == "here"
+    with pytest.raises(TemplatesMissing, match="absent.txt.j2") as raised:
+        renderer.text("absent.txt.j2")
+    assert not isinstance(raised.value, OSError)
