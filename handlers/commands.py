@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import logging
 import re
@@ -25,6 +26,7 @@ from store.policy import PRIORITIES, ROLES
 
 log = logging.getLogger("tocsin.handlers")
 _USER = re.compile(r"<@([UW][A-Z0-9_]+)(?:\|[^>]*)?>")
+NAMES_WAIT = 1.0  # seconds the timeline waits for display names (it answers in the ack)
 _CODE_ARG = re.compile(r"\b(cause|resolution)=(\S*)")
 _NUMBER = re.compile(r"[0-9]{1,6}")  # not str.isdigit(): `²` is a digit that int() refuses
 
@@ -543,7 +545,18 @@ async def do_timeline(invocation: Invocation, deps: Deps) -> Message:
             session, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
         )
         entries = await service.timeline(session, incident)
-        return deps.composer.render("incident_timeline.json.j2", incident, entries=entries)
+    names = await _names_in_time(deps, {entry.actor for entry in entries})
+    return deps.composer.render("incident_timeline.json.j2", incident, entries=entries, names=names)
+
+
+async def _names_in_time(deps: Deps, users: set[str]) -> dict[str, str]:
+    """Display names for an answer given in the ack: what Slack tells within NAMES_WAIT seconds, so the
+    ack stays inside Slack's 3 seconds; anyone not yet known is shown by their mention alone."""
+    wanted = sorted(user for user in users if user and text.USER_ID.fullmatch(user))
+    try:
+        return await asyncio.wait_for(deps.slack.display_names(wanted), timeout=NAMES_WAIT)
+    except TimeoutError:
+        return {}
 
 
 async def do_list(invocation: Invocation, deps: Deps) -> Message:

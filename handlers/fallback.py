@@ -57,6 +57,10 @@ def _first_input(body: dict[str, Any]) -> str | None:
     view = body.get("view")
     blocks = view.get("blocks") if isinstance(view, dict) else None
     for block in blocks if isinstance(blocks, list) else []:
-        if isinstance(block, dict) and block.get("type") == "input" and isinstance(block.get("block_id"), str):
+        if (
+            isinstance(block, dict)
+            and block.get("type") == "input"
+            and isinstance(block.get("block_id"), str)
+        ):
             return block["block_id"]
     return None

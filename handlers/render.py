@@ -85,6 +85,15 @@ def mention(target: str | None) -> str:
     return f"<@{target}>"
 
 
+def named_mention(target: str | None, names: dict[str, str]) -> str:
+    """A mention that also carries the person's display name, where it is known: Slack shows the live
+    mention, and a reader of the raw text (a notification, a log, an export) still sees who it was."""
+    name = names.get(target) if target and user_text.USER_ID.fullmatch(target) else None
+    if not name or name == target:
+        return mention(target)
+    return f"<@{target}|{user_text.escape(name)}>"
+
+
 def duration(value: timedelta | None) -> str:
     if value is None:
         return "-"
@@ -210,6 +219,7 @@ class Renderer:
             person=user_text.person,
             utc=lambda value: value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-",
             mention=mention,
+            named_mention=named_mention,
             duration=duration,
             when=self.when,
             milestones=self.milestones,

@@ -31,7 +31,9 @@ def due_date(text: str | None, *, policy: Policy, now: datetime) -> date:
     if due < today:
         raise InvalidInput(field="due", problem=f"due date {due.isoformat()} is in the past")
     if due > today + DUE_WITHIN:  # also keeps its reminders inside what a datetime can hold
-        raise InvalidInput(field="due", problem=f"due date {due.isoformat()} is more than a hundred years away")
+        raise InvalidInput(
+            field="due", problem=f"due date {due.isoformat()} is more than a hundred years away"
+        )
     return due
 
 

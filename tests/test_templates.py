@@ -141,7 +141,9 @@ def test_timeline_list_and_help() -> None:
         TimelineEntry(at=NOW, actor="U1", kind=kind, from_value="a", to_value="U5", text=EVIL)
         for kind in ("declared", "update", "note", "priority", "role", "escalation", "pir", "ack") * 40
     ]
-    check(COMPOSER.render("incident_timeline.json.j2", i, entries=entries))
+    check(
+        COMPOSER.render("incident_timeline.json.j2", i, entries=entries, names={"U1": "<!channel> R&D <b>"})
+    )
     many = [incident(State.INVESTIGATING, number=n) for n in range(40)]
     check(COMPOSER.renderer.message("incident_list.json.j2", incidents=many, total=120, policy=POLICY))
     check(COMPOSER.renderer.message("incident_list.json.j2", incidents=[], total=0, policy=POLICY))

@@ -289,6 +289,20 @@ async def test_the_review_names_people_by_display_name_with_their_id(bot) -> Non
     assert len(fake.calls_of("users.info")) == 3  # the names are remembered
 
 
+async def test_the_timeline_names_people_by_display_name(bot) -> None:
+    fake = bot.fake
+    fake.add_user("U_ALICE", "alice", real_name="Alice Liddell")
+    fake.add_user("U_BOB", "bob", display_name="Bob <B> & co")
+    incident = await declare(bot, "P3 Checkout is slow")
+    await bot.slack.command("ack", channel=incident.channel.id, user="U_BOB")
+    reply = await bot.slack.command("timeline", channel=incident.channel.id, user="U_BOB")
+    shown = "\n".join(mrkdwn_texts(reply.json["blocks"]))
+    assert "<@U_ALICE|Alice Liddell> declared" in shown
+    assert "<@U_BOB|Bob &lt;B&gt; &amp; co> ack (triage → investigating)" in shown
+    await bot.slack.command("timeline", channel=incident.channel.id, user="U_BOB")
+    assert len(fake.calls_of("users.info")) == 2  # each person once, then remembered
+
+
 # The rule itself ---------------------------------------------------------------------------------
 
 
