@@ -69,8 +69,9 @@ _STATE_EVENTS = {
 
 def channel_name(template: str, *, number: int, title: str, prefix: str) -> str:
     """A Slack-legal channel name: lowercase letters, digits, - and _, at most 80 characters, from the
-    title as a person reads it (`R&amp;D <#C1|ops>` reads `R&D #ops`: `r-d-ops`, not `r-amp-d-c1-ops`)."""
-    readable = text.to_plain(title)
+    title as a person reads it (`R&amp;D <#C1|ops>` reads `R&D #ops`: `r-d-ops`, not `r-amp-d-c1-ops`),
+    a link by its label."""
+    readable = text.to_words(title)
     ascii_title = unicodedata.normalize("NFKD", readable).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
     name = template.format(number=number, slug=slug, prefix=prefix.lower())

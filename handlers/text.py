@@ -132,6 +132,15 @@ def to_plain(text: object, names: Mapping[str, str] | None = None) -> str:
     return "".join(p if isinstance(p, str) else _readable(p, names) for p in pieces(text))
 
 
+def to_words(text: object) -> str:
+    """Stored text as words, for a channel name: as `to_plain`, but a link by its label alone (a
+    title's `<https://status.example.com|status page>` names the channel `status-page`, not the URL)."""
+    return "".join(
+        (p.label or p.target) if isinstance(p, Markup) and p.kind == "link" else _shown_as(p)
+        for p in pieces(str(text))
+    )
+
+
 def literal(text: object) -> str:
     """What someone typed, shown in mrkdwn as they read it with nothing live: for echoes."""
     return "".join(

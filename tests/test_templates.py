@@ -287,6 +287,8 @@ def test_modals_validate() -> None:
         ("  Ünïcode — ça marche!  ", "inc-7-unicode-ca-marche"),
         ("!!!", "inc-7"),
         ("a" * 150, "inc-7-" + "a" * 74),
+        ("R&amp;D see <https://status.example.com/x?a=1&amp;b=2|status page>", "inc-7-r-d-see-status-page"),
+        ("Down <https://status.example.com>", "inc-7-down-https-status-example-com"),
     ],
 )
 def test_channel_names_are_slack_legal(title: str, expected: str) -> None:
