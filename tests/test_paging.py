@@ -54,6 +54,27 @@ def pages(fake, channel: str) -> list:
     return fake.posts(channel=channel, event_type="escalation_page")
 
 
+async def test_a_paged_person_acknowledges_from_the_dm(bot) -> None:
+    fake = bot.fake
+    incident = await declare(bot, "P1 Payments down")
+    await drained(bot)
+    [dm] = fake.dms("U0SRE1")
+    assert any(b["type"] == "actions" for b in dm.blocks), "a page DM offers Acknowledge"
+    reply = await bot.slack.click("incident_acknowledge", "1", user="U0SRE1", message_ts=dm.ts)
+    assert reply.status == 200
+    acked = await fake.wait_for(
+        lambda: fake.posts(channel=incident.channel.id, event_type="incident_acknowledged")
+    )
+    assert "<@U0SRE1>" in acked[0].text
+    await drained(bot)
+    assert "U0SRE1" in incident.channel.members  # the new commander is in the room
+    bot.clock.advance(timedelta(minutes=11))
+    await bot.tocsin.sweeper.sweep()
+    await drained(bot)
+    assert len(fake.dms("U0SRE1")) == 1  # acknowledged: no repeat page
+    assert len(pages(fake, incident.channel.id)) == 1
+
+
 async def test_a_page_reaches_each_paged_person_in_the_channel_and_by_dm(bot) -> None:
     fake = bot.fake
     incident = await declare(bot, "P1 Payments down", user="U_ALICE")
