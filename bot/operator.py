@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -26,6 +28,23 @@ class OperatorError(Exception):
     pass
 
 
+@contextlib.asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[Database]:
+    """The database, migrated, for one operator command; its errors as one line for the operator."""
+    db = Database(settings.database_url)
+    try:
+        await db.upgrade()
+        yield db
+    except (SQLAlchemyError, sqlite3.Error) as error:
+        raise OperatorError(
+            f"database error: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        ) from None
+    except OSError as error:
+        raise OperatorError(f"cannot reach the database: {error}") from None
+    finally:
+        await db.dispose()
+
+
 async def run(
     command: str,
     settings: Settings,
@@ -37,32 +56,19 @@ async def run(
 ) -> int:
     if command == "report" and not 1 <= days <= 3660:
         raise OperatorError("--days must be between 1 and 3660")
-    db = Database(settings.database_url)
-    try:
-        await db.upgrade()
-        async with db.read() as session:
-            if command == "timers":
-                await _timers(session, settings, incident, out)
-            elif command == "report":
-                figures = await metrics.report(
-                    session, policy=settings.policy, now=datetime.now(UTC), days=days
-                )
-                text = {"json": lambda r: json.dumps(r, indent=2) + "\n", "csv": reports.as_csv}.get(
-                    output, reports.as_text
-                )(figures)
-                out.write(text)
-            elif command == "pir":
-                await _pir(session, settings, incident or "", out)
-            else:
-                await _outbox(session, settings, out)
-    except (SQLAlchemyError, sqlite3.Error) as error:
-        raise OperatorError(
-            f"database error: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
-        ) from None
-    except OSError as error:
-        raise OperatorError(f"cannot reach the database: {error}") from None
-    finally:
-        await db.dispose()
+    async with _database(settings) as db, db.read() as session:
+        if command == "timers":
+            await _timers(session, settings, incident, out)
+        elif command == "report":
+            figures = await metrics.report(session, policy=settings.policy, now=datetime.now(UTC), days=days)
+            text = {"json": lambda r: json.dumps(r, indent=2) + "\n", "csv": reports.as_csv}.get(
+                output, reports.as_text
+            )(figures)
+            out.write(text)
+        elif command == "pir":
+            await _pir(session, settings, incident or "", out)
+        else:
+            await _outbox(session, settings, out)
     return 0
 
 
@@ -136,20 +142,9 @@ async def retry_outbox(
     """`tocsin outbox retry [ID…|--all]`: failed messages back in the queue, due now, in their places
     (they keep their ids); each named as it is re-queued, and each given id that is not a failed
     message named on `err`. Returns how many were re-queued."""
-    db = Database(settings.database_url)
-    try:
-        await db.upgrade()
-        async with db.write() as session:
-            rows = await outbox.requeue_failed(session, message_ids=ids, now=datetime.now(UTC))
-            others = await outbox.by_ids(session, message_ids=set(ids or ()) - {row.id for row in rows})
-    except (SQLAlchemyError, sqlite3.Error) as error:
-        raise OperatorError(
-            f"database error: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
-        ) from None
-    except OSError as error:
-        raise OperatorError(f"cannot reach the database: {error}") from None
-    finally:
-        await db.dispose()
+    async with _database(settings) as db, db.write() as session:
+        rows = await outbox.requeue_failed(session, message_ids=ids, now=datetime.now(UTC))
+        others = await outbox.by_ids(session, message_ids=set(ids or ()) - {row.id for row in rows})
     for row in rows:
         target = settings.policy.public_id(row.incident_number) if row.incident_number else "-"
         print(
