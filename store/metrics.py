@@ -2,16 +2,22 @@
 
 Every time figure leaves out cancelled incidents. The window holds the incidents *declared* in it.
 Percentiles are interpolated like PostgreSQL's percentile_cont, from the two values around the rank,
-read with ORDER BY ... OFFSET so SQLite and PostgreSQL compute them the same way.
+read by their row numbers in the sorted values so SQLite and PostgreSQL compute them the same way.
+
+`report` sends a fixed set of statements: one grouped count for the volume, one scan of the window's
+non-cancelled incidents grouped by priority (SLA compliance, rates, and each time figure's count and sum),
+one ranked read per time figure for its median and p90, and one read of the open backlog. Each piece reads
+its columns by label.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import RowMapping, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -19,12 +25,187 @@ from store.models import OPEN_STATES, Incident, State
 from store.policy import PRIORITIES, Policy
 
 OPEN_LISTED = 1000  # the backlog lists at most this many open incidents, oldest first
+REPEATED = 3  # a category with at least this many non-cancelled incidents in the window is a repeat
+
+Rows = Sequence[RowMapping]
 
 
 def _seconds(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[float]:
     if session.bind.dialect.name == "sqlite":
         return (func.julianday(later) - func.julianday(earlier)) * 86400.0
     return func.extract("epoch", later - earlier)
+
+
+def _durations(session: AsyncSession) -> dict[str, ColumnElement[float]]:
+    """Each time figure's value per incident, NULL where it does not apply; named as in the report."""
+    resolve = case(
+        (
+            Incident.resolved_at.is_not(None),
+            _seconds(session, Incident.resolved_at, Incident.declared_at)
+            - Incident.resolution_paused_seconds,
+        )
+    )
+    detect = case(
+        (Incident.detected_at.is_not(None), _seconds(session, Incident.declared_at, Incident.detected_at))
+    )
+    return {
+        "mtta_seconds": _seconds(session, Incident.acknowledged_at, Incident.declared_at),
+        "mttr_seconds": resolve,
+        "mttd_seconds": detect,
+    }
+
+
+async def report(session: AsyncSession, *, policy: Policy, now: datetime, days: int) -> dict[str, Any]:
+    start = now - timedelta(days=days)
+    in_window = [Incident.declared_at >= start, Incident.declared_at <= now]
+    counted = [*in_window, Incident.state != State.CANCELLED]
+    volume = await _volume(session, in_window)
+    durations = _durations(session)
+    per_priority = await _per_priority(session, durations, counted, policy=policy)
+    return {
+        "window_days": days,
+        "generated_at": now.isoformat(),
+        "incidents": _incidents(volume),
+        **await _times(session, durations, counted, per_priority),
+        "sla": _sla(per_priority),
+        **_rates(per_priority),
+        "open": await _backlog(session, policy=policy, now=now),
+        "repeats": _repeats(volume),
+    }
+
+
+async def _volume(session: AsyncSession, in_window: list[Any]) -> Rows:
+    """One grouped count over the window: (priority, category, state) -> incidents, at most
+    4 x categories x 7 rows, from which the volume figures and the repeats are summed."""
+    result = await session.execute(
+        select(Incident.priority, Incident.category, Incident.state, func.count().label("incidents"))
+        .where(*in_window)
+        .group_by(Incident.priority, Incident.category, Incident.state)
+    )
+    return result.mappings().all()
+
+
+def _state_name(state: Any) -> str:
+    return getattr(state, "value", state)
+
+
+def _incidents(volume: Rows) -> dict[str, Any]:
+    by_priority = {p: 0 for p in PRIORITIES}
+    by_category: dict[str, int] = {}
+    by_state: dict[str, int] = {}
+    for row in volume:
+        n, state = row["incidents"], _state_name(row["state"])
+        by_priority[row["priority"]] = by_priority.get(row["priority"], 0) + n
+        by_category[row["category"]] = by_category.get(row["category"], 0) + n
+        by_state[state] = by_state.get(state, 0) + n
+    return {
+        "total": sum(by_state.values()),
+        "cancelled": by_state.get(State.CANCELLED.value, 0),
+        "by_priority": by_priority,
+        "by_category": by_category,
+        "by_state": by_state,
+    }
+
+
+def _repeats(volume: Rows) -> list[dict[str, Any]]:
+    """Categories with at least REPEATED non-cancelled incidents, most first, then by name."""
+    kept: dict[str, int] = {}
+    for row in volume:
+        if _state_name(row["state"]) != State.CANCELLED.value:
+            kept[row["category"]] = kept.get(row["category"], 0) + row["incidents"]
+    repeats = sorted(((c, n) for c, n in kept.items() if n >= REPEATED), key=lambda item: (-item[1], item[0]))
+    return [{"category": category, "count": n} for category, n in repeats]
+
+
+def _target(policy: Policy, kind: str) -> ColumnElement[float]:
+    """The incident's priority's `kind` ("response" or "resolution") target, in seconds."""
+    seconds = [
+        (Incident.priority == p, literal(getattr(policy.priorities[p], kind).total_seconds()))
+        for p in PRIORITIES
+    ]
+    return case(*seconds, else_=literal(0.0))
+
+
+def _tally(condition: Any) -> ColumnElement[int]:
+    return func.sum(case((condition, literal(1)), else_=literal(0)))
+
+
+async def _per_priority(
+    session: AsyncSession, durations: dict[str, ColumnElement[float]], counted: list[Any], *, policy: Policy
+) -> Rows:
+    """Everything else about the window's non-cancelled incidents: one scan, grouped by priority."""
+    acknowledge, resolve = durations["mtta_seconds"], durations["mttr_seconds"]
+    response_met = and_(
+        Incident.acknowledged_at.is_not(None),
+        Incident.response_breached_at.is_(None),
+        acknowledge <= _target(policy, "response"),
+    )
+    resolution_met = and_(
+        Incident.resolved_at.is_not(None),
+        Incident.resolution_breached_at.is_(None),
+        resolve <= _target(policy, "resolution"),
+    )
+    columns = [
+        func.count().label("incidents"),
+        _tally(Incident.reopen_count > 0).label("reopened"),
+        _tally(Incident.escalation_level > 1).label("escalated"),
+        _tally(Incident.acknowledged_at.is_not(None) | Incident.response_breached_at.is_not(None)).label(
+            "response_done"
+        ),
+        _tally(response_met).label("response_met"),
+        _tally(Incident.resolved_at.is_not(None) | Incident.resolution_breached_at.is_not(None)).label(
+            "resolution_done"
+        ),
+        _tally(resolution_met).label("resolution_met"),
+    ]
+    for name, value in durations.items():
+        columns += [func.count(value).label(f"{name}_count"), func.sum(value).label(f"{name}_sum")]
+    result = await session.execute(
+        select(Incident.priority, *columns).where(*counted).group_by(Incident.priority)
+    )
+    return result.mappings().all()
+
+
+def _share(part: Any, whole: Any) -> float | None:
+    """part / whole to four places, None when there is no whole to share."""
+    whole = int(whole or 0)
+    return round(int(part or 0) / whole, 4) if whole else None
+
+
+def _sla(per_priority: Rows) -> dict[str, dict[str, float | None]]:
+    """Per priority, the share of clocks that ran out and were met: None where none ran out."""
+    sla: dict[str, dict[str, float | None]] = {
+        p: {"response_met": None, "resolution_met": None} for p in PRIORITIES
+    }
+    for row in per_priority:
+        sla[row["priority"]] = {
+            "response_met": _share(row["response_met"], row["response_done"]),
+            "resolution_met": _share(row["resolution_met"], row["resolution_done"]),
+        }
+    return sla
+
+
+def _rates(per_priority: Rows) -> dict[str, float | None]:
+    kept = sum(row["incidents"] for row in per_priority)
+    return {
+        "reopen_rate": _share(sum(int(row["reopened"] or 0) for row in per_priority), kept),
+        "escalation_rate": _share(sum(int(row["escalated"] or 0) for row in per_priority), kept),
+    }
+
+
+async def _times(
+    session: AsyncSession, durations: dict[str, ColumnElement[float]], counted: list[Any], per_priority: Rows
+) -> dict[str, dict[str, float | None]]:
+    """Each time figure's mean (from the per-priority counts and sums), median and p90."""
+    figures: dict[str, dict[str, float | None]] = {}
+    for name, value in durations.items():
+        count = sum(int(row[f"{name}_count"] or 0) for row in per_priority)
+        total = sum(float(row[f"{name}_sum"] or 0) for row in per_priority)
+        figures[name] = {
+            "mean": _round(total / count) if count else None,
+            **await _percentiles(session, value, counted, count),
+        }
+    return figures
 
 
 async def _percentiles(
@@ -38,12 +219,14 @@ async def _percentiles(
         {r for rank in ranks.values() for r in (math.floor(rank) + 1, min(math.floor(rank) + 2, count))}
     )
     ordered = (
-        select(value.label("v"), func.row_number().over(order_by=value).label("rn"))
+        select(value.label("value"), func.row_number().over(order_by=value).label("position"))
         .where(*conditions, value.is_not(None))
         .subquery()
     )
-    rows = await session.execute(select(ordered.c.v, ordered.c.rn).where(ordered.c.rn.in_(wanted)))
-    picked = {int(rn): float(v) for v, rn in rows}
+    result = await session.execute(
+        select(ordered.c.value, ordered.c.position).where(ordered.c.position.in_(wanted))
+    )
+    picked = {int(row["position"]): float(row["value"]) for row in result.mappings()}
     return {name: _round(_interpolate(picked, count, rank)) for name, rank in ranks.items()}
 
 
@@ -58,118 +241,15 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def sla_state(incident: Incident) -> str:
-    if incident.response_breached_at or incident.resolution_breached_at:
-        return "breached"
-    if incident.response_warned_at or incident.resolution_warned_at:
-        return "warning"
-    return "ok"
-
-
-async def report(session: AsyncSession, *, policy: Policy, now: datetime, days: int) -> dict[str, Any]:
-    start = now - timedelta(days=days)
-    in_window = [Incident.declared_at >= start, Incident.declared_at <= now]
-    counted = [*in_window, Incident.state != State.CANCELLED]
-
-    # Volume: one grouped count over the window; the rest is arithmetic on at most 4 x categories x 7 rows.
-    volume = list(
-        await session.execute(
-            select(Incident.priority, Incident.category, Incident.state, func.count())
-            .where(*in_window)
-            .group_by(Incident.priority, Incident.category, Incident.state)
-        )
-    )
-    by_priority = {p: 0 for p in PRIORITIES}
-    by_category: dict[str, int] = {}
-    by_state: dict[str, int] = {}
-    kept_by_category: dict[str, int] = {}
-    for priority, category, state, n in volume:
-        state_name = getattr(state, "value", state)
-        by_priority[priority] = by_priority.get(priority, 0) + n
-        by_category[category] = by_category.get(category, 0) + n
-        by_state[state_name] = by_state.get(state_name, 0) + n
-        if state_name != State.CANCELLED.value:
-            kept_by_category[category] = kept_by_category.get(category, 0) + n
-
-    acknowledge = _seconds(session, Incident.acknowledged_at, Incident.declared_at)
-    resolve = case(
-        (
-            Incident.resolved_at.is_not(None),
-            _seconds(session, Incident.resolved_at, Incident.declared_at)
-            - Incident.resolution_paused_seconds,
-        )
-    )
-    detect = case(
-        (Incident.detected_at.is_not(None), _seconds(session, Incident.declared_at, Incident.detected_at))
-    )
-    times = {"mtta_seconds": acknowledge, "mttr_seconds": resolve, "mttd_seconds": detect}
-
-    def target(kind: str) -> ColumnElement[float]:
-        seconds = [
-            (Incident.priority == p, literal(getattr(policy.priorities[p], kind).total_seconds()))
-            for p in PRIORITIES
-        ]
-        return case(*seconds, else_=literal(0.0))
-
-    def tally(condition: Any) -> ColumnElement[int]:
-        return func.sum(case((condition, literal(1)), else_=literal(0)))
-
-    # Everything else about non-cancelled incidents: one scan, grouped by priority.
-    aggregates = [
-        func.count(),
-        tally(Incident.reopen_count > 0),
-        tally(Incident.escalation_level > 1),
-        tally(Incident.acknowledged_at.is_not(None) | Incident.response_breached_at.is_not(None)),
-        tally(
-            and_(
-                Incident.acknowledged_at.is_not(None),
-                Incident.response_breached_at.is_(None),
-                acknowledge <= target("response"),
-            )
-        ),
-        tally(Incident.resolved_at.is_not(None) | Incident.resolution_breached_at.is_not(None)),
-        tally(
-            and_(
-                Incident.resolved_at.is_not(None),
-                Incident.resolution_breached_at.is_(None),
-                resolve <= target("resolution"),
-            )
-        ),
-    ]
-    for value in times.values():
-        aggregates += [func.count(value), func.sum(value)]
-    per_priority = list(
-        await session.execute(
-            select(Incident.priority, *aggregates).where(*counted).group_by(Incident.priority)
-        )
-    )
-
-    kept = sum(row[1] for row in per_priority)
-    sla: dict[str, dict[str, float | None]] = {
-        p: {"response_met": None, "resolution_met": None} for p in PRIORITIES
-    }
-    for row in per_priority:
-        response_done, response_met, resolution_done, resolution_met = (int(v or 0) for v in row[4:8])
-        sla[row[0]] = {
-            "response_met": round(response_met / response_done, 4) if response_done else None,
-            "resolution_met": round(resolution_met / resolution_done, 4) if resolution_done else None,
-        }
-    figures: dict[str, dict[str, float | None]] = {}
-    for index, (name, value) in enumerate(times.items()):
-        count = sum(int(row[8 + 2 * index] or 0) for row in per_priority)
-        total = sum(float(row[9 + 2 * index] or 0) for row in per_priority)
-        figures[name] = {
-            "mean": _round(total / count) if count else None,
-            **await _percentiles(session, value, counted, count),
-        }
-
+async def _backlog(session: AsyncSession, *, policy: Policy, now: datetime) -> list[dict[str, Any]]:
+    """The open incidents, oldest first, at most OPEN_LISTED of them."""
     open_rows = await session.scalars(
         select(Incident)
         .where(Incident.state.in_(list(OPEN_STATES)))
         .order_by(Incident.declared_at)
         .limit(OPEN_LISTED)
     )
-    open_list = [
+    return [
         {
             "id": policy.public_id(i.number),
             "priority": i.priority,
@@ -179,28 +259,14 @@ async def report(session: AsyncSession, *, policy: Policy, now: datetime, days: 
         }
         for i in open_rows
     ]
-    repeats = sorted(
-        ((c, n) for c, n in kept_by_category.items() if n >= 3), key=lambda item: (-item[1], item[0])
-    )
-    return {
-        "window_days": days,
-        "generated_at": now.isoformat(),
-        "incidents": {
-            "total": sum(by_state.values()),
-            "cancelled": by_state.get(State.CANCELLED.value, 0),
-            "by_priority": by_priority,
-            "by_category": by_category,
-            "by_state": by_state,
-        },
-        "mtta_seconds": {k: figures["mtta_seconds"][k] for k in ("mean", "median", "p90")},
-        "mttr_seconds": {k: figures["mttr_seconds"][k] for k in ("mean", "median", "p90")},
-        "mttd_seconds": {k: figures["mttd_seconds"][k] for k in ("mean", "median", "p90")},
-        "sla": sla,
-        "reopen_rate": round(sum(int(r[2] or 0) for r in per_priority) / kept, 4) if kept else None,
-        "escalation_rate": round(sum(int(r[3] or 0) for r in per_priority) / kept, 4) if kept else None,
-        "open": open_list,
-        "repeats": [{"category": category, "count": n} for category, n in repeats],
-    }
+
+
+def sla_state(incident: Incident) -> str:
+    if incident.response_breached_at or incident.resolution_breached_at:
+        return "breached"
+    if incident.response_warned_at or incident.resolution_warned_at:
+        return "warning"
+    return "ok"
 
 
 async def daily(session: AsyncSession, *, now: datetime, days: int) -> list[dict[str, Any]]:
@@ -216,11 +282,11 @@ async def daily(session: AsyncSession, *, now: datetime, days: int) -> list[dict
     )
     rows = await session.execute(
         select(
-            day,
+            day.label("day"),
             Incident.priority,
-            func.count(),
-            func.avg(case((Incident.resolved_at.is_not(None), resolve))),
-            func.count(Incident.resolved_at),
+            func.count().label("incidents"),
+            func.avg(case((Incident.resolved_at.is_not(None), resolve))).label("mttr_seconds"),
+            func.count(Incident.resolved_at).label("resolved"),
         )
         .where(Incident.declared_at >= start, Incident.declared_at <= now, Incident.state != State.CANCELLED)
         .group_by(day, Incident.priority)
@@ -235,14 +301,14 @@ async def daily(session: AsyncSession, *, now: datetime, days: int) -> list[dict
         }
         for n in range(days)
     }
-    for key, priority, count, mean, resolved in rows:
-        entry = table.get(str(key))
+    for row in rows.mappings():
+        entry = table.get(str(row["day"]))
         if entry is None:
             continue
-        entry[priority] = int(count)
-        if mean is not None:
-            entry["_sum"] += float(mean) * int(resolved)
-            entry["_n"] += int(resolved)
+        entry[row["priority"]] = int(row["incidents"])
+        if row["mttr_seconds"] is not None:
+            entry["_sum"] += float(row["mttr_seconds"]) * int(row["resolved"])
+            entry["_n"] += int(row["resolved"])
     for entry in table.values():
         total, n = entry.pop("_sum"), entry.pop("_n")
         entry["mttr_seconds"] = round(total / n, 1) if n else None
