@@ -6,7 +6,7 @@ with a lease; on PostgreSQL the claim skips rows another relay holds.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,16 +18,30 @@ from sqlalchemy.orm.attributes import set_committed_value
 from store.db import plan_afresh
 from store.direct import DIRECT
 from store.models import OutboxMessage, Worker
+from store.operations import Operation, encode
+
+Encoded = tuple[str, dict[str, Any]]  # an operation as a row stores it: operations.encode's answer
+
+
+def _encoded(operation: Operation | Encoded) -> Encoded:
+    return operation if isinstance(operation, tuple) else encode(operation)
 
 
 def enqueue(
     session: AsyncSession,
+    operation: Operation | None = None,
     *,
-    op: str,
-    payload: dict[str, Any],
     now: datetime,
     incident_number: int | None,
+    op: str | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> OutboxMessage:
+    """Queue one operation (or, with `op` and `payload`, one already encoded); the row, to be flushed
+    with the session."""
+    if operation is not None:
+        op, payload = encode(operation)
+    if op is None or payload is None:
+        raise TypeError("enqueue needs an operation, or op and payload")
     row = OutboxMessage(
         incident_number=incident_number,
         created_at=now,
@@ -46,12 +60,13 @@ _INSERT = insert(OutboxMessage.__table__).execution_options(**DIRECT)
 
 async def enqueue_all(
     session: AsyncSession,
-    ops: list[tuple[str, dict[str, Any]]],
+    ops: Sequence[Operation | Encoded],
     *,
     now: datetime,
     incident_number: int | None,
 ) -> None:
-    """Queue several operations, in order, with one INSERT (no ORM objects: nobody reads them back)."""
+    """Queue several operations (or ones already encoded), in order, with one INSERT (no ORM objects:
+    nobody reads them back)."""
     if ops:
         await session.execute(
             _INSERT,
@@ -64,7 +79,7 @@ async def enqueue_all(
                     attempts=0,
                     next_attempt_at=now,
                 )
-                for op, payload in ops
+                for op, payload in map(_encoded, ops)
             ],
         )
 

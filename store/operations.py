@@ -1,0 +1,220 @@
+"""What the outbox asks Slack to do: one dataclass per operation, with one encoder and one decoder.
+
+A row stores an operation as its name (the `op` column) and a JSON payload. The names and payload keys
+are those of every earlier release, so rows queued by a running one still deliver after an upgrade.
+A post or upload whose `channel` is None goes to the incident's own channel (stored as
+`"to": "incident"`), resolved by the relay when it delivers, once that channel exists.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Rendered = Literal["card", "announcement"]  # a message the relay renders from the incident as it is then
+Target = Literal["card", "announcement", "confirmation"]  # a message Tocsin keeps and edits in place
+
+
+class UnknownOperation(ValueError):
+    """A row names an operation this release does not know."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown outbox op {name!r}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class CreateChannel:
+    """Make the incident's channel (saved as its channel_id and channel_name)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Invite:
+    """Bring people into the incident channel; a user group is expanded when it is delivered."""
+
+    users: list[str]
+    groups: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Topic:
+    """Set the channel topic from the incident as it is when delivered (only if the text changed)."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    target: Target = "card"
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """Edit a kept message: the card and the announcement are rendered when delivered; the reporter's
+    confirmation prompt carries the text it was planned with."""
+
+    target: Target
+    text: str | None = None
+    blocks: list[dict[str, Any]] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Post:
+    """Post a message, given (text and blocks) or rendered when delivered (`render`); `save_as` keeps
+    its ts on the incident (as `<save_as>_ts`); `thread` answers in the thread of a kept message."""
+
+    channel: str | None = None  # None: the incident's channel
+    text: str = ""
+    blocks: list[dict[str, Any]] | None = None
+    metadata: dict[str, Any] | None = None
+    render: Rendered | None = None
+    thread: Literal["announcement"] | None = None
+    save_as: Target | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """The facts a page was planned with, for the DM rendered when it is delivered."""
+
+    level: int
+    repeat: bool
+    by: str | None = None  # who escalated by hand; None when the schedule did
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Dm:
+    """The page as a DM to each paged user and each member of a small paged group, once each."""
+
+    users: list[str]
+    groups: list[str]
+    page: Page
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    channel: str | None  # None: the incident's channel
+    filename: str
+    title: str
+    content: str | bytes  # bytes are stored base64-encoded
+    comment: str
+
+
+Operation = CreateChannel | Invite | Topic | Pin | Refresh | Post | Dm | Upload
+
+
+def encode(operation: Operation) -> tuple[str, dict[str, Any]]:
+    """The row's op name and JSON payload. Built field by field, not with dataclasses.asdict, which
+    deep-copies the blocks that the row's JSON encoding copies anyway."""
+    match operation:
+        case CreateChannel(name=name):
+            return "create_channel", {"name": name}
+        case Invite(users=users, groups=groups):
+            return "invite", {"users": users, "groups": groups} if groups else {"users": users}
+        case Topic():
+            return "topic", {}
+        case Pin(target=target):
+            return "pin", {"target": target}
+        case Refresh(target=target, text=None):
+            return "refresh", {"target": target}
+        case Refresh(target=target, text=text, blocks=blocks, metadata=metadata):
+            return "refresh", {"target": target, "text": text, "blocks": blocks, "metadata": metadata}
+        case Post():
+            return "post", _post(operation)
+        case Dm(users=users, groups=groups, page=page, metadata=metadata):
+            page_facts = {"level": page.level, "repeat": page.repeat, "by": page.by, "reason": page.reason}
+            return "dm", {"users": users, "groups": groups, "page": page_facts, "metadata": metadata}
+        case Upload():
+            return "upload", _upload(operation)
+    raise TypeError(f"not an outbox operation: {operation!r}")
+
+
+def _where(channel: str | None) -> dict[str, Any]:
+    return {"to": "incident"} if channel is None else {"channel": channel}
+
+
+def _post(post: Post) -> dict[str, Any]:
+    if post.render is not None:
+        payload = {**_where(post.channel), "render": post.render}
+    else:
+        payload = {"text": post.text, "blocks": post.blocks, **_where(post.channel)}
+    payload["metadata"] = post.metadata
+    if post.thread is not None:
+        payload["thread"] = post.thread
+    if post.save_as is not None:
+        payload["save_as"] = post.save_as
+    return payload
+
+
+def _upload(upload: Upload) -> dict[str, Any]:
+    content = (
+        {"content_b64": base64.b64encode(upload.content).decode()}
+        if isinstance(upload.content, bytes)
+        else {"content": upload.content}
+    )
+    return {
+        **_where(upload.channel),
+        "filename": upload.filename,
+        "title": upload.title,
+        **content,
+        "comment": upload.comment,
+    }
+
+
+def decode(name: str, payload: dict[str, Any]) -> Operation:
+    """The operation a row holds (UnknownOperation for a name this release does not know; KeyError for a
+    payload missing what its operation needs)."""
+    match name:
+        case "create_channel":
+            return CreateChannel(name=payload["name"])
+        case "invite":
+            return Invite(users=list(payload["users"]), groups=list(payload.get("groups", ())))
+        case "topic":
+            return Topic()
+        case "pin":
+            return Pin(target=payload.get("target", "card"))
+        case "refresh":
+            return Refresh(
+                target=payload["target"],
+                text=payload.get("text"),
+                blocks=payload.get("blocks"),
+                metadata=payload.get("metadata"),
+            )
+        case "post":
+            return Post(
+                channel=None if payload.get("to") == "incident" else payload.get("channel"),
+                text=payload.get("text", ""),
+                blocks=payload.get("blocks"),
+                metadata=payload.get("metadata"),
+                render=payload.get("render"),
+                thread=payload.get("thread"),
+                save_as=payload.get("save_as"),
+            )
+        case "dm":
+            return Dm(
+                users=list(payload["users"]),
+                groups=list(payload["groups"]),
+                page=Page(
+                    level=payload["page"]["level"],
+                    repeat=payload["page"]["repeat"],
+                    by=payload["page"]["by"],
+                    reason=payload["page"]["reason"],
+                ),
+                metadata=payload.get("metadata"),
+            )
+        case "upload":
+            return Upload(
+                channel=payload.get("channel"),
+                filename=payload["filename"],
+                title=payload["title"],
+                content=(
+                    base64.b64decode(payload["content_b64"])
+                    if "content_b64" in payload
+                    else payload["content"]
+                ),
+                comment=payload["comment"],
+            )
+    raise UnknownOperation(name)
