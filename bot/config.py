@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -213,234 +213,327 @@ TOP_KEYS = {
 
 
 def parse_policy(raw: Any) -> Policy:
-    """Validate app.yaml's content; raise ConfigError listing every problem."""
+    """Validate app.yaml's content, one section at a time; raise ConfigError listing every problem, in
+    the order the sections are read here."""
     r = _Reader()
     top = r.mapping(raw, "", TOP_KEYS) if raw is not None else {}
     if raw is None:
         r.problem("app.yaml", "is empty")
+    basics = _basics(r, top)
+    channels = _channels(r, top.get("channels", {}), "channels")
+    priorities = _priorities(r, r.required(top, "priorities", ""), "priorities")
+    matrix = _priority_matrix(r, r.required(top, "priority_matrix", ""), "priority_matrix")
+    warn_at = _sla(r, top.get("sla", {}), "sla")
+    escalation = _escalation(r, r.required(top, "escalation", ""), "escalation")
+    categories = _categories(r, top)
+    codes = _codes(r, r.required(top, "codes", ""), "codes")
+    pir = _pir(r, top.get("pir", {}), "pir")
+    admins = _permissions(r, top.get("permissions", {}), "permissions")
+    tick = _scheduler(r, top.get("scheduler", {}), "scheduler")
+    digest = _reports(r, top.get("reports") or {}, "reports", basics.timezone)
+    alerts = _alerts(r, top.get("alerts"), "alerts", categories, codes, basics.default_priority)
+    closure = _closure(r, top.get("closure") or {}, "closure")
+    if r.problems:
+        raise ConfigError(r.problems)
+    return Policy(
+        incident_prefix=basics.prefix,
+        default_priority=basics.default_priority,
+        timezone=basics.timezone,
+        announce_channel=channels.announce,
+        leadership_channel=channels.leadership,
+        per_incident=channels.per_incident,
+        name_template=channels.name_template,
+        priorities=priorities,
+        priority_matrix=matrix,
+        warn_at=warn_at,
+        repeat_every=escalation.repeat_every,
+        escalation_levels=escalation.levels,
+        direct_message=escalation.direct_message,
+        categories=categories or ("other",),
+        cause_codes=codes.cause,
+        resolution_codes=codes.resolution,
+        pir_due_after=pir.due_after,
+        pir_remind_every=pir.remind_every,
+        admins=admins,
+        tick=tick,
+        digest_channel=digest.channel,
+        digest_cron=digest.cron,
+        alerts=alerts,
+        auto_close_after=closure.auto_close_after,
+        require_confirmation=closure.require_confirmation,
+    )
+
+
+# Each section of app.yaml is read by one function below: it takes the section's raw node, the reader
+# that collects problems and the section's key path, and returns the section's part of the Policy.
+
+_PRIORITY = re.compile("|".join(PRIORITIES))
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
+
+
+class _Basics(NamedTuple):
+    prefix: str
+    default_priority: str
+    timezone: ZoneInfo
+
+
+class _Channels(NamedTuple):
+    announce: str | None
+    leadership: str | None
+    per_incident: bool
+    name_template: str
+
+
+class _Escalation(NamedTuple):
+    repeat_every: timedelta
+    levels: tuple[EscalationLevel, ...]
+    direct_message: bool
+
+
+class _Codes(NamedTuple):
+    cause: tuple[str, ...]
+    resolution: tuple[str, ...]
+
+
+class _Pir(NamedTuple):
+    due_after: timedelta
+    remind_every: timedelta
+
+
+class _Digest(NamedTuple):
+    channel: str | None = None
+    cron: str | None = None
+
+
+class _Closure(NamedTuple):
+    auto_close_after: timedelta | None
+    require_confirmation: bool
+
+
+def _basics(r: _Reader, top: Mapping[str, Any]) -> _Basics:
+    """The top-level scalars: incident_prefix, default_priority and timezone."""
     prefix = r.string(
         top, "incident_prefix", "", re.compile(r"[A-Z][A-Z0-9]{0,9}"), "INC", "1-10 capital letters or digits"
     )
-    default_priority = r.string(
-        top, "default_priority", "", re.compile("|".join(PRIORITIES)), "P3", "one of P1-P4"
-    )
+    default_priority = r.string(top, "default_priority", "", _PRIORITY, "P3", "one of P1-P4")
     tz_name = r.string(top, "timezone", "", default="UTC")
     try:
         timezone = ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
         r.problem("timezone", f'"{tz_name}" is not a time zone (e.g. UTC, Europe/Paris)')
         timezone = ZoneInfo("UTC")
+    return _Basics(prefix, default_priority, timezone)
 
-    channels = r.mapping(
-        top.get("channels", {}), "channels", {"announce", "leadership", "per_incident", "name_template"}
-    )
-    channel_id = re.compile(r"[CG][A-Z0-9]{2,}")
-    announce = (
-        r.string(channels, "announce", "channels", channel_id, what="a channel id (C...)")
-        if "announce" in channels and channels["announce"] is not None
+
+def _channels(r: _Reader, raw: Any, path: str) -> _Channels:
+    node = r.mapping(raw, path, {"announce", "leadership", "per_incident", "name_template"})
+    announce, leadership = (
+        r.string(node, key, path, _CHANNEL_ID, what="a channel id (C...)")
+        if node.get(key) is not None
         else None
+        for key in ("announce", "leadership")
     )
-    leadership = (
-        r.string(channels, "leadership", "channels", channel_id, what="a channel id (C...)")
-        if "leadership" in channels and channels["leadership"] is not None
-        else None
-    )
-    per_incident = r.boolean(channels, "per_incident", "channels", True)
-    name_template = r.string(channels, "name_template", "channels", default="inc-{number}-{slug}")
+    per_incident = r.boolean(node, "per_incident", path, True)
+    name_template = r.string(node, "name_template", path, default="inc-{number}-{slug}")
     fields = set(re.findall(r"{(\w*)}", name_template))
     if "number" not in fields or not fields <= _NAME_FIELDS:
         r.problem(
-            "channels.name_template",
+            _join(path, "name_template"),
             f'"{name_template}" must contain {{number}} and only {{number}}, {{slug}}, {{prefix}}',
         )
+    return _Channels(announce, leadership, per_incident, name_template)
 
+
+def _priorities(r: _Reader, raw: Any, path: str) -> Mapping[str, PriorityPolicy]:
+    node = r.mapping(raw, path, set(PRIORITIES))
     priorities: dict[str, PriorityPolicy] = {}
-    pnode = r.mapping(r.required(top, "priorities", ""), "priorities", set(PRIORITIES))
     for name in PRIORITIES:
-        path = f"priorities.{name}"
-        if name not in pnode:
-            r.problem(path, "is required")
-            continue
-        node = r.mapping(
-            pnode[name], path, {"response", "resolution", "update_every", "pir_required", "notify_leadership"}
-        )
-        policy = PriorityPolicy(
-            response=r.duration(node, "response", path),
-            resolution=r.duration(node, "resolution", path),
-            update_every=r.duration(node, "update_every", path),
-            pir_required=r.boolean(node, "pir_required", path, False),
-            notify_leadership=r.boolean(node, "notify_leadership", path, False),
-        )
-        if policy.response > policy.resolution:
-            r.problem(path, "response target is longer than the resolution target")
-        priorities[name] = policy
+        if name not in node:
+            r.problem(f"{path}.{name}", "is required")
+        else:
+            priorities[name] = _priority(r, node[name], f"{path}.{name}")
+    return MappingProxyType(priorities)
 
-    matrix: dict[str, dict[str, str]] = {}
-    mnode = r.mapping(r.required(top, "priority_matrix", ""), "priority_matrix", set(IMPACTS))
-    for impact in IMPACTS:
-        row = r.mapping(mnode.get(impact), f"priority_matrix.{impact}", set(URGENCIES))
-        matrix[impact] = {}
-        for urgency in URGENCIES:
-            matrix[impact][urgency] = (
-                r.string(
-                    row,
-                    urgency,
-                    f"priority_matrix.{impact}",
-                    re.compile("|".join(PRIORITIES)),
-                    "P4" if row else None,
-                    "one of P1-P4",
-                )
-                if row
-                else "P4"
-            )
 
-    sla = r.mapping(top.get("sla", {}), "sla", {"warn_at"})
-    warn_at = sla.get("warn_at", 0.75)
-    if isinstance(warn_at, bool) or not isinstance(warn_at, int | float) or not 0 < warn_at < 1:
-        r.problem("sla.warn_at", f"{_show(warn_at)} is not a share between 0 and 1 (e.g. 0.75)")
-        warn_at = 0.75
-
-    esc = r.mapping(
-        r.required(top, "escalation", ""), "escalation", {"repeat_every", "levels", "direct_message"}
+def _priority(r: _Reader, raw: Any, path: str) -> PriorityPolicy:
+    node = r.mapping(
+        raw, path, {"response", "resolution", "update_every", "pir_required", "notify_leadership"}
     )
-    repeat_every = r.duration(esc, "repeat_every", "escalation", timedelta(minutes=10))
-    direct_message = r.boolean(esc, "direct_message", "escalation", True)
-    levels: list[EscalationLevel] = []
-    raw_levels = esc.get("levels")
-    if not isinstance(raw_levels, list) or not raw_levels:
-        r.problem("escalation.levels", "must be a non-empty list of levels")
-        raw_levels = []
-    for index, item in enumerate(raw_levels):
-        path = f"escalation.levels[{index}]"
-        node = r.mapping(item, path, {"name", "notify", "after"})
-        name = r.string(node, "name", path)
-        notify = r.strings(
-            node, "notify", path, _SLACK_ID, "a user (U...), user group (S...) or channel (C...) id"
-        )
-        after = r.duration(node, "after", path) if index > 0 or "after" in node else None
-        levels.append(EscalationLevel(name=name, notify=notify, after=after))
+    policy = PriorityPolicy(
+        response=r.duration(node, "response", path),
+        resolution=r.duration(node, "resolution", path),
+        update_every=r.duration(node, "update_every", path),
+        pir_required=r.boolean(node, "pir_required", path, False),
+        notify_leadership=r.boolean(node, "notify_leadership", path, False),
+    )
+    if policy.response > policy.resolution:
+        r.problem(path, "response target is longer than the resolution target")
+    return policy
 
-    categories = r.strings(
+
+def _priority_matrix(r: _Reader, raw: Any, path: str) -> Mapping[str, Mapping[str, str]]:
+    node = r.mapping(raw, path, set(IMPACTS))
+    matrix: dict[str, Mapping[str, str]] = {}
+    for impact in IMPACTS:
+        row_path = f"{path}.{impact}"
+        row = r.mapping(node.get(impact), row_path, set(URGENCIES))
+        matrix[impact] = MappingProxyType(
+            {
+                urgency: r.string(row, urgency, row_path, _PRIORITY, "P4", "one of P1-P4") if row else "P4"
+                for urgency in URGENCIES
+            }
+        )
+    return MappingProxyType(matrix)
+
+
+def _sla(r: _Reader, raw: Any, path: str) -> float:
+    node = r.mapping(raw, path, {"warn_at"})
+    warn_at = node.get("warn_at", 0.75)
+    if isinstance(warn_at, bool) or not isinstance(warn_at, int | float) or not 0 < warn_at < 1:
+        r.problem(_join(path, "warn_at"), f"{_show(warn_at)} is not a share between 0 and 1 (e.g. 0.75)")
+        return 0.75
+    return float(warn_at)
+
+
+def _escalation(r: _Reader, raw: Any, path: str) -> _Escalation:
+    node = r.mapping(raw, path, {"repeat_every", "levels", "direct_message"})
+    repeat_every = r.duration(node, "repeat_every", path, timedelta(minutes=10))
+    direct_message = r.boolean(node, "direct_message", path, True)
+    raw_levels = node.get("levels")
+    if not isinstance(raw_levels, list) or not raw_levels:
+        r.problem(_join(path, "levels"), "must be a non-empty list of levels")
+        raw_levels = []
+    levels = tuple(
+        _escalation_level(r, item, f"{path}.levels[{index}]", first=index == 0)
+        for index, item in enumerate(raw_levels)
+    )
+    return _Escalation(repeat_every, levels, direct_message)
+
+
+def _escalation_level(r: _Reader, raw: Any, path: str, *, first: bool) -> EscalationLevel:
+    node = r.mapping(raw, path, {"name", "notify", "after"})
+    return EscalationLevel(
+        name=r.string(node, "name", path),
+        notify=r.strings(
+            node, "notify", path, _SLACK_ID, "a user (U...), user group (S...) or channel (C...) id"
+        ),
+        after=r.duration(node, "after", path) if not first or "after" in node else None,
+    )
+
+
+def _categories(r: _Reader, top: Mapping[str, Any]) -> tuple[str, ...]:
+    return r.strings(
         top, "categories", "", re.compile(r"[a-z0-9][a-z0-9_ -]{0,63}"), "a lowercase category name"
     )
-    codes = r.mapping(r.required(top, "codes", ""), "codes", {"cause", "resolution"})
-    cause_codes = r.strings(codes, "cause", "codes", _CODE, "a lowercase code")
-    resolution_codes = r.strings(codes, "resolution", "codes", _CODE, "a lowercase code")
-    pir = r.mapping(top.get("pir", {}), "pir", {"due_after", "remind_every"})
-    permissions = r.mapping(top.get("permissions", {}), "permissions", {"admins"})
-    admins = r.strings(
-        permissions,
-        "admins",
-        "permissions",
-        re.compile(r"[UW][A-Z0-9]{2,}"),
-        "a user id (U...)",
-        allow_empty=True,
+
+
+def _codes(r: _Reader, raw: Any, path: str) -> _Codes:
+    node = r.mapping(raw, path, {"cause", "resolution"})
+    return _Codes(
+        cause=r.strings(node, "cause", path, _CODE, "a lowercase code"),
+        resolution=r.strings(node, "resolution", path, _CODE, "a lowercase code"),
     )
-    scheduler = r.mapping(top.get("scheduler", {}), "scheduler", {"tick"})
-    tick = r.duration(scheduler, "tick", "scheduler", timedelta(seconds=30))
-    reports = r.mapping(top.get("reports") or {}, "reports", {"digest"})
-    digest_channel = digest_cron = None
-    if reports.get("digest") is not None:
-        digest = r.mapping(reports["digest"], "reports.digest", {"channel", "cron"})
-        digest_channel = r.string(digest, "channel", "reports.digest", channel_id, what="a channel id (C...)")
-        digest_cron = r.string(digest, "cron", "reports.digest", default="0 9 * * MON")
-        try:
-            CronTrigger.from_crontab(digest_cron, timezone=timezone)
-        except ValueError as error:
-            r.problem("reports.digest.cron", f'"{digest_cron}" is not a crontab schedule ({error})')
 
-    alerts = _alert_policy(r, top.get("alerts"), categories, cause_codes, resolution_codes, default_priority)
-    closure = r.mapping(top.get("closure") or {}, "closure", {"auto_close_after", "require_confirmation"})
 
-    result = Policy(
-        incident_prefix=prefix,
-        default_priority=default_priority,
-        timezone=timezone,
-        announce_channel=announce,
-        leadership_channel=leadership,
-        per_incident=per_incident,
-        name_template=name_template,
-        priorities=MappingProxyType(priorities),
-        priority_matrix=MappingProxyType({k: MappingProxyType(v) for k, v in matrix.items()}),
-        warn_at=float(warn_at),
-        repeat_every=repeat_every,
-        escalation_levels=tuple(levels),
-        direct_message=direct_message,
-        categories=categories or ("other",),
-        cause_codes=cause_codes,
-        resolution_codes=resolution_codes,
-        pir_due_after=r.duration(pir, "due_after", "pir", timedelta(days=5)),
-        pir_remind_every=r.duration(pir, "remind_every", "pir", timedelta(days=1)),
-        admins=frozenset(admins),
-        tick=tick,
-        digest_channel=digest_channel,
-        digest_cron=digest_cron,
-        alerts=alerts,
-        auto_close_after=(
-            r.duration(closure, "auto_close_after", "closure")
-            if closure.get("auto_close_after") is not None
-            else None  # absent: resolved incidents wait for someone to close them
-        ),
-        require_confirmation=r.boolean(closure, "require_confirmation", "closure", False),
+def _pir(r: _Reader, raw: Any, path: str) -> _Pir:
+    node = r.mapping(raw, path, {"due_after", "remind_every"})
+    return _Pir(
+        due_after=r.duration(node, "due_after", path, timedelta(days=5)),
+        remind_every=r.duration(node, "remind_every", path, timedelta(days=1)),
     )
-    if r.problems:
-        raise ConfigError(r.problems)
-    return result
 
 
-def _alert_policy(
+def _permissions(r: _Reader, raw: Any, path: str) -> frozenset[str]:
+    node = r.mapping(raw, path, {"admins"})
+    user_id = re.compile(r"[UW][A-Z0-9]{2,}")
+    return frozenset(r.strings(node, "admins", path, user_id, "a user id (U...)", allow_empty=True))
+
+
+def _scheduler(r: _Reader, raw: Any, path: str) -> timedelta:
+    node = r.mapping(raw, path, {"tick"})
+    return r.duration(node, "tick", path, timedelta(seconds=30))
+
+
+def _reports(r: _Reader, raw: Any, path: str, timezone: ZoneInfo) -> _Digest:
+    node = r.mapping(raw, path, {"digest"})
+    if node.get("digest") is None:
+        return _Digest()
+    digest_path = _join(path, "digest")
+    digest = r.mapping(node["digest"], digest_path, {"channel", "cron"})
+    channel = r.string(digest, "channel", digest_path, _CHANNEL_ID, what="a channel id (C...)")
+    cron = r.string(digest, "cron", digest_path, default="0 9 * * MON")
+    try:
+        CronTrigger.from_crontab(cron, timezone=timezone)
+    except ValueError as error:
+        r.problem(_join(digest_path, "cron"), f'"{cron}" is not a crontab schedule ({error})')
+    return _Digest(channel, cron)
+
+
+def _alerts(
     r: _Reader,
     raw: Any,
+    path: str,
     categories: tuple[str, ...],
-    cause_codes: tuple[str, ...],
-    resolution_codes: tuple[str, ...],
+    codes: _Codes,
     default_priority: str,
 ) -> AlertPolicy:
-    """app.yaml's `alerts`: label routes to a priority and category, the default, and auto_resolve."""
-    node = r.mapping(raw if raw is not None else {}, "alerts", {"routes", "default_priority", "auto_resolve"})
-    priority = re.compile("|".join(PRIORITIES))
+    """Label routes to a priority and category, the priority when none matches, and auto_resolve."""
+    node = r.mapping(raw if raw is not None else {}, path, {"routes", "default_priority", "auto_resolve"})
     raw_routes = node.get("routes", [])
     if not isinstance(raw_routes, list):
-        r.problem("alerts.routes", f"must be a list of routes, not {_show(raw_routes)}")
+        r.problem(_join(path, "routes"), f"must be a list of routes, not {_show(raw_routes)}")
         raw_routes = []
-    routes = []
-    for index, item in enumerate(raw_routes):
-        path = f"alerts.routes[{index}]"
-        route = r.mapping(item, path, {"match", "priority", "category"})
-        if not isinstance(item, dict):
-            continue
-        match = r.mapping(r.required(route, "match", path) or {}, f"{path}.match")
-        if isinstance(route.get("match"), dict) and not match:
-            r.problem(f"{path}.match", "must name at least one label, e.g. {severity: critical}")
-        for label, value in match.items():
-            if not isinstance(label, str) or not isinstance(value, str):
-                r.problem(f"{path}.match.{label}", f'{_show(value)} is not a string (quote it: "{value}")')
-        category = route.get("category")
-        if category is not None and category not in categories:
-            r.problem(
-                f"{path}.category",
-                f"{_show(category)} is not one of the categories ({', '.join(categories)})",
-            )
-        routes.append(
-            AlertRoute(
-                match=MappingProxyType({str(k): str(v) for k, v in match.items()}),
-                priority=r.string(route, "priority", path, priority, what="one of P1-P4"),
-                category=category if isinstance(category, str) else None,
-            )
-        )
-    auto_resolve = r.boolean(node, "auto_resolve", "alerts", False)
+    routes = [
+        _alert_route(r, item, f"{path}.routes[{index}]", categories) for index, item in enumerate(raw_routes)
+    ]
+    auto_resolve = r.boolean(node, "auto_resolve", path, False)
     cause, resolution = AUTO_RESOLVE_CODES
-    if auto_resolve and (cause not in cause_codes or resolution not in resolution_codes):
+    if auto_resolve and (cause not in codes.cause or resolution not in codes.resolution):
         r.problem(
-            "alerts.auto_resolve",
+            _join(path, "auto_resolve"),
             f'needs cause code "{cause}" in codes.cause and resolution code "{resolution}" in codes.resolution',
         )
     return AlertPolicy(
-        routes=tuple(routes),
+        routes=tuple(route for route in routes if route is not None),
         default_priority=r.string(
-            node, "default_priority", "alerts", priority, default_priority, "one of P1-P4"
+            node, "default_priority", path, _PRIORITY, default_priority, "one of P1-P4"
         ),
         auto_resolve=auto_resolve,
+    )
+
+
+def _alert_route(r: _Reader, raw: Any, path: str, categories: tuple[str, ...]) -> AlertRoute | None:
+    """One of alerts.routes; None when it is not even a mapping (a problem is recorded)."""
+    route = r.mapping(raw, path, {"match", "priority", "category"})
+    if not isinstance(raw, dict):
+        return None
+    match = r.mapping(r.required(route, "match", path) or {}, f"{path}.match")
+    if isinstance(route.get("match"), dict) and not match:
+        r.problem(f"{path}.match", "must name at least one label, e.g. {severity: critical}")
+    for label, value in match.items():
+        if not isinstance(label, str) or not isinstance(value, str):
+            r.problem(f"{path}.match.{label}", f'{_show(value)} is not a string (quote it: "{value}")')
+    category = route.get("category")
+    if category is not None and category not in categories:
+        r.problem(
+            f"{path}.category", f"{_show(category)} is not one of the categories ({', '.join(categories)})"
+        )
+    return AlertRoute(
+        match=MappingProxyType({str(k): str(v) for k, v in match.items()}),
+        priority=r.string(route, "priority", path, _PRIORITY, what="one of P1-P4"),
+        category=category if isinstance(category, str) else None,
+    )
+
+
+def _closure(r: _Reader, raw: Any, path: str) -> _Closure:
+    node = r.mapping(raw, path, {"auto_close_after", "require_confirmation"})
+    return _Closure(
+        auto_close_after=(
+            r.duration(node, "auto_close_after", path)
+            if node.get("auto_close_after") is not None
+            else None  # absent: resolved incidents wait for someone to close them
+        ),
+        require_confirmation=r.boolean(node, "require_confirmation", path, False),
     )
 
 
@@ -566,39 +659,11 @@ def load_policy(path: Path) -> Policy:
 def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings:
     """Settings for `mode` "http" (needs the signing secret), "socket" (needs the app token), "worker"
     (the bot token only) or "store" (operator commands that only read the database: no Slack credentials needed)."""
-    problems: list[str] = []
-    need = {
-        "http": ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"],
-        "socket": ["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"],
-        "worker": ["SLACK_BOT_TOKEN"],
-    }.get(mode, [])
-    for name in need:
-        if not environ.get(name, "").strip():
-            problems.append(f"{name}: is not set")
-    api_url = environ.get("SLACK_API_URL") or None
-    if api_url and not re.match(r"https?://", api_url):
-        problems.append(f'SLACK_API_URL: "{api_url}" is not an http(s) URL')
-    if api_url and not api_url.endswith("/"):
-        api_url += "/"
-    database_url = environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    scheme = database_url.partition("://")[0]
-    if scheme in ("postgresql", "postgres"):  # the usual spelling; Tocsin drives PostgreSQL with asyncpg
-        database_url = "postgresql+asyncpg" + database_url[len(scheme) :]
-    elif scheme not in ("sqlite", "sqlite+aiosqlite", "postgresql+asyncpg"):
-        problems.append(
-            "DATABASE_URL: must start with sqlite:// (e.g. sqlite:///./tocsin.db) or postgresql:// "
-            "(e.g. postgresql://user:password@host/db)"
-        )
-    given_level = environ.get("TOCSIN_LOG_LEVEL", "").strip()
-    log_level = given_level.upper() or "INFO"
-    if log_level not in LEVELS:
-        problems.append(f'TOCSIN_LOG_LEVEL: "{given_level}" is not one of {", ".join(LEVELS)}')
-    alert_token = environ.get("TOCSIN_ALERT_TOKEN", "").strip() or None
-    if alert_token is not None and not _ALERT_TOKEN.fullmatch(alert_token):
-        problems.append(
-            "TOCSIN_ALERT_TOKEN: must be at least 16 printable characters without spaces "
-            "(e.g. the output of `openssl rand -hex 32`)"
-        )
+    problems = [f"{name}: is not set" for name in _NEEDS.get(mode, []) if not environ.get(name, "").strip()]
+    api_url = _slack_api_url(environ, problems)
+    database_url = _database_url(environ, problems)
+    log_level = _log_level(environ, problems)
+    alert_token = _alert_token(environ, problems)
     policy, config_path = None, Path(DEFAULT_CONFIG)
     try:
         config_path = find_config(environ)
@@ -618,3 +683,54 @@ def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings
         alert_token=alert_token,
         log_level=log_level,
     )
+
+
+# The Slack credentials each mode of load_settings needs.
+_NEEDS = {
+    "http": ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"],
+    "socket": ["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"],
+    "worker": ["SLACK_BOT_TOKEN"],
+}
+
+# Each environment variable below is read by one function: it appends its problem, if any, to
+# `problems` and returns the value Settings keeps.
+
+
+def _slack_api_url(environ: Mapping[str, str], problems: list[str]) -> str | None:
+    api_url = environ.get("SLACK_API_URL") or None
+    if api_url and not re.match(r"https?://", api_url):
+        problems.append(f'SLACK_API_URL: "{api_url}" is not an http(s) URL')
+    if api_url and not api_url.endswith("/"):
+        api_url += "/"
+    return api_url
+
+
+def _database_url(environ: Mapping[str, str], problems: list[str]) -> str:
+    database_url = environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    scheme = database_url.partition("://")[0]
+    if scheme in ("postgresql", "postgres"):  # the usual spelling; Tocsin drives PostgreSQL with asyncpg
+        return "postgresql+asyncpg" + database_url[len(scheme) :]
+    if scheme not in ("sqlite", "sqlite+aiosqlite", "postgresql+asyncpg"):
+        problems.append(
+            "DATABASE_URL: must start with sqlite:// (e.g. sqlite:///./tocsin.db) or postgresql:// "
+            "(e.g. postgresql://user:password@host/db)"
+        )
+    return database_url
+
+
+def _log_level(environ: Mapping[str, str], problems: list[str]) -> str:
+    given = environ.get("TOCSIN_LOG_LEVEL", "").strip()
+    log_level = given.upper() or "INFO"
+    if log_level not in LEVELS:
+        problems.append(f'TOCSIN_LOG_LEVEL: "{given}" is not one of {", ".join(LEVELS)}')
+    return log_level
+
+
+def _alert_token(environ: Mapping[str, str], problems: list[str]) -> str | None:
+    alert_token = environ.get("TOCSIN_ALERT_TOKEN", "").strip() or None
+    if alert_token is not None and not _ALERT_TOKEN.fullmatch(alert_token):
+        problems.append(
+            "TOCSIN_ALERT_TOKEN: must be at least 16 printable characters without spaces "
+            "(e.g. the output of `openssl rand -hex 32`)"
+        )
+    return alert_token

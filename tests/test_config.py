@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.config import ConfigError, load_settings, placeholders, read_document, slack_references
+from bot.config import (
+    ConfigError,
+    load_settings,
+    parse_policy,
+    placeholders,
+    read_document,
+    slack_references,
+)
 from tests.conftest import ROOT, shipped_config
 from tests.fakeslack import FakeSlack
 from tests.processes import environment, free_port, run
@@ -282,3 +289,22 @@ async def test_check_config_live_names_a_refused_token_and_an_unreachable_slack(
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     code, out, err = await run("check-config", "--live", env=environment(TOCSIN_CONFIG=str(path)))
     assert (code, err.splitlines()) == (2, ["SLACK_BOT_TOKEN: is not set"])
+
+
+def test_problems_are_listed_section_by_section_each_with_its_key_path() -> None:
+    config = shipped_config()
+    config["channels"]["name_template"] = "incident"
+    config["priorities"]["P2"]["response"] = "9h"
+    config["pir"]["due_after"] = "soon"
+    config["alerts"]["default_priority"] = "P0"
+    config["closure"] = {"auto_close_after": "never", "require_confirmation": "yes"}
+    with pytest.raises(ConfigError) as caught:
+        parse_policy(config)
+    assert caught.value.problems == [
+        'channels.name_template: "incident" must contain {number} and only {number}, {slug}, {prefix}',
+        "priorities.P2: response target is longer than the resolution target",
+        'pir.due_after: "soon" is not a duration (use 90s, 15m, 4h or 2d)',
+        'alerts.default_priority: "P0" is not one of P1-P4',
+        'closure.auto_close_after: "never" is not a duration (use 90s, 15m, 4h or 2d)',
+        'closure.require_confirmation: "yes" is not true or false',
+    ]
