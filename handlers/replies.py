@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any, Literal
+
+from sqlalchemy.exc import SQLAlchemyError
+
 from handlers.render import Renderer, command_words, mention, mrkdwn
 from store.errors import (
     AlreadyAcknowledged,
@@ -23,6 +28,22 @@ INTERNAL = ":warning: Something went wrong on Tocsin's side, so nothing was chan
 NO_USER = ":warning: Slack did not say who typed this command, so Tocsin did nothing."
 RETIRED_BUTTON = ":information_source: This button is no longer in use, so nothing was changed. Use the buttons on the incident's pinned card, or `/incident help`."
 
+log = logging.getLogger("tocsin.handlers")
+Source = Literal["command", "click", "view"]
+_SAID = {"command": "command", "click": "click", "view": "form"}
+
+
+def answer(error: Exception, *, source: Source, renderer: Renderer, **facts: Any) -> str:
+    """The private sentence for a command, click or form that failed: a domain error in its own words; a
+    database or network fault, or anything else, as a sentence saying nothing was changed (logged with its
+    traceback, since nobody else will see it). Call it from the `except` that caught `error`."""
+    if isinstance(error, DomainError):
+        return describe(error, renderer=renderer)
+    unavailable = isinstance(error, SQLAlchemyError | OSError)
+    event = f"{source}_{'failed' if unavailable else 'crashed'}"
+    log.error(f"{_SAID[source]} failed", exc_info=error, extra={"event": event, **facts})
+    return UNAVAILABLE if unavailable else INTERNAL
+
 
 def describe(error: DomainError, *, renderer: Renderer) -> str:
     match error:
@@ -38,23 +59,8 @@ def describe(error: DomainError, *, renderer: Renderer) -> str:
                 f":no_entry: {incident} is *{state}*, so `{command_words(action)}` is not possible now. "
                 f"Allowed now: {allowed_text}."
             )
-        case Forbidden(
-            incident_id=incident,
-            action=action,
-            commander=commander,
-            admins=admins,
-            owner=owner,
-            owner_role=role,
-        ):
-            who = [f"its {role} ({mention(owner)})"] if owner else []
-            who += [
-                f"the commander ({mention(commander)})"
-                if commander
-                else "the commander (none yet: acknowledge to become commander)"
-            ]
-            if admins:
-                who.append("an admin (" + ", ".join(mention(a) for a in admins) + ")")
-            return f":lock: Only {', '.join(who[:-1]) + ' or ' + who[-1] if len(who) > 1 else who[0]} may {action} {incident}."
+        case Forbidden():
+            return _forbidden(error)
         case InvalidInput(problem=problem, choices=choices):
             extra = f" Choose one of: {', '.join(f'`{c}`' for c in choices)}." if choices else ""
             return f":warning: {mrkdwn(problem[:1].upper() + problem[1:])}.{extra}"
@@ -87,3 +93,16 @@ def describe(error: DomainError, *, renderer: Renderer) -> str:
                 f"Mark it done with `/incident {incident} pir done <link>`."
             )
     return f":warning: {mrkdwn(str(error))}"
+
+
+def _forbidden(error: Forbidden) -> str:
+    """Names everyone who may: the owner (an action item's, or the reporter), the commander, the admins."""
+    who = [f"its {error.owner_role} ({mention(error.owner)})"] if error.owner else []
+    who += [
+        f"the commander ({mention(error.commander)})"
+        if error.commander
+        else "the commander (none yet: acknowledge to become commander)"
+    ]
+    if error.admins:
+        who.append("an admin (" + ", ".join(mention(a) for a in error.admins) + ")")
+    return f":lock: Only {', '.join(who[:-1]) + ' or ' + who[-1] if len(who) > 1 else who[0]} may {error.action} {error.incident_id}."
