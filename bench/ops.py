@@ -63,11 +63,13 @@ async def measure(url: str, rounds: int, each: int) -> list[dict]:
         ref = f"INC-{random.randint(1, READ)}"
         return commands.Invocation("U1", "C1", verb, rest, ref, "", "")
 
+    acting = flows.UseCaseContext.of(deps, actor="U1", channel="C1")
+
     async def show() -> None:
-        await commands.HANDLERS["show"](invocation("show"), deps)
+        await commands.HANDLERS["show"](invocation("show"), acting, deps)
 
     async def note() -> None:
-        await commands.HANDLERS["note"](invocation("note", "bench note"), deps)
+        await commands.HANDLERS["note"](invocation("note", "bench note"), acting, deps)
 
     async def ack() -> None:
         await flows.change_incident(

@@ -7,16 +7,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from handlers import flows, views
 from handlers.deps import Deps
-from handlers.replies import INTERNAL, UNAVAILABLE, describe
+from handlers.flows import UseCaseContext
+from handlers.replies import answer
 from store import closure, service
-from store.errors import DomainError
 from store.machine import Action
 
 Ack = Callable[..., Awaitable[None]]
+# A button's work: given who clicked, the incident's id and the payload; returns the private answer, if any.
+Work = Callable[[Deps, UseCaseContext, str, dict[str, Any]], Awaitable[str | None]]
 log = logging.getLogger("tocsin.handlers")
 
 
@@ -40,112 +40,82 @@ def _prompt(body: dict[str, Any]) -> int | None:
     return int(resolution) if resolution.isascii() and resolution.isdigit() else None
 
 
-async def _run(
-    ack: Ack, body: dict[str, Any], deps: Deps, work: Callable[[str, str], Awaitable[str | None]]
-) -> None:
+async def _run(ack: Ack, body: dict[str, Any], deps: Deps, work: Work) -> None:
     await ack()
     await deps.after_ack(_answer(body, deps, work))
 
 
-async def _answer(
-    body: dict[str, Any], deps: Deps, work: Callable[[str, str], Awaitable[str | None]]
-) -> None:
+async def _answer(body: dict[str, Any], deps: Deps, work: Work) -> None:
     target = _target(body, deps)
     if target is None:
         log.warning("a click without its incident or user", extra={"event": "click_malformed"})
         return
     ref, user = target
     try:
-        answer = await work(ref, user)
-    except DomainError as error:
-        answer = describe(error, renderer=deps.renderer)
-    except (SQLAlchemyError, OSError):
-        log.exception("click failed", extra={"event": "click_failed", "incident_id": ref})
-        answer = UNAVAILABLE
-    except Exception:  # the person must hear that nothing happened, whatever went wrong
-        log.exception("click failed", extra={"event": "click_crashed", "incident_id": ref})
-        answer = INTERNAL
-    if answer and isinstance(body.get("response_url"), str):
-        await deps.slack.respond(response_url=body["response_url"], text=answer)
+        said = await work(deps, UseCaseContext.of(deps, actor=user), ref, body)
+    except Exception as error:  # the person must hear that nothing happened, whatever went wrong
+        said = answer(error, source="click", renderer=deps.renderer, incident_id=ref)
+    if said and isinstance(body.get("response_url"), str):
+        await deps.slack.respond(response_url=body["response_url"], text=said)
 
 
 async def on_action_acknowledge(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
-    async def work(ref: str, user: str) -> str | None:
-        await flows.change_incident(
-            deps,
-            ref=ref,
-            channel=None,
-            use_case=lambda s, i: service.apply(
-                s, i, Action.ACK, policy=deps.policy, actor=user, now=deps.clock()
-            ),
-        )
-        return None
-
-    await _run(ack, body, deps, work)
+    await _run(ack, body, deps, _acknowledge)
 
 
 async def on_action_escalate(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
-    async def work(ref: str, user: str) -> str | None:
-        change = await flows.change_incident(
-            deps,
-            ref=ref,
-            channel=None,
-            use_case=lambda s, i: service.escalate(s, i, policy=deps.policy, actor=user, now=deps.clock()),
-        )
-        return (
-            ":pager: That was already the last level; it has been paged again."
-            if change.extra["repeat"]
-            else None
-        )
-
-    await _run(ack, body, deps, work)
+    await _run(ack, body, deps, _escalate)
 
 
 async def on_action_update(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
-    async def work(ref: str, user: str) -> str | None:
-        incident = await flows.read_incident(deps, ref=ref, channel=None)
-        service.ensure_state_allows_update(incident, policy=deps.policy)
-        await deps.slack.open_view(trigger_id=body["trigger_id"], view=views.update_view(deps, incident))
-        return None
-
-    await _run(ack, body, deps, work)
+    await _run(ack, body, deps, _open_update)
 
 
 async def on_action_resolve(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
-    async def work(ref: str, user: str) -> str | None:
-        incident = await flows.read_incident(deps, ref=ref, channel=None)
-        views.check_resolvable(incident, actor=user, deps=deps)
-        await deps.slack.open_view(trigger_id=body["trigger_id"], view=views.resolve_view(deps, incident))
-        return None
-
-    await _run(ack, body, deps, work)
+    await _run(ack, body, deps, _open_resolve)
 
 
 async def on_action_confirm_restored(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
-    async def work(ref: str, user: str) -> str | None:
-        await flows.change_incident(
-            deps,
-            ref=ref,
-            channel=None,
-            use_case=lambda s, i: closure.confirm(
-                s, i, policy=deps.policy, actor=user, now=deps.clock(), prompt=_prompt(body)
-            ),
-        )
-        return None
-
-    await _run(ack, body, deps, work)
+    await _run(ack, body, deps, _confirm_restored)
 
 
 async def on_action_still_broken(ack: Ack, body: dict[str, Any], deps: Deps) -> None:
-    async def work(ref: str, user: str) -> str | None:
-        await flows.change_incident(
-            deps,
-            ref=ref,
-            channel=None,
-            use_case=lambda s, i: closure.still_broken(
-                s, i, "", policy=deps.policy, actor=user, now=deps.clock(), prompt=_prompt(body)
-            ),
-        )
-        return None
+    await _run(ack, body, deps, _still_broken)
 
-    await _run(ack, body, deps, work)
+
+async def _acknowledge(deps: Deps, ctx: UseCaseContext, ref: str, body: dict[str, Any]) -> str | None:
+    await flows.change(deps, ctx, ref, service.apply, Action.ACK)
+    return None
+
+
+async def _escalate(deps: Deps, ctx: UseCaseContext, ref: str, body: dict[str, Any]) -> str | None:
+    change = await flows.change(deps, ctx, ref, service.escalate)
+    return (
+        ":pager: That was already the last level; it has been paged again."
+        if change.extra["repeat"]
+        else None
+    )
+
+
+async def _open_update(deps: Deps, ctx: UseCaseContext, ref: str, body: dict[str, Any]) -> str | None:
+    incident = await flows.read_incident(deps, ctx, ref)
+    service.ensure_state_allows_update(incident, policy=deps.policy)
+    await deps.slack.open_view(trigger_id=body["trigger_id"], view=views.update_view(deps, incident))
+    return None
+
+
+async def _open_resolve(deps: Deps, ctx: UseCaseContext, ref: str, body: dict[str, Any]) -> str | None:
+    incident = await flows.read_incident(deps, ctx, ref)
+    views.check_resolvable(incident, actor=ctx.actor, deps=deps)
+    await deps.slack.open_view(trigger_id=body["trigger_id"], view=views.resolve_view(deps, incident))
+    return None
+
+
+async def _confirm_restored(deps: Deps, ctx: UseCaseContext, ref: str, body: dict[str, Any]) -> str | None:
+    await flows.change(deps, ctx, ref, closure.confirm, prompt=_prompt(body))
+    return None
+
+
+async def _still_broken(deps: Deps, ctx: UseCaseContext, ref: str, body: dict[str, Any]) -> str | None:
+    await flows.change(deps, ctx, ref, closure.still_broken, "", prompt=_prompt(body))
+    return None

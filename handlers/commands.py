@@ -4,31 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import flows, render, reports, text, views
 from handlers.deps import Deps
+from handlers.flows import UseCaseContext
+from handlers.grammar import Command, Form, Grammar, Who, dispatch
+from handlers.messages import Composer
 from handlers.render import Message, mrkdwn
-from handlers.replies import INTERNAL, NO_USER, UNAVAILABLE, describe
+from handlers.replies import NO_USER, answer
 from store import actions, closure, knowledge, metrics, pir, service
 from store.change import Change
-from store.errors import DomainError, InvalidInput
+from store.errors import InvalidInput
 from store.machine import STATUS_ACTIONS, Action
 from store.models import Incident
-from store.policy import PRIORITIES, ROLES
+from store.policy import PRIORITIES, ROLES, Policy
 
-log = logging.getLogger("tocsin.handlers")
 _USER = re.compile(r"<@([UW][A-Z0-9_]+)(?:\|[^>]*)?>")
 NAMES_WAIT = 1.0  # seconds the timeline waits for display names (it answers in the ack)
 _CODE_ARG = re.compile(r"\b(cause|resolution)=(\S*)")
 _NUMBER = re.compile(r"[0-9]{1,6}")  # not str.isdigit(): `²` is a digit that int() refuses
+WINDOWS = ("7d", "30d", "90d")  # what `stats` reports over
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class Invocation:
         return self.rest.split()
 
 
-Handler = Callable[[Invocation, Deps], Awaitable[Message | None]]
+# A subcommand's handler: what was typed, who acts where, and the dependencies; None: answered by a modal.
+Handler = Callable[[Invocation, UseCaseContext, Deps], Awaitable[Message | None]]
 
 
 def parse(command: dict[str, Any], *, prefix: str) -> Invocation:
@@ -80,17 +83,12 @@ async def on_command_incident(
         await ack(text=NO_USER, response_type="ephemeral")  # Slack always says who; a made-up payload
         return
     invocation = parse(command, prefix=deps.policy.incident_prefix)
+    ctx = UseCaseContext.of(deps, actor=invocation.user, channel=invocation.channel)
     handler = HANDLERS.get(invocation.verb)
     try:
-        reply = await handler(invocation, deps) if handler else _unknown(invocation, deps)
-    except DomainError as error:
-        reply = Message(describe(error, renderer=deps.renderer))
-    except (SQLAlchemyError, OSError):
-        log.exception("command failed", extra={"event": "command_failed", "verb": invocation.verb})
-        reply = Message(UNAVAILABLE)
-    except Exception:  # the person must hear that nothing happened, whatever went wrong
-        log.exception("command failed", extra={"event": "command_crashed", "verb": invocation.verb})
-        reply = Message(INTERNAL)
+        reply = await handler(invocation, ctx, deps) if handler else _unknown(invocation, deps)
+    except Exception as error:  # the person must hear that nothing happened, whatever went wrong
+        reply = Message(answer(error, source="command", renderer=deps.renderer, verb=invocation.verb))
     if reply is None:
         await ack()
     else:
@@ -105,6 +103,7 @@ def _unknown(invocation: Invocation, deps: Deps) -> Message:
         prefix=deps.policy.incident_prefix,
         unknown=invocation.verb,
         guess=guess[0] if guess else None,
+        commands=GRAMMAR,
     )
 
 
@@ -112,11 +111,11 @@ def _ok(text: str) -> Message:
     return Message(f":white_check_mark: {text}")
 
 
-async def do_help(invocation: Invocation, deps: Deps) -> Message:
-    return deps.renderer.message("help.json.j2", prefix=deps.policy.incident_prefix)
+async def do_help(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
+    return deps.renderer.message("help.json.j2", prefix=deps.policy.incident_prefix, commands=GRAMMAR)
 
 
-async def do_declare(invocation: Invocation, deps: Deps) -> Message | None:
+async def do_declare(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message | None:
     if not invocation.rest:
         view = views.declare_view(deps, origin_channel=invocation.channel)
         deps.spawn(deps.slack.open_view(trigger_id=invocation.trigger_id, view=view))
@@ -142,20 +141,9 @@ async def do_declare(invocation: Invocation, deps: Deps) -> Message | None:
 
 
 def _transition(action: Action, **extra: str) -> Handler:
-    async def handler(invocation: Invocation, deps: Deps) -> Message:
-        change = await flows.change_incident(
-            deps,
-            ref=invocation.ref,
-            channel=invocation.channel,
-            use_case=lambda s, i: service.apply(
-                s,
-                i,
-                action,
-                policy=deps.policy,
-                actor=invocation.user,
-                now=deps.clock(),
-                **_extra(invocation, action),
-            ),
+    async def handler(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
+        change = await flows.change(
+            deps, ctx, invocation.ref, service.apply, action, **_extra(invocation, action)
         )
         reply = f"{deps.policy.public_id(change.incident.number)} is now *{change.after}*."
         if open_items := change.extra.get("open_actions"):
@@ -171,7 +159,7 @@ def _extra(invocation: Invocation, action: Action) -> dict[str, str]:
     return {}
 
 
-async def do_status(invocation: Invocation, deps: Deps) -> Message:
+async def do_status(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
     word = invocation.rest.lower()
     if word not in STATUS_ACTIONS:
         raise InvalidInput(
@@ -179,12 +167,12 @@ async def do_status(invocation: Invocation, deps: Deps) -> Message:
             problem=f"unknown status {word!r}" if word else "say which status",
             choices=list(STATUS_ACTIONS),
         )
-    return await _transition(STATUS_ACTIONS[word])(invocation, deps)
+    return await _transition(STATUS_ACTIONS[word])(invocation, ctx, deps)
 
 
-async def do_resolve(invocation: Invocation, deps: Deps) -> Message | None:
+async def do_resolve(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message | None:
     if not invocation.rest:
-        incident = await flows.read_incident(deps, ref=invocation.ref, channel=invocation.channel)
+        incident = await flows.read_incident(deps, ctx, invocation.ref)
         views.check_resolvable(incident, actor=invocation.user, deps=deps)
         deps.spawn(
             deps.slack.open_view(trigger_id=invocation.trigger_id, view=views.resolve_view(deps, incident))
@@ -197,72 +185,46 @@ async def do_resolve(invocation: Invocation, deps: Deps) -> Message | None:
             field="resolve",
             problem="resolve needs a summary, cause=<code> and resolution=<code>, e.g. `/incident resolve Rolled back the deploy cause=application-error resolution=rollback`",
         )
-    change = await flows.change_incident(
+    change = await flows.change(
         deps,
-        ref=invocation.ref,
-        channel=invocation.channel,
-        use_case=lambda s, i: service.apply(
-            s,
-            i,
-            Action.RESOLVE,
-            policy=deps.policy,
-            actor=invocation.user,
-            now=deps.clock(),
-            summary=summary,
-            cause=codes["cause"],
-            resolution=codes["resolution"],
-        ),
+        ctx,
+        invocation.ref,
+        service.apply,
+        Action.RESOLVE,
+        summary=summary,
+        cause=codes["cause"],
+        resolution=codes["resolution"],
     )
     return _ok(f"{deps.policy.public_id(change.incident.number)} is resolved.")
 
 
-async def do_confirm(invocation: Invocation, deps: Deps) -> Message:
-    change = await flows.change_incident(
-        deps,
-        ref=invocation.ref,
-        channel=invocation.channel,
-        use_case=lambda s, i: closure.confirm(
-            s, i, policy=deps.policy, actor=invocation.user, now=deps.clock()
-        ),
-    )
+async def do_confirm(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
+    change = await flows.change(deps, ctx, invocation.ref, closure.confirm)
     public_id = deps.policy.public_id(change.incident.number)
     if "then" in change.extra:
         return _ok(f"Thanks: {public_id} is confirmed restored and now closed.")
     return _ok(f"Thanks: {public_id} is confirmed restored; it closes once {change.extra['waiting']}.")
 
 
-async def do_still_broken(invocation: Invocation, deps: Deps) -> Message:
-    change = await flows.change_incident(
-        deps,
-        ref=invocation.ref,
-        channel=invocation.channel,
-        use_case=lambda s, i: closure.still_broken(
-            s, i, invocation.rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
-        ),
-    )
+async def do_still_broken(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
+    change = await flows.change(deps, ctx, invocation.ref, closure.still_broken, invocation.rest)
     return _ok(f"{deps.policy.public_id(change.incident.number)} is reopened and back to *investigating*.")
 
 
-async def do_recode(invocation: Invocation, deps: Deps) -> Message:
+async def do_recode(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
     codes = dict(_CODE_ARG.findall(invocation.rest))
     if _CODE_ARG.sub("", invocation.rest).strip() or not codes:
         raise InvalidInput(
             field="recode",
             problem="usage: `/incident recode cause=<code> resolution=<code>` (either or both)",
         )
-    change = await flows.change_incident(
+    change = await flows.change(
         deps,
-        ref=invocation.ref,
-        channel=invocation.channel,
-        use_case=lambda s, i: closure.recode(
-            s,
-            i,
-            policy=deps.policy,
-            actor=invocation.user,
-            now=deps.clock(),
-            cause=codes.get("cause"),
-            resolution=codes.get("resolution"),
-        ),
+        ctx,
+        invocation.ref,
+        closure.recode,
+        cause=codes.get("cause"),
+        resolution=codes.get("resolution"),
     )
     incident = change.incident
     return _ok(
@@ -270,21 +232,14 @@ async def do_recode(invocation: Invocation, deps: Deps) -> Message:
     )
 
 
-async def do_priority(invocation: Invocation, deps: Deps) -> Message:
+async def do_priority(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
     if len(invocation.args) != 1:
         raise InvalidInput(field="priority", problem="say which priority", choices=list(PRIORITIES))
-    change = await flows.change_incident(
-        deps,
-        ref=invocation.ref,
-        channel=invocation.channel,
-        use_case=lambda s, i: service.change_priority(
-            s, i, invocation.args[0], policy=deps.policy, actor=invocation.user, now=deps.clock()
-        ),
-    )
+    change = await flows.change(deps, ctx, invocation.ref, service.change_priority, invocation.args[0])
     return _ok(f"{deps.policy.public_id(change.incident.number)} is now {change.after}.")
 
 
-async def do_assign(invocation: Invocation, deps: Deps) -> Message:
+async def do_assign(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
     args = invocation.args
     if not args or args[0].lower() not in ROLES:
         raise InvalidInput(
@@ -297,58 +252,30 @@ async def do_assign(invocation: Invocation, deps: Deps) -> Message:
         raise InvalidInput(
             field="user", problem="name one person with @, e.g. `/incident assign commander @alice`"
         )
-    change = await flows.change_incident(
-        deps,
-        ref=invocation.ref,
-        channel=invocation.channel,
-        use_case=lambda s, i: service.assign(
-            s, i, args[0], user.group(1), policy=deps.policy, actor=invocation.user, now=deps.clock()
-        ),
-    )
+    change = await flows.change(deps, ctx, invocation.ref, service.assign, args[0], user.group(1))
     return _ok(f"<@{change.after}> is now {change.text} of {deps.policy.public_id(change.incident.number)}.")
 
 
-async def do_update(invocation: Invocation, deps: Deps) -> Message | None:
+async def do_update(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message | None:
     if not invocation.rest:
-        incident = await flows.read_incident(deps, ref=invocation.ref, channel=invocation.channel)
+        incident = await flows.read_incident(deps, ctx, invocation.ref)
         deps.spawn(
             deps.slack.open_view(trigger_id=invocation.trigger_id, view=views.update_view(deps, incident))
         )
         return None
-    change = await flows.change_incident(
-        deps,
-        ref=invocation.ref,
-        channel=invocation.channel,
-        use_case=lambda s, i: service.post_update(
-            s, i, invocation.rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
-        ),
-    )
+    change = await flows.change(deps, ctx, invocation.ref, service.post_update, invocation.rest)
     return _ok(
         f"Update posted to {deps.policy.public_id(change.incident.number)}'s channel and status thread."
     )
 
 
-async def do_note(invocation: Invocation, deps: Deps) -> Message:
-    change = await flows.change_incident(
-        deps,
-        ref=invocation.ref,
-        channel=invocation.channel,
-        use_case=lambda s, i: service.add_note(
-            s, i, invocation.rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
-        ),
-    )
+async def do_note(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
+    change = await flows.change(deps, ctx, invocation.ref, service.add_note, invocation.rest)
     return _ok(f"Noted in {deps.policy.public_id(change.incident.number)}'s timeline.")
 
 
-async def do_escalate(invocation: Invocation, deps: Deps) -> Message:
-    change = await flows.change_incident(
-        deps,
-        ref=invocation.ref,
-        channel=invocation.channel,
-        use_case=lambda s, i: service.escalate(
-            s, i, policy=deps.policy, actor=invocation.user, now=deps.clock(), reason=invocation.rest
-        ),
-    )
+async def do_escalate(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
+    change = await flows.change(deps, ctx, invocation.ref, service.escalate, reason=invocation.rest)
     level = deps.composer.level(change.extra["level"])
     again = " again (it is the last level)" if change.extra["repeat"] else ""
     return _ok(
@@ -356,39 +283,22 @@ async def do_escalate(invocation: Invocation, deps: Deps) -> Message:
     )
 
 
-async def do_pir(invocation: Invocation, deps: Deps) -> Message:
+async def do_pir(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
     sub, _, rest = invocation.rest.partition(" ")
     sub, rest = sub.lower(), rest.strip()
     if sub == "done" and rest:
-        change = await flows.change_incident(
-            deps,
-            ref=invocation.ref,
-            channel=invocation.channel,
-            use_case=lambda s, i: service.pir_done(
-                s, i, rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
-            ),
-        )
+        change = await flows.change(deps, ctx, invocation.ref, service.pir_done, rest)
         return _ok(f"Post-incident review of {deps.policy.public_id(change.incident.number)} marked done.")
     if sub == "schedule" and rest:
-        change = await flows.change_incident(
-            deps,
-            ref=invocation.ref,
-            channel=invocation.channel,
-            use_case=lambda s, i: service.schedule_pir(
-                s, i, rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
-            ),
-        )
+        change = await flows.change(deps, ctx, invocation.ref, service.schedule_pir, rest)
         at = deps.renderer.when(change.incident.pir_meeting_at)
         return _ok(
             f"Review meeting for {deps.policy.public_id(change.incident.number)} set for {at}; participants are reminded an hour before."
         )
     if sub == "":
         names = await _review_names(invocation, deps)
-        change = await flows.change_incident(
-            deps,
-            ref=invocation.ref,
-            channel=invocation.channel,
-            use_case=lambda s, i: _pir_draft(s, i, deps, invocation.user, names),
+        change = await flows.change(
+            deps, ctx, invocation.ref, _pir_draft, names=names, composer=deps.composer
         )
         return _ok(
             f"The review draft of {deps.policy.public_id(change.incident.number)} is being uploaded to its channel."
@@ -423,18 +333,25 @@ def _people(facts: pir.PirFacts) -> set[str]:
 
 
 async def _pir_draft(
-    session: AsyncSession, incident: Incident, deps: Deps, actor: str, names: dict[str, str]
+    session: AsyncSession,
+    incident: Incident,
+    *,
+    names: dict[str, str],
+    composer: Composer,
+    policy: Policy,
+    actor: str,
+    now: datetime,
 ) -> Change:
-    facts = await pir.gather(session, incident, policy=deps.policy)
+    facts = await pir.gather(session, incident, policy=policy)
     return Change(
         incident=incident,
         kind="pir_draft",
         actor=actor,
-        extra={"document": deps.composer.pir_document(facts, names)},
+        extra={"document": composer.pir_document(facts, names)},
     )
 
 
-async def do_action(invocation: Invocation, deps: Deps) -> Message:
+async def do_action(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
     args = invocation.args
     if args[:1] == ["done"]:
         if len(args) != 2 or not _NUMBER.fullmatch(args[1]):
@@ -442,14 +359,7 @@ async def do_action(invocation: Invocation, deps: Deps) -> Message:
                 field="action",
                 problem="usage: `/incident action done <number>`; `/incident actions` lists the numbers",
             )
-        change = await flows.change_incident(
-            deps,
-            ref=invocation.ref,
-            channel=invocation.channel,
-            use_case=lambda s, i: actions.complete(
-                s, i, int(args[1]), policy=deps.policy, actor=invocation.user, now=deps.clock()
-            ),
-        )
+        change = await flows.change(deps, ctx, invocation.ref, actions.complete, int(args[1]))
         return _ok(
             f"Action {change.extra['action']} of {deps.policy.public_id(change.incident.number)} is done."
         )
@@ -461,27 +371,15 @@ async def do_action(invocation: Invocation, deps: Deps) -> Message:
     due_text = next((a[4:] for a in args[1:] if a.startswith("due=")), None)
     what = " ".join(a for a in args[1:] if not a.startswith("due="))
     due = actions.due_date(due_text, policy=deps.policy, now=deps.clock())
-    change = await flows.change_incident(
-        deps,
-        ref=invocation.ref,
-        channel=invocation.channel,
-        use_case=lambda s, i: actions.add(
-            s,
-            i,
-            owner=owner.group(1),
-            text=what,
-            due=due,
-            policy=deps.policy,
-            actor=invocation.user,
-            now=deps.clock(),
-        ),
+    change = await flows.change(
+        deps, ctx, invocation.ref, actions.add, owner=owner.group(1), text=what, due=due
     )
     return _ok(
         f"Action {change.extra['action']} of {deps.policy.public_id(change.incident.number)} added for <@{owner.group(1)}>, due {change.extra['due']}."
     )
 
 
-async def do_actions(invocation: Invocation, deps: Deps) -> Message:
+async def do_actions(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
     today = deps.clock().astimezone(deps.policy.timezone).date()
     async with deps.db.read() as session:
         if invocation.rest.lower() == "mine":
@@ -503,21 +401,14 @@ async def do_actions(invocation: Invocation, deps: Deps) -> Message:
         )
 
 
-async def do_problem(invocation: Invocation, deps: Deps) -> Message:
-    change = await flows.change_incident(
-        deps,
-        ref=invocation.ref,
-        channel=invocation.channel,
-        use_case=lambda s, i: knowledge.link_problem(
-            s, i, invocation.rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
-        ),
-    )
+async def do_problem(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
+    change = await flows.change(deps, ctx, invocation.ref, knowledge.link_problem, invocation.rest)
     return _ok(
         f"{deps.policy.public_id(change.incident.number)} is linked to problem {mrkdwn(change.after or '')}. `/incident list problem={mrkdwn(change.after or '')}` lists its incidents."
     )
 
 
-async def do_similar(invocation: Invocation, deps: Deps) -> Message:
+async def do_similar(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
     phrase = text.to_plain(invocation.rest)  # the words a person reads: `R&amp;D` is no search for "amp"
     if not knowledge.words(phrase):
         raise InvalidInput(
@@ -531,7 +422,7 @@ async def do_similar(invocation: Invocation, deps: Deps) -> Message:
     )
 
 
-async def do_show(invocation: Invocation, deps: Deps) -> Message:
+async def do_show(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
     async with deps.db.rows() as connection:
         incident = await service.view(
             connection, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
@@ -539,7 +430,7 @@ async def do_show(invocation: Invocation, deps: Deps) -> Message:
     return deps.composer.render("incident_show.json.j2", incident)
 
 
-async def do_timeline(invocation: Invocation, deps: Deps) -> Message:
+async def do_timeline(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
     async with deps.db.read() as session:
         incident = await service.find(
             session, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
@@ -559,7 +450,7 @@ async def _names_in_time(deps: Deps, users: set[str]) -> dict[str, str]:
         return {}
 
 
-async def do_list(invocation: Invocation, deps: Deps) -> Message:
+async def do_list(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
     if invocation.rest.lower().startswith("problem="):
         key = invocation.rest[len("problem=") :].strip()
         async with deps.db.read() as session:
@@ -575,11 +466,11 @@ async def do_list(invocation: Invocation, deps: Deps) -> Message:
     )
 
 
-async def do_stats(invocation: Invocation, deps: Deps) -> Message:
+async def do_stats(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
     window = invocation.rest.lower() or "30d"
-    if window not in ("7d", "30d", "90d"):
+    if window not in WINDOWS:
         raise InvalidInput(
-            field="stats", problem=f"unknown window {invocation.rest!r}", choices=["7d", "30d", "90d"]
+            field="stats", problem=f"unknown window {invocation.rest!r}", choices=list(WINDOWS)
         )
     days = int(window[:-1])
     async with deps.db.read() as session:
@@ -587,50 +478,104 @@ async def do_stats(invocation: Invocation, deps: Deps) -> Message:
     return reports.as_message(figures, renderer=deps.renderer, title=f"Incident figures, last {days} days")
 
 
-async def do_detected(invocation: Invocation, deps: Deps) -> Message:
+async def do_detected(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
     if not invocation.rest:
         raise InvalidInput(
             field="detected", problem="usage: `/incident detected YYYY-MM-DD HH:MM` (when it really began)"
         )
-    change = await flows.change_incident(
-        deps,
-        ref=invocation.ref,
-        channel=invocation.channel,
-        use_case=lambda s, i: service.set_detected(
-            s, i, invocation.rest, policy=deps.policy, actor=invocation.user, now=deps.clock()
-        ),
-    )
+    change = await flows.change(deps, ctx, invocation.ref, service.set_detected, invocation.rest)
     return _ok(
         f"{deps.policy.public_id(change.incident.number)} was detected at {deps.renderer.when(change.incident.detected_at)}."
     )
 
 
-HANDLERS: dict[str, Handler] = {
-    "help": do_help,
-    "declare": do_declare,
-    "ack": _transition(Action.ACK),
-    "acknowledge": _transition(Action.ACK),
-    "status": do_status,
-    "priority": do_priority,
-    "assign": do_assign,
-    "update": do_update,
-    "note": do_note,
-    "escalate": do_escalate,
-    "resolve": do_resolve,
-    "close": _transition(Action.CLOSE),
-    "reopen": _transition(Action.REOPEN),
-    "cancel": _transition(Action.CANCEL),
-    "confirm": do_confirm,
-    "still-broken": do_still_broken,
-    "recode": do_recode,
-    "pir": do_pir,
-    "action": do_action,
-    "actions": do_actions,
-    "problem": do_problem,
-    "similar": do_similar,
-    "stats": do_stats,
-    "detected": do_detected,
-    "show": do_show,
-    "timeline": do_timeline,
-    "list": do_list,
-}
+_SPAN = f"{PRIORITIES[0]}-{PRIORITIES[-1]}"
+
+# Every subcommand, one inner tuple per line of `/incident help`; `Who` is what the help says of who may
+# (store/ decides).
+GRAMMAR: Grammar = (
+    (
+        Command.of(
+            "declare",
+            do_declare,
+            Form("declare", "open the declare form"),
+            Form(f"declare [{_SPAN}] <title>", "declare at once"),
+        ),
+    ),
+    (
+        Command.of(
+            "ack",
+            _transition(Action.ACK),
+            Form("ack", "acknowledge and become commander"),
+            aliases=("acknowledge",),
+        ),
+        Command.of("status", do_status, Form("status " + "|".join(STATUS_ACTIONS))),
+    ),
+    (
+        Command.of("priority", do_priority, Form(f"priority {_SPAN}", who=Who.COMMANDER)),
+        Command.of("assign", do_assign, Form(f"assign {'|'.join(ROLES)} @person", who=Who.COMMANDER)),
+    ),
+    (
+        Command.of("update", do_update, Form("update <text>", "post a stakeholder update (no text: a form)")),
+        Command.of("note", do_note, Form("note <text>", "add to the timeline")),
+    ),
+    (Command.of("escalate", do_escalate, Form("escalate [reason]", "page the next escalation level now")),),
+    (
+        Command.of(
+            "resolve",
+            do_resolve,
+            Form("resolve <summary> cause=<code> resolution=<code>", "(no text: a form)", Who.COMMANDER),
+        ),
+        Command.of("close", _transition(Action.CLOSE), Form("close", who=Who.COMMANDER)),
+        Command.of("reopen", _transition(Action.REOPEN), Form("reopen <reason>", who=Who.COMMANDER)),
+        Command.of("cancel", _transition(Action.CANCEL), Form("cancel <reason>", who=Who.COMMANDER)),
+    ),
+    (
+        Command.of("confirm", do_confirm, Form("confirm", "service is restored", Who.REPORTER)),
+        Command.of("still-broken", do_still_broken, Form("still-broken [reason]", "reopen", Who.REPORTER)),
+        Command.of(
+            "recode",
+            do_recode,
+            Form("recode cause=<code> resolution=<code>", "correct the codes", Who.COMMANDER),
+        ),
+    ),
+    (
+        Command.of(
+            "pir",
+            do_pir,
+            Form("pir", "upload the review draft"),
+            Form("pir schedule YYYY-MM-DD HH:MM", "the review meeting"),
+            Form("pir done <link>", "mark the review done"),
+        ),
+    ),
+    (
+        Command.of(
+            "action",
+            do_action,
+            Form("action @owner <what is to be done> [due=YYYY-MM-DD]"),
+            Form("action done <number>", who=Who.OWNER),
+        ),
+        Command.of("actions", do_actions, Form("actions"), Form("actions mine")),
+    ),
+    (
+        # `list problem=` is shown beside the command that links a problem; plain `list` with the reads
+        Command.of(
+            "problem",
+            do_problem,
+            Form("problem <key or link>", "link a problem record"),
+            Form("list problem=<key>"),
+        ),
+        Command.of("similar", do_similar, Form("similar <words>", "earlier incidents like this")),
+    ),
+    (
+        Command.of("detected", do_detected, Form("detected YYYY-MM-DD HH:MM", "when it really began")),
+        Command.of("stats", do_stats, Form(f"stats [{'|'.join(WINDOWS)}]", "figures")),
+    ),
+    (
+        Command.of("show", do_show, Form("show")),
+        Command.of("timeline", do_timeline, Form("timeline")),
+        Command.of("list", do_list, Form("list", "open incidents")),
+        Command.of("help", do_help, Form("help")),
+    ),
+)
+HANDLERS: dict[str, Handler] = dispatch(GRAMMAR)

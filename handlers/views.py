@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from handlers import flows, ids, text
 from handlers.deps import Deps
-from handlers.replies import INTERNAL, UNAVAILABLE, describe
+from handlers.flows import UseCaseContext
+from handlers.replies import answer
 from store import service
 from store.errors import DomainError, Forbidden, InvalidInput, TooLong
 from store.machine import Action
@@ -19,7 +17,6 @@ from store.models import Incident
 from store.policy import IMPACTS, PRIORITIES, URGENCIES
 
 Ack = Callable[..., Awaitable[None]]
-log = logging.getLogger("tocsin.handlers")
 
 # Which modal block shows the error for a field the store names.
 _FIELD_BLOCKS = {
@@ -114,18 +111,14 @@ def _user(body: dict[str, Any]) -> str:
 
 
 async def _answer(ack: Ack, error: Exception, *, deps: Deps, default_block: str) -> None:
+    """The answer shown in the form, beside the field the store names; too long a text is answered with
+    its length alone, since the person still has their text in the field."""
     field = getattr(error, "field", None) if isinstance(error, DomainError) else None
     block = _FIELD_BLOCKS.get(field or "", default_block)
     if isinstance(error, TooLong):
         message = f"{error.length:,} characters; the limit is {error.limit:,}."
-    elif isinstance(error, DomainError):
-        message = describe(error, renderer=deps.renderer)
-    elif isinstance(error, SQLAlchemyError | OSError):
-        log.exception("form failed", extra={"event": "view_failed"})
-        message = UNAVAILABLE
     else:
-        log.exception("form failed", extra={"event": "view_crashed"})
-        message = INTERNAL
+        message = answer(error, source="view", renderer=deps.renderer)
     await ack(response_action="errors", errors={block: message[:2000]})
 
 
@@ -153,22 +146,15 @@ async def on_view_declare(ack: Ack, body: dict[str, Any], view: dict[str, Any], 
 async def on_view_resolve(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
     form = values(view)
     try:
-        actor = _user(body)
-        await flows.change_incident(
+        await flows.change(
             deps,
-            ref=_ref(view, deps),
-            channel=None,
-            use_case=lambda s, i: service.apply(
-                s,
-                i,
-                Action.RESOLVE,
-                policy=deps.policy,
-                actor=actor,
-                now=deps.clock(),
-                summary=text.from_input(form.get(ids.SUMMARY)),
-                cause=form.get(ids.CAUSE),
-                resolution=form.get(ids.RESOLUTION),
-            ),
+            UseCaseContext.of(deps, actor=_user(body)),
+            _ref(view, deps),
+            service.apply,
+            Action.RESOLVE,
+            summary=text.from_input(form.get(ids.SUMMARY)),
+            cause=form.get(ids.CAUSE),
+            resolution=form.get(ids.RESOLUTION),
         )
     except Exception as error:  # whatever failed, the answer is shown in the form
         await _answer(ack, error, deps=deps, default_block=ids.SUMMARY)
@@ -179,19 +165,12 @@ async def on_view_resolve(ack: Ack, body: dict[str, Any], view: dict[str, Any], 
 async def on_view_update(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
     form = values(view)
     try:
-        actor = _user(body)
-        await flows.change_incident(
+        await flows.change(
             deps,
-            ref=_ref(view, deps),
-            channel=None,
-            use_case=lambda s, i: service.post_update(
-                s,
-                i,
-                text.from_input(form.get(ids.UPDATE_TEXT)),
-                policy=deps.policy,
-                actor=actor,
-                now=deps.clock(),
-            ),
+            UseCaseContext.of(deps, actor=_user(body)),
+            _ref(view, deps),
+            service.post_update,
+            text.from_input(form.get(ids.UPDATE_TEXT)),
         )
     except Exception as error:  # whatever failed, the answer is shown in the form
         await _answer(ack, error, deps=deps, default_block=ids.UPDATE_TEXT)
