@@ -9,8 +9,10 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from aiohttp import web
 
@@ -37,6 +39,27 @@ log = logging.getLogger("tocsin")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "manifest":
+        return _manifest(args.url, socket=args.socket)
+    if args.command == "check-config":
+        return _check_config(args.path, live=args.live)
+    subcommand = SUBCOMMANDS[args.command]
+    try:
+        settings = load_settings(os.environ, mode=subcommand.mode)
+    except ConfigError as error:
+        for line in error.problems:
+            print(line, file=sys.stderr)
+        return 2
+    try:
+        check_templates()
+    except TemplatesMissing as error:
+        print(f"tocsin: {error}", file=sys.stderr)
+        return 1
+    return subcommand.run(settings, args)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tocsin", description="Incident management in Slack.")
     parser.add_argument("--version", action="version", version=f"tocsin {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,55 +102,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also ask Slack, with SLACK_BOT_TOKEN, whether it knows each channel, user and user group id",
     )
-    args = parser.parse_args(argv)
+    return parser
 
-    if args.command == "manifest":
-        if not args.socket and not args.url:
-            print("manifest: give --url https://your-host (HTTP mode) or --socket", file=sys.stderr)
-            return 2
-        print(render(url=args.url, socket=args.socket), end="")
-        return 0
-    if args.command == "check-config":
-        return _check_config(args.path, live=args.live)
 
-    mode = {"serve": "http", "socket": "socket", "worker": "worker"}.get(args.command, "store")
-    try:
-        settings = load_settings(os.environ, mode=mode)
-    except ConfigError as error:
-        for line in error.problems:
-            print(line, file=sys.stderr)
+def _manifest(url: str | None, *, socket: bool) -> int:
+    if not socket and not url:
+        print("manifest: give --url https://your-host (HTTP mode) or --socket", file=sys.stderr)
         return 2
+    print(render(url=url, socket=socket), end="")
+    return 0
+
+
+def _operator(settings: Settings, args: argparse.Namespace) -> int:
+    """timers, outbox, report and pir: read the database and print."""
+    if getattr(args, "outbox_action", None) == "retry":
+        return _outbox_retry(settings, args.ids, every=args.all)
     try:
-        check_templates()
-    except TemplatesMissing as error:
-        print(f"tocsin: {error}", file=sys.stderr)
-        return 1
-    if mode == "store":
-        if getattr(args, "outbox_action", None) == "retry":
-            return _outbox_retry(settings, args.ids, every=args.all)
-        try:
-            return asyncio.run(
-                operator.run(
-                    args.command,
-                    settings,
-                    incident=getattr(args, "incident", None),
-                    days=getattr(args, "days", 30),
-                    output=getattr(args, "format", "text"),
-                )
+        return asyncio.run(
+            operator.run(
+                args.command,
+                settings,
+                incident=getattr(args, "incident", None),
+                days=getattr(args, "days", 30),
+                output=getattr(args, "format", "text"),
             )
-        except operator.OperatorError as error:
-            print(f"tocsin {args.command}: {error}", file=sys.stderr)
-            return 1
+        )
+    except operator.OperatorError as error:
+        print(f"tocsin {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+def _run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    return _run(settings, lambda: _serve(settings, args.host, args.port, worker=args.worker))
+
+
+def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    def start() -> Coroutine[Any, Any, None]:
+        if args.nice:
+            os.nice(args.nice)
+        return _worker(settings, wake_on_stdin=args.wake_on_stdin)
+
+    return _run(settings, start)
+
+
+def _run_socket(settings: Settings, args: argparse.Namespace) -> int:
+    return _run(settings, lambda: _socket(settings))
+
+
+def _run(settings: Settings, start: Callable[[], Coroutine[Any, Any, None]]) -> int:
+    """Run a long-lived mode until it is stopped; a failed start is one line on stderr, not a traceback."""
     logs.configure(settings.log_level)
     try:
-        if mode == "http":
-            asyncio.run(_serve(settings, args.host, args.port, worker=args.worker))
-        elif mode == "worker":
-            if args.nice:
-                os.nice(args.nice)
-            asyncio.run(_worker(settings, wake_on_stdin=args.wake_on_stdin))
-        else:
-            asyncio.run(_socket(settings))
+        asyncio.run(start())
     except StartupError as error:
         print(f"tocsin: {error}", file=sys.stderr)
         return 1
@@ -135,6 +161,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     return 0
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """A subcommand that runs with settings: the mode load_settings checks them for, and what it runs."""
+
+    mode: str
+    run: Callable[[Settings, argparse.Namespace], int]
+
+
+# manifest and check-config are not here: they run without settings (check-config reads app.yaml
+# itself, to name its problems).
+SUBCOMMANDS = {
+    "serve": Subcommand("http", _run_serve),
+    "worker": Subcommand("worker", _run_worker),
+    "socket": Subcommand("socket", _run_socket),
+    "timers": Subcommand("store", _operator),
+    "outbox": Subcommand("store", _operator),
+    "report": Subcommand("store", _operator),
+    "pir": Subcommand("store", _operator),
+}
 
 
 class StartupError(Exception):
@@ -203,8 +250,8 @@ def _check_config(given: str | None, *, live: bool) -> int:
 
 def _settle_heap() -> None:
     """After start-up, move what the process has built so far (modules, the app, compiled statements and
-    templates: over 100,000 objects) out of the garbage collector's sight. Its full collections then
-    scan only what requests create: they had taken 60-90 ms each, long enough to show in p99 latency."""
+    templates) out of the garbage collector's sight. Its full collections then scan only what requests
+    create, and no longer pause every request in flight long enough to show in p99 latency."""
     gc.collect()
     gc.freeze()
 
