@@ -5,31 +5,23 @@ retried; rate limits wait for Retry-After; outages and 5xx back off and try agai
 incident's later messages so they keep their order. Errors an operator can fix pause delivery instead:
 a token Slack refuses (TOKEN_ERRORS) stops every delivery until auth.test accepts it again; a missing
 scope holds the row that needs it (and its incident's later rows) and tries it again at the same pace.
+What each operation does in Slack is bot/delivery.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.slack import (
-    TOKEN_ERRORS,
-    NoFreeChannelName,
-    SlackFacade,
-    failed_method,
-    needed_scope,
-    slack_error,
-)
+from bot.delivery import Courier, Outcome
+from bot.slack import TOKEN_ERRORS, SlackFacade, failed_method, needed_scope, slack_error
 from handlers.messages import Composer
 from store import lookup, outbox, service
 from store.db import Database
@@ -102,15 +94,6 @@ def _scope_method(last_error: str | None) -> str | None:
     return (last_error or "").removeprefix(f"{MISSING_SCOPE}: ").split(" needs ")[0]
 
 
-# A paged user group's members are invited into the incident channel, this many at most per group: an
-# on-call group has a handful; one of hundreds is a department, and Slack offers its own invite prompt.
-GROUP_INVITES = 100
-# Members of a paged user group get the page as a DM only if the group has at most this many: an
-# on-call rota expects it, a broadcast group does not (its members still see the page in the channel).
-GROUP_DMS = 25
-_NO_DM = frozenset({"channel_not_found", "user_not_found", "cannot_dm_bot", "user_disabled", "is_archived"})
-
-
 class Traffic:
     """Requests being answered: Slack's and alerts (bot/app.py counts every POST). The relay gives way
     to them: each delivery round, and each Slack call within it, waits until none is in flight and none
@@ -155,13 +138,6 @@ class Traffic:
         return not self.in_flight and loop.time() - self._last >= self.lull
 
 
-@dataclass
-class Outcome:
-    error: str | None = None
-    retry_at: datetime | None = None
-    saves: dict[str, Any] | None = None  # incident columns to store (channel id, card ts, ...)
-
-
 class Relay:
     def __init__(
         self,
@@ -182,13 +158,14 @@ class Relay:
         token_check: float = 30.0,
     ) -> None:
         self.db, self.slack, self.composer, self.clock = db, slack, composer, clock
+        self.courier = Courier(slack=slack, composer=composer, classify=self._classify)
         self.lease, self.batch, self.idle_poll = lease, batch, idle_poll
         self.worker, self.dead_after = worker, dead_after
         self.traffic, self.give_way, self.per_incident = traffic or Traffic(), give_way, per_incident
         # In a storm (no lull within give_way) a round claims the heads of at most this many incidents'
-        # queues: claiming 50 with the rows behind them (350 rows after a storm of declares) and loading
-        # their incidents held the loop for 34 ms, every request in flight waiting behind it. Its messages
-        # go one at a time in a storm anyway.
+        # queues: claiming a full batch with the rows behind them and loading their incidents holds the
+        # loop, every request in flight waiting behind it, and its messages go one at a time in a storm
+        # anyway.
         self.storm_batch = storm_batch
         # While Slack refuses the token (self.refused: its error), nothing is delivered; auth.test is asked
         # every token_check seconds, and a row missing a scope is tried again at the same pace.
@@ -355,7 +332,7 @@ class Relay:
         # blindly: SlackFacade.once): check, as for a delivery whose process died.
         uncertain = uncertain or (row.last_error or "").startswith("connection")
         try:
-            outcome = await self._perform(row, incident, uncertain)
+            outcome = await self.courier.perform(row, incident, uncertain)
         except SlackApiError as error:
             return self._classify(row, error)
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
@@ -455,189 +432,3 @@ class Relay:
                 log.error("gave up", extra={"event": "outbox_failed", "error": outcome.error, **fields})
             if outcome.saves and row.incident_number is not None:
                 await service.save_slack_refs(session, number=row.incident_number, **outcome.saves)
-
-    async def _perform(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> Outcome:
-        payload = row.payload
-        if row.op == "create_channel":
-            return await self._create_channel(row, incident, uncertain)
-        if row.op in ("invite", "topic", "pin", "refresh"):
-            return await self._channel_op(row.op, payload, incident)
-        if row.op == "dm":
-            return await self._direct_message(payload, incident)
-        if row.op == "post":
-            return await self._post(row, incident, uncertain)
-        if row.op == "upload":
-            channel = payload.get("channel") or (incident.channel_id if incident else None)
-            if not channel:
-                return Outcome(error="no incident channel")
-            content = (
-                base64.b64decode(payload["content_b64"]) if "content_b64" in payload else payload["content"]
-            )
-            await self.slack.upload(
-                channel=channel,
-                filename=payload["filename"],
-                title=payload["title"],
-                content=content,
-                comment=payload["comment"],
-            )
-            return Outcome()
-        return Outcome(error=f"unknown outbox op {row.op!r}")
-
-    async def _create_channel(
-        self, row: OutboxMessage, incident: Incident | None, uncertain: bool
-    ) -> Outcome:
-        name = row.payload["name"]
-        if uncertain:  # an earlier try may have made it, unrecorded (a kill, a lost answer, a database error)
-            found = await self.slack.find_created_channel(name=name, since=row.created_at.timestamp() - 60)
-            if found is not None:
-                log.info(
-                    "adopted the channel an earlier try made",
-                    extra={"event": "channel_adopted", "outbox_id": row.id, "channel": found[0]},
-                )
-                return Outcome(saves={"channel_id": found[0], "channel_name": found[1]})
-        try:
-            channel_id, made = await self.slack.create_channel(name=name)
-        except (SlackApiError, NoFreeChannelName) as error:
-            outcome = (
-                self._classify(row, error)
-                if isinstance(error, SlackApiError)
-                else Outcome(error=f"name_taken: {error}")
-            )
-            if outcome.retry_at is None and incident is not None and incident.origin_channel_id:
-                # The channel can never be made: carry on in the channel the incident was declared in.
-                outcome.saves = {"channel_id": incident.origin_channel_id}
-            return outcome
-        return Outcome(saves={"channel_id": channel_id, "channel_name": made})
-
-    async def _channel_op(self, op: str, payload: dict[str, Any], incident: Incident | None) -> Outcome:
-        if incident is not None and op == "refresh":
-            await self._refresh(payload["target"], incident, payload)
-            return Outcome()
-        if incident is None or not incident.channel_id:
-            return Outcome(error="no incident channel")
-        if op in ("topic", "pin") and not _own_channel(incident):
-            # The channel it was declared in (kept when a channel of its own could not be made, or with
-            # per_incident off): its topic and pins belong to the people who use it for everything else.
-            return Outcome()
-        if op == "invite":
-            if not _own_channel(incident):  # nobody is pulled into a shared channel (the page DMs them)
-                return Outcome()
-            users = list(payload["users"])
-            for group in payload.get("groups", ()):  # expanded now: a group's members change
-                users += (await self.slack.usergroup_members(usergroup=group))[:GROUP_INVITES]
-            await self.slack.invite_members(channel=incident.channel_id, users=users)
-        elif op == "topic":
-            topic = self.composer.topic(incident)  # the incident as it is now, whichever change asked
-            if topic == incident.topic:  # conversations.setTopic is Tier 2: only when the text changes
-                return Outcome()
-            await self.slack.set_topic(channel=incident.channel_id, topic=topic)
-            return Outcome(saves={"topic": topic})
-        elif op == "pin" and incident.card_ts:
-            await self.slack.pin(channel=incident.channel_id, ts=incident.card_ts)
-        return Outcome()
-
-    async def _refresh(self, target: str, incident: Incident, payload: dict[str, Any]) -> None:
-        if target == "confirmation":  # the reporter's prompt, settled: planned with what happened
-            if incident.confirmation_ts and incident.channel_id:
-                await self.slack.update(
-                    channel=incident.channel_id,
-                    ts=incident.confirmation_ts,
-                    text=payload["text"],
-                    blocks=payload["blocks"],
-                    metadata=payload.get("metadata"),
-                )
-            return
-        if target == "card" and incident.card_ts and incident.channel_id:
-            message, channel, ts = self.composer.card(incident), incident.channel_id, incident.card_ts
-        elif target == "announcement" and incident.announcement_ts and self.composer.policy.announce_channel:
-            message, channel, ts = (
-                self.composer.announcement(incident),
-                self.composer.policy.announce_channel,
-                incident.announcement_ts,
-            )
-        else:
-            return
-        metadata = self.composer.metadata("incident_declared", incident)
-        await self.slack.update(
-            channel=channel, ts=ts, text=message.text, blocks=message.blocks, metadata=metadata
-        )
-
-    async def _direct_message(self, payload: dict[str, Any], incident: Incident | None) -> Outcome:
-        """A page, as a DM from the app to each paged user and each member of a paged user group of at
-        most GROUP_DMS members, once each, rendered now so that it links the incident channel. Posted to
-        the user's id: Slack delivers it in their DM with the app. Someone Slack will not DM is skipped
-        (logged). A DM is not checked against history after an uncertain delivery (that would need
-        im:history): at worst a crash mid-delivery sends a page twice."""
-        if incident is None:
-            return Outcome(error="no incident")
-        people = list(payload["users"])
-        for group in payload["groups"]:
-            members = await self.slack.usergroup_members(usergroup=group)
-            if len(members) > GROUP_DMS:
-                log.info(
-                    "user group too large for DMs",
-                    extra={"event": "page_dm_skipped", "usergroup": group, "members": len(members)},
-                )
-                continue
-            people += members
-        message = self.composer.page_dm(incident, payload["page"])
-        for user in dict.fromkeys(people):
-            try:
-                await self.slack.post(
-                    channel=user, text=message.text, blocks=message.blocks, metadata=payload.get("metadata")
-                )
-            except SlackApiError as error:
-                if slack_error(error) not in _NO_DM:
-                    raise
-                log.warning(  # one person Slack will not DM (deactivated, a bot) must not stop the rest
-                    "page DM refused",
-                    extra={"event": "page_dm_failed", "user": user, "error": slack_error(error)},
-                )
-        return Outcome()
-
-    async def _post(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> Outcome:
-        payload = row.payload
-        channel = payload.get("channel")
-        if payload.get("to") == "incident":
-            channel = incident.channel_id if incident else None
-            if not channel:
-                return Outcome(error="no incident channel")
-        text, blocks = payload.get("text", ""), payload.get("blocks")
-        if payload.get("render") and incident is not None:
-            message = (
-                self.composer.card(incident)
-                if payload["render"] == "card"
-                else self.composer.announcement(incident)
-            )
-            text, blocks = message.text, message.blocks
-        thread_ts = incident.announcement_ts if payload.get("thread") == "announcement" and incident else None
-        metadata = _tagged(payload.get("metadata"), row.id)
-        ts = None
-        if uncertain:  # a process died mid-delivery: Slack may have this message already
-            ts = await self.slack.find_posted(
-                channel=channel,
-                thread_ts=thread_ts,
-                delivery_id=row.id,
-                oldest=row.created_at.timestamp() - 60,
-            )
-            if ts:
-                log.info("already posted", extra={"event": "outbox_recovered", "outbox_id": row.id})
-        if ts is None:
-            ts = await self.slack.post(
-                channel=channel, text=text, blocks=blocks, metadata=metadata, thread_ts=thread_ts
-            )
-        save_as = payload.get("save_as")
-        return Outcome(saves={f"{save_as}_ts": ts} if save_as else None)
-
-
-def _own_channel(incident: Incident) -> bool:
-    """Whether the incident's channel is one Tocsin created (not the channel it was declared in, kept
-    when a channel of its own could not be made or with `channels.per_incident: false`)."""
-    return bool(incident.channel_name) and incident.channel_id != incident.origin_channel_id
-
-
-def _tagged(metadata: dict[str, Any] | None, delivery_id: int) -> dict[str, Any] | None:
-    """Message metadata carrying the outbox row's id, so a re-delivery can tell it was already posted."""
-    if metadata is None:
-        return None
-    return {**metadata, "event_payload": {**metadata.get("event_payload", {}), "delivery_id": delivery_id}}

@@ -9,7 +9,6 @@ apply its effect and write its messages to the outbox, then commit.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from store import closure, lookup, metrics, outbox, timers
 from store.change import Change
 from store.db import Database
 from store.models import OutboxMessage
+from store.operations import Post, Upload
 from store.policy import Policy
 from store.timeline import SYSTEM_ACTOR
 
@@ -138,32 +138,17 @@ class Sweeper:
                 payload["incidents"] = figures["incidents"]["total"]
                 metadata = {"event_type": digest.KIND, "event_payload": payload}
                 channel = self.policy.digest_channel
-                outbox.enqueue(
-                    session,
-                    op="post",
-                    now=now,
-                    incident_number=None,
-                    payload={
-                        "channel": channel,
-                        "text": message.text,
-                        "blocks": message.blocks,
-                        "metadata": metadata,
-                    },
-                )
+                post = Post(channel=channel, text=message.text, blocks=message.blocks, metadata=metadata)
+                outbox.enqueue(session, post, now=now, incident_number=None)
                 if png is not None:
-                    outbox.enqueue(
-                        session,
-                        op="upload",
-                        now=now,
-                        incident_number=None,
-                        payload={
-                            "channel": channel,
-                            "filename": f"incidents-{now:%Y-%m-%d}.png",
-                            "title": "Incidents per day and MTTR, last 7 days",
-                            "content_b64": base64.b64encode(png).decode(),
-                            "comment": "",
-                        },
+                    upload = Upload(
+                        channel=channel,
+                        filename=f"incidents-{now:%Y-%m-%d}.png",
+                        title="Incidents per day and MTTR, last 7 days",
+                        content=png,
+                        comment="",
                     )
+                    outbox.enqueue(session, upload, now=now, incident_number=None)
                 posted = 1
                 log.info("digest queued", extra={"event": "digest_queued", "chart": png is not None})
         return posted

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +16,19 @@ from store import outbox
 from store.change import Change
 from store.closure import asks_reporter
 from store.models import Incident
+from store.operations import (
+    CreateChannel,
+    Dm,
+    Invite,
+    Operation,
+    Page,
+    Pin,
+    Post,
+    Refresh,
+    Target,
+    Topic,
+    Upload,
+)
 from store.policy import Policy
 from store.timeline import SYSTEM_ACTOR
 from store.timers import clock_due
@@ -36,14 +49,6 @@ _REFRESH_ANNOUNCEMENT = {
     "sla_breached",
 }
 _REFRESH_CARD = _REFRESH_ANNOUNCEMENT | {"escalation", "problem", "pir_scheduled"}
-_REMINDERS = {
-    "sla_warning",
-    "sla_breached",
-    "update_nudge",
-    "pir_reminder",
-    "pir_meeting_reminder",
-    "action_item_reminder",
-}
 # Changes announced in the incident channel with a template of the event's name.
 _NOTICES = {
     "action": "action_item_added",
@@ -132,11 +137,11 @@ class Composer:
         """The incident channel's topic (Slack allows 250 characters)."""
         return truncate_text(self.renderer.text("incident_topic.txt.j2", **self.context(incident)), 250)
 
-    def page_dm(self, incident: Incident, page: dict[str, Any]) -> Message:
+    def page_dm(self, incident: Incident, page: Page) -> Message:
         """The page as a DM from the app, linking the incident channel (rendered when it is delivered,
-        once the channel exists). `page` holds the facts the page was planned with."""
+        once the channel exists) with the facts the page was planned with."""
         return self.render(
-            "escalation_page_dm.json.j2", incident, page=page, page_level=self.level(page["level"])
+            "escalation_page_dm.json.j2", incident, page=page, page_level=self.level(page.level)
         )
 
     def card(self, incident: Incident) -> Message:
@@ -149,10 +154,7 @@ class Composer:
         return self.renderer.message(name, **self.context(incident, **extra))
 
 
-def _post(message: Message, metadata: dict[str, Any], **where: Any) -> dict[str, Any]:
-    # Not dataclasses.asdict: it deep-copies the blocks (about 90 µs a message), which the outbox row's
-    # JSON encoding copies anyway.
-    return {"text": message.text, "blocks": message.blocks, "metadata": metadata, **where}
+Planner = Callable[[Change, Composer], list[Operation]]
 
 
 async def publish(session: AsyncSession, change: Change, *, composer: Composer, now: datetime) -> None:
@@ -162,132 +164,189 @@ async def publish(session: AsyncSession, change: Change, *, composer: Composer, 
     )
 
 
-def plan(change: Change, *, composer: Composer) -> list[tuple[str, dict[str, Any]]]:
-    incident, policy = change.incident, composer.policy
-    ops: list[tuple[str, dict[str, Any]]] = []
-    if change.kind == "declared":
-        if policy.per_incident:
-            name = channel_name(
-                policy.name_template,
-                number=incident.number,
-                title=incident.title,
-                prefix=policy.incident_prefix,
-            )
-            ops.append(("create_channel", {"name": name}))
-            reporter = [] if incident.alert_source else [incident.reporter]  # a monitoring source is no user
-            ops.extend(_invite(reporter + _role_holders(incident)))
-            ops.append(("topic", {}))
-        declared = composer.metadata("incident_declared", incident)
-        ops.append(("post", {"to": "incident", "render": "card", "save_as": "card", "metadata": declared}))
-        ops.append(("pin", {"target": "card"}))
-        if policy.announce_channel:
-            ops.append(
-                (
-                    "post",
-                    {
-                        "channel": policy.announce_channel,
-                        "render": "announcement",
-                        "save_as": "announcement",
-                        "metadata": declared,
-                    },
-                )
-            )
-        if policy.priorities[incident.priority].notify_leadership:
-            ops.extend(_leadership(change, composer))
-        if incident.escalation_level:
-            ops.extend(_page(change, composer, level=1, repeat=False))
-        return ops
+def plan(change: Change, *, composer: Composer) -> list[Operation]:
+    """The operations that tell Slack about `change`, in order: its kind's own (from _PLANNERS; none for
+    a kind with no message), then the edits its kind asks of the card, the announcement and the topic
+    (none for "declared" and "confirmed", which plan their own)."""
+    planner = _PLANNERS.get(change.kind)
+    return [*(planner(change, composer) if planner else []), *_follow_ups(change, composer.policy)]
 
-    if change.kind == "escalation":
-        ops.extend(_page(change, composer, level=change.extra["level"], repeat=change.extra["repeat"]))
-    elif change.kind in _REMINDERS:
-        ops.extend(_reminder(change, composer))
-    elif change.kind in ("alert_received", "alert_resolved"):
-        ops.extend(_alert_notice(change, composer))
-    elif change.kind in _NOTICES:
-        event = _NOTICES[change.kind]
-        fields = {k: v for k, v in change.extra.items() if k in ("action", "due", "owner", "meeting_at")}
-        when = (
-            {"meeting_at": datetime.fromisoformat(change.extra["meeting_at"])}
-            if "meeting_at" in change.extra
-            else {}
-        )
-        message = composer.render(f"{event}.json.j2", incident, change=change, **{**change.extra, **when})
-        ops.append(("post", _post(message, composer.metadata(event, incident, **fields), to="incident")))
-    elif change.kind == "pir_draft":
-        name = f"{composer.public_id(incident).lower()}-post-incident-review.md"
-        title = f"Post-incident review: {composer.public_id(incident)} {text.to_plain(incident.title)}"[:250]
-        comment = composer.renderer.text("pir_uploaded.txt.j2", **composer.context(incident, change=change))
-        ops.append(
-            (
-                "upload",
-                {
-                    "to": "incident",
-                    "filename": name,
-                    "title": title,
-                    "content": change.extra["document"],
-                    "comment": comment,
-                },
-            )
-        )
-    elif change.kind == "update":
-        metadata = composer.metadata("incident_status_update", incident)
-        message = composer.render("incident_status_update.json.j2", incident, change=change)
-        ops.append(("post", _post(message, metadata, to="incident")))
-        if policy.announce_channel:
-            ops.append(
-                ("post", _post(message, metadata, channel=policy.announce_channel, thread="announcement"))
-            )
-    elif change.kind == "confirmed":
-        message = composer.render("incident_confirmed.json.j2", incident, change=change)
-        metadata = composer.metadata("incident_confirmed", incident, by=change.actor)
-        ops.append(("post", _post(message, metadata, to="incident")))
-        if "then" in change.extra:  # the confirmation closed it: the closing refreshes the card and prompt
-            return ops + plan(change.extra["then"], composer=composer)
-        ops.extend(_settle_prompt(change, composer))
-        ops.append(("refresh", {"target": "card"}))
-    elif change.kind == "recode":
-        message = composer.render("incident_recoded.json.j2", incident, change=change)
-        metadata = composer.metadata(
-            "incident_recoded", incident, **{"from": change.before, "to": change.after}
-        )
-        ops.append(("post", _post(message, metadata, to="incident")))
-        ops.append(("refresh", {"target": "card"}))
-    elif change.kind in _STATE_EVENTS:
-        event = _STATE_EVENTS[change.kind]
-        extra: dict[str, Any] = {"from": change.before, "to": change.after}
-        if change.kind == "role":
-            extra = {"role": change.text, "user": change.after}
-        if change.kind == "close":
-            extra.update(
-                auto=bool(change.extra.get("auto")), reason=change.extra.get("reason") or "closed by hand"
-            )
-        message = composer.render(f"{event}.json.j2", incident, change=change)
-        if change.kind == "role":  # the new holder is in the channel before the message naming them
-            ops.extend(_invite([change.after] if change.after else []))
-        elif change.kind == "ack" and incident.commander == change.actor:  # acknowledging made them commander
-            ops.extend(_invite([change.actor]))
-        ops.append(("post", _post(message, composer.metadata(event, incident, **extra), to="incident")))
-        if change.kind == "resolve" and asks_reporter(incident):
-            request = composer.render(
-                "closure_confirmation_requested.json.j2", incident, change=change, outcome=None
-            )
-            metadata = composer.metadata(
-                "closure_confirmation_requested", incident, reporter=incident.reporter
-            )
-            ops.append(("post", _post(request, metadata, to="incident", save_as="confirmation")))
-        if change.kind in ("reopen", "close"):
-            ops.extend(_settle_prompt(change, composer))
-        if change.kind == "priority" and _raised_to_leadership(change, policy):
-            ops.extend(_leadership(change, composer))
+
+def _follow_ups(change: Change, policy: Policy) -> list[Operation]:
+    ops: list[Operation] = []
     if change.kind in _REFRESH_CARD or change.extra.get("refresh_card"):
-        ops.append(("refresh", {"target": "card"}))
+        ops.append(Refresh("card"))
     if change.kind in _REFRESH_ANNOUNCEMENT and policy.announce_channel:
-        ops.append(("refresh", {"target": "announcement"}))
+        ops.append(Refresh("announcement"))
     if policy.per_incident and (
         change.kind in _RETOPIC or (change.kind == "role" and change.text == "commander")
     ):
-        ops.append(("topic", {}))
+        ops.append(Topic())
+    return ops
+
+
+def _post(
+    message: Message,
+    metadata: dict[str, Any],
+    *,
+    channel: str | None = None,
+    thread: Literal["announcement"] | None = None,
+    save_as: Target | None = None,
+) -> Post:
+    """A message as planned now; `channel` None: the incident's channel."""
+    return Post(
+        channel=channel,
+        text=message.text,
+        blocks=message.blocks,
+        metadata=metadata,
+        thread=thread,
+        save_as=save_as,
+    )
+
+
+def _declared(change: Change, composer: Composer) -> list[Operation]:
+    """The channel, its people and topic, the pinned card, the announcement, leadership and the page."""
+    incident, policy = change.incident, composer.policy
+    ops: list[Operation] = []
+    if policy.per_incident:
+        name = channel_name(
+            policy.name_template, number=incident.number, title=incident.title, prefix=policy.incident_prefix
+        )
+        reporter = [] if incident.alert_source else [incident.reporter]  # a monitoring source is no user
+        ops += [CreateChannel(name), *_invite(reporter + _role_holders(incident)), Topic()]
+    declared = composer.metadata("incident_declared", incident)
+    ops += [Post(render="card", save_as="card", metadata=declared), Pin("card")]
+    if policy.announce_channel:
+        ops.append(
+            Post(
+                channel=policy.announce_channel,
+                render="announcement",
+                save_as="announcement",
+                metadata=declared,
+            )
+        )
+    if policy.priorities[incident.priority].notify_leadership:
+        ops += _leadership(change, composer)
+    if incident.escalation_level:
+        ops += _page(change, composer, level=1, repeat=False)
+    return ops
+
+
+def _escalated(change: Change, composer: Composer) -> list[Operation]:
+    return _page(change, composer, level=change.extra["level"], repeat=change.extra["repeat"])
+
+
+def _notice(change: Change, composer: Composer) -> list[Operation]:
+    """An action item added or done, a review meeting scheduled: a template of the event's name."""
+    incident, event = change.incident, _NOTICES[change.kind]
+    fields = {k: v for k, v in change.extra.items() if k in ("action", "due", "owner", "meeting_at")}
+    when = (
+        {"meeting_at": datetime.fromisoformat(change.extra["meeting_at"])}
+        if "meeting_at" in change.extra
+        else {}
+    )
+    message = composer.render(f"{event}.json.j2", incident, change=change, **{**change.extra, **when})
+    return [_post(message, composer.metadata(event, incident, **fields))]
+
+
+def _review_draft(change: Change, composer: Composer) -> list[Operation]:
+    """The post-incident review's draft, as a Markdown file in the incident channel."""
+    incident, public_id = change.incident, composer.public_id(change.incident)
+    comment = composer.renderer.text("pir_uploaded.txt.j2", **composer.context(incident, change=change))
+    upload = Upload(
+        channel=None,
+        filename=f"{public_id.lower()}-post-incident-review.md",
+        title=f"Post-incident review: {public_id} {text.to_plain(incident.title)}"[:250],
+        content=change.extra["document"],
+        comment=comment,
+    )
+    return [upload]
+
+
+def _status_update(change: Change, composer: Composer) -> list[Operation]:
+    """A status update, in the incident channel and in the announcement's thread."""
+    incident, announce = change.incident, composer.policy.announce_channel
+    metadata = composer.metadata("incident_status_update", incident)
+    message = composer.render("incident_status_update.json.j2", incident, change=change)
+    ops: list[Operation] = [_post(message, metadata)]
+    if announce:
+        ops.append(_post(message, metadata, channel=announce, thread="announcement"))
+    return ops
+
+
+def _confirmed(change: Change, composer: Composer) -> list[Operation]:
+    """The reporter confirmed the service restored; when that closed the incident, the closing follows."""
+    message = composer.render("incident_confirmed.json.j2", change.incident, change=change)
+    metadata = composer.metadata("incident_confirmed", change.incident, by=change.actor)
+    post = _post(message, metadata)
+    if "then" in change.extra:  # the confirmation closed it: the closing refreshes the card and prompt
+        return [post, *plan(change.extra["then"], composer=composer)]
+    return [post, *_settle_prompt(change, composer), Refresh("card")]
+
+
+def _recoded(change: Change, composer: Composer) -> list[Operation]:
+    message = composer.render("incident_recoded.json.j2", change.incident, change=change)
+    metadata = composer.metadata(
+        "incident_recoded", change.incident, **{"from": change.before, "to": change.after}
+    )
+    return [_post(message, metadata), Refresh("card")]
+
+
+def _state_post(change: Change, composer: Composer, **facts: Any) -> Post:
+    """The message a move of state, priority or role posts in the incident channel; its metadata
+    carries `facts`, by default where the change went from and to."""
+    event = _STATE_EVENTS[change.kind]
+    message = composer.render(f"{event}.json.j2", change.incident, change=change)
+    facts = facts or {"from": change.before, "to": change.after}
+    return _post(message, composer.metadata(event, change.incident, **facts))
+
+
+def _state_changed(change: Change, composer: Composer) -> list[Operation]:
+    return [_state_post(change, composer)]
+
+
+def _acknowledged(change: Change, composer: Composer) -> list[Operation]:
+    made_commander = change.incident.commander == change.actor  # acknowledging made them commander
+    return [*(_invite([change.actor]) if made_commander else []), _state_post(change, composer)]
+
+
+def _role_assigned(change: Change, composer: Composer) -> list[Operation]:
+    # The new holder is in the channel before the message naming them.
+    invite = _invite([change.after] if change.after else [])
+    return [*invite, _state_post(change, composer, role=change.text, user=change.after)]
+
+
+def _resolved(change: Change, composer: Composer) -> list[Operation]:
+    """Resolved; a reporter who is a person is asked to confirm the service is restored."""
+    incident = change.incident
+    ops: list[Operation] = [_state_post(change, composer)]
+    if asks_reporter(incident):
+        request = composer.render(
+            "closure_confirmation_requested.json.j2", incident, change=change, outcome=None
+        )
+        metadata = composer.metadata("closure_confirmation_requested", incident, reporter=incident.reporter)
+        ops.append(_post(request, metadata, save_as="confirmation"))
+    return ops
+
+
+def _reopened(change: Change, composer: Composer) -> list[Operation]:
+    return [_state_post(change, composer), *_settle_prompt(change, composer)]
+
+
+def _closed(change: Change, composer: Composer) -> list[Operation]:
+    facts = {
+        "from": change.before,
+        "to": change.after,
+        "auto": bool(change.extra.get("auto")),
+        "reason": change.extra.get("reason") or "closed by hand",
+    }
+    return [_state_post(change, composer, **facts), *_settle_prompt(change, composer)]
+
+
+def _priority_changed(change: Change, composer: Composer) -> list[Operation]:
+    ops: list[Operation] = [_state_post(change, composer)]
+    if _raised_to_leadership(change, composer.policy):
+        ops += _leadership(change, composer)
     return ops
 
 
@@ -295,7 +354,7 @@ def _role_holders(incident: Incident) -> list[str]:
     return [user for user in (incident.commander, incident.comms, incident.scribe) if user]
 
 
-def _invite(users: list[str], groups: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+def _invite(users: list[str], groups: list[str] | None = None) -> list[Operation]:
     """Invite people into the incident channel before a message that mentions them: Slack notifies a
     mentioned user only if they are a member. User groups are expanded by the relay, when it delivers.
     The relay leaves out channels Tocsin did not create (it pulls nobody into a shared channel)."""
@@ -303,10 +362,10 @@ def _invite(users: list[str], groups: list[str] | None = None) -> list[tuple[str
     groups = list(dict.fromkeys(groups or []))
     if not people and not groups:
         return []
-    return [("invite", {"users": people, "groups": groups} if groups else {"users": people})]
+    return [Invite(users=people, groups=groups)]
 
 
-def _settle_prompt(change: Change, composer: Composer) -> list[tuple[str, dict[str, Any]]]:
+def _settle_prompt(change: Change, composer: Composer) -> list[Operation]:
     """The "Confirm restored / Still broken" prompt, edited to say what became of it, without buttons."""
     incident = change.incident
     if not asks_reporter(incident):  # no prompt was posted
@@ -315,13 +374,15 @@ def _settle_prompt(change: Change, composer: Composer) -> list[tuple[str, dict[s
         "closure_confirmation_requested.json.j2", incident, change=change, outcome=change.kind
     )
     metadata = composer.metadata("closure_confirmation_requested", incident, reporter=incident.reporter)
-    return [("refresh", {"target": "confirmation", **_post(message, metadata)})]
+    return [Refresh("confirmation", text=message.text, blocks=message.blocks, metadata=metadata)]
 
 
-def _reminder(change: Change, composer: Composer) -> list[tuple[str, dict[str, Any]]]:
+def _reminder(change: Change, composer: Composer) -> list[Operation]:
     """SLA warnings and breaches, update nudges and PIR reminders, from the scheduler."""
     incident, extra = change.incident, dict(change.extra)
-    when = {key: datetime.fromisoformat(extra[key]) for key in ("due_at", "meeting_at") if key in extra}
+    when: dict[str, Any] = {
+        key: datetime.fromisoformat(extra[key]) for key in ("due_at", "meeting_at") if key in extra
+    }
     if change.kind == "action_item_reminder":
         who = [mention(extra["owner"])]
     elif change.kind == "pir_meeting_reminder":
@@ -337,18 +398,18 @@ def _reminder(change: Change, composer: Composer) -> list[tuple[str, dict[str, A
         if key in ("clock", "due_at", "meeting_at", "action", "due")
     }
     metadata = composer.metadata(change.kind, incident, **payload)
-    ops = [("post", _post(message, metadata, to="incident"))]
+    ops: list[Operation] = [_post(message, metadata)]
     leadership = composer.policy.leadership_channel
     if (
         change.kind == "sla_breached"
         and leadership
         and composer.policy.priorities[incident.priority].notify_leadership
     ):
-        ops.append(("post", _post(message, metadata, channel=leadership)))
+        ops.append(_post(message, metadata, channel=leadership))
     return ops
 
 
-def _alert_notice(change: Change, composer: Composer) -> list[tuple[str, dict[str, Any]]]:
+def _alert_notice(change: Change, composer: Composer) -> list[Operation]:
     """A monitoring alert fired again (coalesced by store/alerts.py) or cleared."""
     incident, extra = change.incident, change.extra
     resolved = change.kind == "alert_resolved"
@@ -363,7 +424,7 @@ def _alert_notice(change: Change, composer: Composer) -> list[tuple[str, dict[st
         who=who,
         **{"since": 0, "refired": False, "started_at": None, **extra},
     )
-    return [("post", _post(message, composer.metadata(change.kind, incident, **fields), to="incident"))]
+    return [_post(message, composer.metadata(change.kind, incident, **fields))]
 
 
 def _raised_to_leadership(change: Change, policy: Policy) -> bool:
@@ -371,20 +432,18 @@ def _raised_to_leadership(change: Change, policy: Policy) -> bool:
     return after < before and policy.priorities[after].notify_leadership
 
 
-def _leadership(change: Change, composer: Composer) -> list[tuple[str, dict[str, Any]]]:
+def _leadership(change: Change, composer: Composer) -> list[Operation]:
     channel = composer.policy.leadership_channel
     if not channel:
         return []
     incident = change.incident
     message = composer.render("incident_leadership_notice.json.j2", incident, change=change)
-    return [
-        ("post", _post(message, composer.metadata("incident_leadership_notice", incident), channel=channel))
-    ]
+    return [_post(message, composer.metadata("incident_leadership_notice", incident), channel=channel)]
 
 
-def _page(
-    change: Change, composer: Composer, *, level: int, repeat: bool
-) -> list[tuple[str, dict[str, Any]]]:
+def _page(change: Change, composer: Composer, *, level: int, repeat: bool) -> list[Operation]:
+    """A page: its people invited, then the message in the incident channel and the level's channels,
+    and (with escalation.direct_message) one DM op for everyone it names."""
     incident, target = change.incident, composer.level(level)
     if target is None:
         return []
@@ -399,19 +458,50 @@ def _page(
     )
     users = [t for t in target.notify if t[:1] in ("U", "W")]
     groups = [t for t in target.notify if t[:1] == "S"]
-    ops = _invite(users, groups)
-    ops.append(("post", _post(message, metadata, to="incident")))
-    for channel in (t for t in target.notify if t[:1] in ("C", "G")):
-        ops.append(("post", _post(message, metadata, channel=channel)))
-    if composer.policy.direct_message:  # a page reaches each paged person directly too, repeats included
+    ops = [*_invite(users, groups), _post(message, metadata)]
+    ops += [_post(message, metadata, channel=t) for t in target.notify if t[:1] in ("C", "G")]
+    # A page reaches each paged person directly too, repeats included: one op, one DM each, in a group
+    # or named too.
+    if composer.policy.direct_message and (users or groups):
         by_hand = change.kind == "escalation" and change.actor != SYSTEM_ACTOR
-        page = {
-            "level": level,
-            "repeat": repeat,
-            "by": change.actor if by_hand else None,
-            "reason": change.text if by_hand else None,
-        }
+        page = Page(
+            level=level,
+            repeat=repeat,
+            by=change.actor if by_hand else None,
+            reason=change.text if by_hand else None,
+        )
         dm_metadata = composer.metadata("escalation_page_dm", incident, level=level, repeat=repeat)
-        if users or groups:  # one op: the relay sends each person one DM, in a group or named too
-            ops.append(("dm", {"users": users, "groups": groups, "page": page, "metadata": dm_metadata}))
+        ops.append(Dm(users=users, groups=groups, page=page, metadata=dm_metadata))
     return ops
+
+
+# What each kind of change posts, edits or asks; a kind not here posts nothing of its own.
+_PLANNERS: dict[str, Planner] = {
+    "declared": _declared,
+    "escalation": _escalated,
+    "sla_warning": _reminder,
+    "sla_breached": _reminder,
+    "update_nudge": _reminder,
+    "pir_reminder": _reminder,
+    "pir_meeting_reminder": _reminder,
+    "action_item_reminder": _reminder,
+    "alert_received": _alert_notice,
+    "alert_resolved": _alert_notice,
+    "action": _notice,
+    "action_done": _notice,
+    "pir_scheduled": _notice,
+    "pir_draft": _review_draft,
+    "update": _status_update,
+    "confirmed": _confirmed,
+    "recode": _recoded,
+    "ack": _acknowledged,
+    "investigate": _state_changed,
+    "identify": _state_changed,
+    "monitor": _state_changed,
+    "resolve": _resolved,
+    "reopen": _reopened,
+    "close": _closed,
+    "cancel": _state_changed,
+    "priority": _priority_changed,
+    "role": _role_assigned,
+}
