@@ -1,4 +1,5 @@
-"""What handlers are given by bot/ when it registers them; handlers never import bot/."""
+"""What handlers are given by bot/: built once, and put into each request's Bolt context by
+handlers/routes.py, where listeners take it as their `deps` argument. Handlers never import bot/."""
 
 from __future__ import annotations
 
