@@ -145,7 +145,7 @@ async def _per_priority(
         Incident.resolution_breached_at.is_(None),
         resolve <= _target(policy, "resolution"),
     )
-    columns = [
+    columns: list[ColumnElement[Any]] = [
         func.count().label("incidents"),
         _tally(Incident.reopen_count > 0).label("reopened"),
         _tally(Incident.escalation_level > 1).label("escalated"),
@@ -291,7 +291,7 @@ async def daily(session: AsyncSession, *, now: datetime, days: int) -> list[dict
         .where(Incident.declared_at >= start, Incident.declared_at <= now, Incident.state != State.CANCELLED)
         .group_by(day, Incident.priority)
     )
-    table = {
+    table: dict[str, dict[str, Any]] = {
         (start + timedelta(days=n)).date().isoformat(): {
             "day": (start + timedelta(days=n)).date().isoformat(),
             **{p: 0 for p in PRIORITIES},
