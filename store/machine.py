@@ -39,6 +39,7 @@ TRANSITIONS: Mapping[tuple[State, Action], State] = MappingProxyType(
         (S.INVESTIGATING, A.CANCEL): S.CANCELLED,
     }
 )
+# What each action does to the incident besides moving it is store/service.py's EFFECTS, one entry an action.
 
 # Actions only the incident's commander or an admin may take.
 COMMANDER_ACTIONS = frozenset({A.RESOLVE, A.CLOSE, A.CANCEL, A.REOPEN})

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -54,9 +57,9 @@ def parse_ref(ref: str, *, policy: Policy) -> int | None:
     return int(match.group(1)) if match else None
 
 
-# Built once: SQLAlchemy computes a cache key for every statement object it is given (about 100 µs for
-# these), so the lookups every request makes reuse theirs, with the values bound per call. The views
-# select the table, not the mapped class: rows without ORM state, half the cost of loading an Incident.
+# Built once: SQLAlchemy computes a cache key for every statement object it is given, so the lookups every
+# request makes reuse theirs, with the values bound per call. The views select the table, not the mapped
+# class: rows without ORM state, cheaper than loading an Incident (docs/performance.md).
 def _lookups(source: Any, number: Any, channel: Any) -> tuple[Any, Any]:
     by_number = select(source).where(number == bindparam("number"))
     by_channel = select(source).where(channel == bindparam("channel")).order_by(number.desc()).limit(20)
@@ -176,25 +179,14 @@ async def declare(
     """Open an incident. `detected` is a local time typed by a person, `detected_at` an aware datetime (an
     alert's start); `alert_source` names the monitoring source when it, not a person, is the reporter."""
     title = check_length("title", title, TITLE_MAX, stored=TITLE_STORED_MAX)
-    if detected:
-        detected_at = parse_local_time(detected, policy=policy)
-    if detected_at is not None and detected_at.tzinfo is None:
-        raise InvalidInput(field="detected", problem="the detection time has no time zone")
-    if detected_at is not None and detected_at > now:
-        shown = detected.strip() if detected else detected_at.isoformat()
-        raise InvalidInput(field="detected", problem=f"{shown} is in the future")
+    detected_at = _detection(detected, detected_at, policy=policy, now=now)
     if not title:
         raise InvalidInput(field="title", problem="a title is required")
     description = check_length("description", description, TEXT_MAX)
     category = choose("category", category or default_category(policy), policy.categories)
-    if impact is not None:
-        choose("impact", impact, IMPACTS)
-    if urgency is not None:
-        choose("urgency", urgency, URGENCIES)
-    if priority is None and impact is not None and urgency is not None:
-        priority = policy.priority_for(impact, urgency)
-    priority = choose("priority", (priority or policy.default_priority).upper(), PRIORITIES)
+    priority = _priority(priority, impact, urgency, policy=policy)
     earlier = await knowledge.similar(session, title, limit=3)  # done incidents: never this one
+    paging = bool(policy.escalation_levels)
     incident = Incident(
         title=title,
         description=description,
@@ -208,9 +200,9 @@ async def declare(
         channel_id=None if policy.per_incident else origin_channel,
         declared_at=now,
         detected_at=detected_at,
-        escalation_level=1 if policy.escalation_levels else 0,
-        level_paged_at=now if policy.escalation_levels else None,
-        last_page_at=now if policy.escalation_levels else None,
+        escalation_level=1 if paging else 0,
+        level_paged_at=now if paging else None,
+        last_page_at=now if paging else None,
         reopen_count=0,
         resolution_paused_seconds=0,
         alert_source=alert_source,
@@ -219,18 +211,37 @@ async def declare(
     )
     await _insert(session, incident)
     await record(
-        session,
-        incident,
-        at=now,
-        actor=reporter,
-        kind="declared",
-        after=State.TRIAGE.value,
-        text=title,
+        session, incident, at=now, actor=reporter, kind="declared", after=State.TRIAGE.value, text=title
     )
-    if policy.escalation_levels:
+    if paging:
         await record(session, incident, at=now, actor=SYSTEM_ACTOR, kind="escalation", after="1")
     await timers.replan(session, incident, policy=policy, now=now, fresh=True)
     return Change(incident=incident, kind="declared", actor=reporter, after=priority)
+
+
+def _detection(
+    detected: str | None, detected_at: datetime | None, *, policy: Policy, now: datetime
+) -> datetime | None:
+    """When the incident began: `detected` as typed, else `detected_at`; aware and not in the future."""
+    if detected:
+        detected_at = parse_local_time(detected, policy=policy)
+    if detected_at is not None and detected_at.tzinfo is None:
+        raise InvalidInput(field="detected", problem="the detection time has no time zone")
+    if detected_at is not None and detected_at > now:
+        shown = detected.strip() if detected else detected_at.isoformat()
+        raise InvalidInput(field="detected", problem=f"{shown} is in the future")
+    return detected_at
+
+
+def _priority(priority: str | None, impact: str | None, urgency: str | None, *, policy: Policy) -> str:
+    """The priority given, else the one the policy's matrix gives impact and urgency, else the default."""
+    if impact is not None:
+        choose("impact", impact, IMPACTS)
+    if urgency is not None:
+        choose("urgency", urgency, URGENCIES)
+    if priority is None and impact is not None and urgency is not None:
+        priority = policy.priority_for(impact, urgency)
+    return choose("priority", (priority or policy.default_priority).upper(), PRIORITIES)
 
 
 _INSERT = insert(Incident.__table__).returning(Incident.__table__.c.number).execution_options(**DIRECT)
@@ -243,8 +254,8 @@ _UNSET = {  # a new row's columns before the use case fills them in
 
 async def _insert(session: AsyncSession, incident: Incident) -> None:
     """Insert a new incident with one marked Core INSERT (store/direct.py) and put it in the session as if
-    it had been loaded (the ORM's unit of work cost about 290 µs more per declare on SQLite; the INSERT
-    through SQLAlchemy's Connection, about 10% of a declare's CPU under load)."""
+    it had been loaded: cheaper than the ORM's unit of work or an INSERT through SQLAlchemy's Connection
+    (docs/performance.md)."""
     values = {key: incident.__dict__.get(key, default) for key, default in _UNSET.items()}
     number = (await session.execute(_INSERT, values)).first().number
     # Every column is set, so nothing is left expired for make_transient_to_detached to load later.
@@ -253,6 +264,158 @@ async def _insert(session: AsyncSession, incident: Incident) -> None:
     incident.number = number
     make_transient_to_detached(incident)
     session.add(incident)
+
+
+Extra = dict[str, object]  # a Change's extra facts
+
+
+@dataclass(frozen=True)
+class Request:
+    """What `apply` was asked to do, besides which incident: the input its action's effect reads."""
+
+    action: Action
+    policy: Policy
+    actor: str
+    now: datetime
+    reason: str | None = None
+    summary: str | None = None
+    cause: str | None = None
+    resolution: str | None = None
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What an action does besides moving the state.
+
+    `check` runs before anything changes: it refuses bad input or a missing precondition with a domain
+    error, and gives the text the timeline and the Change carry. `change` runs once the incident is in its
+    new state: it sets the fields the action stamps and gives the Change's extra facts."""
+
+    check: Callable[[Incident, Request], str | None]
+    change: Callable[[AsyncSession, Incident, Request, str | None], Awaitable[Extra]]
+
+
+def _no_input(incident: Incident, request: Request) -> None:
+    return None
+
+
+def _summary_and_codes(incident: Incident, request: Request) -> str:
+    text = check_length("summary", request.summary or "", TEXT_MAX)
+    if not text:
+        raise InvalidInput(field="summary", problem="a resolution summary is required")
+    choose("cause code", request.cause or "", request.policy.cause_codes)
+    choose("resolution code", request.resolution or "", request.policy.resolution_codes)
+    return text
+
+
+def _reason(incident: Incident, request: Request) -> str:
+    text = check_length("reason", request.reason or "", REASON_MAX)
+    if not text:
+        raise InvalidInput(field="reason", problem=f"a reason is required to {request.action.value}")
+    return text
+
+
+def _review_if_required(incident: Incident, request: Request) -> None:
+    """A priority that requires a post-incident review closes only once it is done."""
+    if request.policy.priorities[incident.priority].pir_required and not incident.pir_done_at:
+        raise PirRequired(incident_id=request.policy.public_id(incident.number), priority=incident.priority)
+
+
+async def _nothing(session: AsyncSession, incident: Incident, request: Request, text: str | None) -> Extra:
+    return {}
+
+
+async def _acknowledge(
+    session: AsyncSession, incident: Incident, request: Request, text: str | None
+) -> Extra:
+    incident.acknowledged_at, incident.acknowledged_by = request.now, request.actor
+    incident.commander = incident.commander or request.actor
+    incident.active_since = request.now
+    return {}
+
+
+async def _identify(session: AsyncSession, incident: Incident, request: Request, text: str | None) -> Extra:
+    incident.identified_at = incident.identified_at or request.now
+    return {}
+
+
+async def _monitor(session: AsyncSession, incident: Incident, request: Request, text: str | None) -> Extra:
+    incident.mitigated_at = request.now
+    return {}
+
+
+async def _resolve(session: AsyncSession, incident: Incident, request: Request, text: str | None) -> Extra:
+    incident.cause_code = request.cause or ""  # as checked against the policy's codes
+    incident.resolution_code = request.resolution or ""
+    incident.summary = text
+    incident.resolved_at = request.now
+    return {}
+
+
+async def _reopen(session: AsyncSession, incident: Incident, request: Request, text: str | None) -> Extra:
+    now = request.now
+    incident.reopen_count += 1
+    if incident.resolved_at is not None:  # time spent resolved does not count against resolution
+        paused = int((now - incident.resolved_at).total_seconds())
+        incident.resolution_paused_seconds = (incident.resolution_paused_seconds or 0) + max(paused, 0)
+    incident.resolved_at = None
+    incident.active_since, incident.last_nudge_at, incident.last_pir_reminder_at = now, None, None
+    incident.confirmed_at = incident.confirmed_by = None  # it was not restored after all
+    return {}
+
+
+async def _close(session: AsyncSession, incident: Incident, request: Request, text: str | None) -> Extra:
+    """Closed, with the action items still open, for the messages that list them."""
+    incident.closed_at = request.now
+    items = await actions.of_incident(session, incident)
+    return {
+        "open_actions": [
+            {"number": i.number, "owner": i.owner, "text": i.text, "due": i.due_on.isoformat()}
+            for i in items
+            if i.done_at is None
+        ]
+    }
+
+
+async def _cancel(session: AsyncSession, incident: Incident, request: Request, text: str | None) -> Extra:
+    incident.cancelled_at = request.now
+    return {}
+
+
+# Each action's effect, beside machine.TRANSITIONS (which says where it may be taken and where it leads).
+EFFECTS: Mapping[Action, Effect] = MappingProxyType(
+    {
+        Action.ACK: Effect(_no_input, _acknowledge),
+        Action.INVESTIGATE: Effect(_no_input, _nothing),
+        Action.IDENTIFY: Effect(_no_input, _identify),
+        Action.MONITOR: Effect(_no_input, _monitor),
+        Action.RESOLVE: Effect(_summary_and_codes, _resolve),
+        Action.REOPEN: Effect(_reason, _reopen),
+        Action.CLOSE: Effect(_review_if_required, _close),
+        Action.CANCEL: Effect(_reason, _cancel),
+    }
+)
+
+
+def _permitted_target(
+    incident: Incident, action: Action, *, policy: Policy, actor: str, permitted: bool
+) -> State:
+    """The state `action` leads to from the incident's, if the table allows it there and `actor` may."""
+    if action is Action.ACK and incident.acknowledged_at is not None:
+        raise AlreadyAcknowledged(
+            policy.public_id(incident.number), incident.acknowledged_by, incident.acknowledged_at
+        )
+    after = machine.target(incident.state, action)
+    if after is None:
+        raise IllegalTransition(
+            incident_id=policy.public_id(incident.number),
+            state=incident.state.value,
+            action=action.value,
+            allowed=[a.value for a in machine.allowed_actions(incident.state)],
+        )
+    if action in machine.COMMANDER_ACTIONS and not permitted:
+        require_commander(incident, action.value, actor, policy)
+    return after
 
 
 async def apply(
@@ -273,67 +436,21 @@ async def apply(
 
     `permitted`: the caller has already checked that `actor` may (store/closure.py lets the reporter
     reopen and, by confirming, close)."""
-    public_id = policy.public_id(incident.number)
-    if action is Action.ACK and incident.acknowledged_at is not None:
-        raise AlreadyAcknowledged(public_id, incident.acknowledged_by, incident.acknowledged_at)
-    after = machine.target(incident.state, action)
-    if after is None:
-        raise IllegalTransition(
-            incident_id=public_id,
-            state=incident.state.value,
-            action=action.value,
-            allowed=[a.value for a in machine.allowed_actions(incident.state)],
-        )
-    if action in machine.COMMANDER_ACTIONS and not permitted:
-        require_commander(incident, action.value, actor, policy)
-    text: str | None = None
-    if action is Action.RESOLVE:
-        text = check_length("summary", summary or "", TEXT_MAX)
-        if not text:
-            raise InvalidInput(field="summary", problem="a resolution summary is required")
-        incident.cause_code = choose("cause code", cause or "", policy.cause_codes)
-        incident.resolution_code = choose("resolution code", resolution or "", policy.resolution_codes)
-        incident.summary = text
-        incident.resolved_at = now
-    elif action in (Action.REOPEN, Action.CANCEL):
-        text = check_length("reason", reason or "", REASON_MAX)
-        if not text:
-            raise InvalidInput(field="reason", problem=f"a reason is required to {action.value}")
-    if (
-        action is Action.CLOSE
-        and policy.priorities[incident.priority].pir_required
-        and not incident.pir_done_at
-    ):
-        raise PirRequired(incident_id=public_id, priority=incident.priority)
-
-    before = incident.state
-    incident.state = after
-    extra: dict[str, object] = {}
-    if action is Action.ACK:
-        incident.acknowledged_at, incident.acknowledged_by = now, actor
-        incident.commander = incident.commander or actor
-        incident.active_since = now
-    elif action is Action.IDENTIFY:
-        incident.identified_at = incident.identified_at or now
-    elif action is Action.MONITOR:
-        incident.mitigated_at = now
-    elif action is Action.REOPEN:
-        incident.reopen_count += 1
-        if incident.resolved_at is not None:  # time spent resolved does not count against resolution
-            paused = int((now - incident.resolved_at).total_seconds())
-            incident.resolution_paused_seconds = (incident.resolution_paused_seconds or 0) + max(paused, 0)
-        incident.resolved_at = None
-        incident.active_since, incident.last_nudge_at, incident.last_pir_reminder_at = now, None, None
-        incident.confirmed_at = incident.confirmed_by = None  # it was not restored after all
-    elif action is Action.CLOSE:
-        incident.closed_at = now
-        extra["open_actions"] = [
-            {"number": i.number, "owner": i.owner, "text": i.text, "due": i.due_on.isoformat()}
-            for i in await actions.of_incident(session, incident)
-            if i.done_at is None
-        ]
-    elif action is Action.CANCEL:
-        incident.cancelled_at = now
+    after = _permitted_target(incident, action, policy=policy, actor=actor, permitted=permitted)
+    request = Request(
+        action=action,
+        policy=policy,
+        actor=actor,
+        now=now,
+        reason=reason,
+        summary=summary,
+        cause=cause,
+        resolution=resolution,
+    )
+    effect = EFFECTS[action]
+    text = effect.check(incident, request)
+    before, incident.state = incident.state, after
+    extra = await effect.change(session, incident, request, text)
     await record(
         session,
         incident,

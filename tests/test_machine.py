@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from bot.config import load_policy
-from store import service
+from store import actions, service
 from store.db import Database
 from store.errors import AlreadyAcknowledged, Forbidden, IllegalTransition, PirRequired
 from store.machine import Action, allowed_actions
@@ -146,3 +146,60 @@ async def test_times_come_back_in_utc(db: Database) -> None:
     async with db.read() as session:
         incident = await session.get(Incident, number)
     assert incident.declared_at == NOW and incident.declared_at.tzinfo is not None
+
+
+def test_every_action_has_an_effect() -> None:
+    assert set(service.EFFECTS) == set(Action)
+
+
+# What each legal move's Change says, written out independently of store/service.py's effect table; the
+# text it was given is kept stripped.
+PADDED = {
+    Action.RESOLVE: {"summary": " fixed ", "cause": "capacity", "resolution": "restart"},
+    Action.REOPEN: {"reason": " came back"},
+    Action.CANCEL: {"reason": "false alarm "},
+}
+CHANGE_TEXT = {Action.RESOLVE: "fixed", Action.REOPEN: "came back", Action.CANCEL: "false alarm"}
+
+
+@pytest.mark.parametrize(("state", "action"), list(EXPECTED))
+async def test_each_move_reports_its_change(db: Database, state: State, action: Action) -> None:
+    number = await _incident_in(db, state)
+    async with db.write() as session:
+        incident = await service.find(session, policy=POLICY, ref=f"INC-{number}", lock=True)
+        change = await service.apply(
+            session, incident, action, policy=POLICY, actor=ADMIN, now=NOW, **PADDED.get(action, {})
+        )
+    assert change.incident is incident
+    assert (change.kind, change.actor, change.before, change.after) == (
+        action.value,
+        ADMIN,
+        state.value,
+        EXPECTED[(state, action)].value,
+    )
+    assert change.text == CHANGE_TEXT.get(action)
+    assert change.extra == ({"open_actions": []} if action is Action.CLOSE else {})
+
+
+async def test_close_lists_the_open_action_items(db: Database) -> None:
+    number = await _incident_in(db, State.RESOLVED)
+    async with db.write() as session:
+        incident = await service.find(session, policy=POLICY, ref=f"INC-{number}", lock=True)
+        for text in ("Add an alert", "Grow the disk"):
+            await actions.add(
+                session,
+                incident,
+                owner="U2",
+                text=text,
+                due=date(2026, 12, 1),
+                policy=POLICY,
+                actor="U1",
+                now=NOW,
+            )
+        await actions.complete(session, incident, 1, policy=POLICY, actor="U2", now=NOW)
+    async with db.write() as session:
+        incident = await service.find(session, policy=POLICY, ref=f"INC-{number}", lock=True)
+        change = await service.apply(session, incident, Action.CLOSE, policy=POLICY, actor=ADMIN, now=NOW)
+    assert change.extra == {
+        "open_actions": [{"number": 2, "owner": "U2", "text": "Grow the disk", "due": "2026-12-01"}]
+    }
