@@ -16,6 +16,7 @@ from bot.relay import Traffic
 from handlers.messages import publish
 from store import outbox, service
 from store.models import OutboxMessage
+from store.operations import Post
 from tests.conftest import ANNOUNCE, GENERAL, postgres_connection
 from tests.helpers import declare, drained
 
@@ -101,13 +102,8 @@ async def test_message_posted_by_a_process_that_died_is_not_posted_again(bot) ->
     later = bot.clock() + timedelta(hours=1)
     metadata = {"event_type": "incident_status_update", "event_payload": {"incident_id": "INC-1"}}
     async with bot.tocsin.db.write() as session:  # due an hour from now, so this process leaves it alone
-        row = outbox.enqueue(
-            session,
-            op="post",
-            now=bot.clock(),
-            incident_number=1,
-            payload={"to": "incident", "text": "Half-way there", "blocks": [], "metadata": metadata},
-        )
+        post = Post(text="Half-way there", blocks=[], metadata=metadata)
+        row = outbox.enqueue(session, post, now=bot.clock(), incident_number=1)
         row.next_attempt_at = later
     async with bot.tocsin.db.write() as session:  # another process claims it an hour on...
         claimed = await outbox.claim(
