@@ -68,6 +68,9 @@ def bot_scopes() -> list[str]:
 TOKEN_ERRORS = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed"})
 NAME_TTL = 3600.0  # seconds a display name is used before users.info is asked again
 NAME_LOOKUPS_AT_ONCE = 8
+# A page's invite and its DMs each ask for a paged group's members, moments apart; the method is Tier 2
+# (about 20 calls a minute), so one answer serves both, and a storm's pages of the same group.
+GROUP_TTL = 60.0
 MAX_NAME_ATTEMPTS = 20  # a taken channel name gets a suffix: name, name-2, ... name-20
 
 
@@ -138,6 +141,7 @@ class SlackFacade:
         self._once: AsyncWebClient | None = None
         self.known_identity: dict[str, Any] = {}  # auth.test's last answer (user_id, bot_id, ...)
         self._names: dict[str, tuple[str, float]] = {}  # display_names(): name and expiry, by user id
+        self._groups: dict[str, tuple[list[str], float]] = {}  # usergroup_members(): members and expiry
 
     @property
     def client(self) -> AsyncWebClient:
@@ -328,9 +332,6 @@ class SlackFacade:
                 break
         return found[min(found, key=order.__getitem__)] if found else None
 
-    async def invite(self, *, channel: str, users: list[str]) -> None:
-        await self.client.conversations_invite(channel=channel, users=",".join(users))
-
     async def set_topic(self, *, channel: str, topic: str) -> None:
         await self.client.conversations_setTopic(channel=channel, topic=topic)
 
@@ -338,7 +339,11 @@ class SlackFacade:
         await self.client.pins_add(channel=channel, timestamp=ts)
 
     async def usergroup_members(self, *, usergroup: str) -> list[str]:
-        """Who is in a user group now; nobody for a group Slack does not know (logged)."""
+        """Who is in a user group now (as Slack said within GROUP_TTL seconds); nobody for a group Slack
+        does not know (logged)."""
+        members, until = self._groups.get(usergroup, ([], 0.0))
+        if until > time.monotonic():
+            return list(members)
         try:
             response = await self.client.usergroups_users_list(usergroup=usergroup)
         except SlackApiError as error:
@@ -349,7 +354,9 @@ class SlackFacade:
                 extra={"event": "usergroup_not_found", "usergroup": usergroup, "error": slack_error(error)},
             )
             return []
-        return [str(user) for user in response.get("users") or []]
+        members = [str(user) for user in response.get("users") or []]
+        self._groups[usergroup] = (members, time.monotonic() + GROUP_TTL)
+        return list(members)
 
     async def invite_members(self, *, channel: str, users: list[str]) -> list[str]:
         """Invite users into a channel, as many as Slack allows; returns those it would not take.

@@ -54,6 +54,14 @@ def pages(fake, channel: str) -> list:
     return fake.posts(channel=channel, event_type="escalation_page")
 
 
+async def test_a_paged_group_is_asked_for_its_members_once_a_page(bot) -> None:
+    """The page's invite and its DMs both need the group's members: usergroups.users.list is Tier 2."""
+    incident = await declare(bot, "P1 Payments down")
+    await drained(bot)
+    assert incident.channel.members >= set(SRE) and all(bot.fake.dms(user) for user in SRE)
+    assert len(bot.fake.calls_of("usergroups.users.list")) == 1
+
+
 async def test_a_paged_person_acknowledges_from_the_dm(bot) -> None:
     fake = bot.fake
     incident = await declare(bot, "P1 Payments down")
