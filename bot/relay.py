@@ -283,7 +283,7 @@ class Relay:
             settle = [(row, outcome) for row, outcome in self._unsettled if row.id in held]
             await self._write_outcomes(session, settle, {})
             stray = sorted(held - {row.id for row, _ in settle})
-            await outbox.release_all(session, message_ids=stray)
+            await outbox.release(session, message_ids=stray)
         if settle or stray:
             log.warning(
                 "recorded the deliveries of a round that failed",
@@ -401,9 +401,10 @@ class Relay:
             message_ids=[row.id for row, outcome in results if outcome and outcome.error is None],
             now=now,
         )
+        # Not attempted: an earlier row of its incident waits for a retry.
+        await outbox.release(session, message_ids=[row.id for row, outcome in results if outcome is None])
         for row, outcome in results:
-            if outcome is None:  # not attempted: an earlier row of its incident waits for a retry
-                await outbox.release(session, message_id=row.id)
+            if outcome is None:
                 continue
             incident = incidents.get(row.incident_number or 0)
             fields = {

@@ -219,9 +219,11 @@ async def _settle(session: AsyncSession, outcome: str, message_ids: list[int], *
     await session.execute(_SETTLE[outcome], {"ids": message_ids, **values})
 
 
-async def release(session: AsyncSession, *, message_id: int) -> None:
-    """Give back a claimed row that was not attempted (the row before it has to be retried first)."""
-    await _settle(session, "released", [message_id])
+async def release(session: AsyncSession, *, message_ids: list[int]) -> None:
+    """Give back claimed rows that were not attempted (the row before one has to be retried first, or
+    a failed round never got to it)."""
+    if message_ids:
+        await _settle(session, "released", message_ids)
 
 
 async def delivered(session: AsyncSession, *, message_ids: list[int], now: datetime) -> None:
@@ -256,12 +258,6 @@ async def held_by(session: AsyncSession, *, worker: str) -> set[int]:
         .with_for_update(of=OutboxMessage)
     )
     return set(await session.scalars(query))
-
-
-async def release_all(session: AsyncSession, *, message_ids: list[int]) -> None:
-    """Give back claimed rows that were not attempted."""
-    if message_ids:
-        await _settle(session, "released", message_ids)
 
 
 async def due_now(session: AsyncSession, *, errors: Collection[str], now: datetime) -> int:
