@@ -23,11 +23,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import service
+from store import dialect, service
 from store.change import Change
 from store.machine import Action
 from store.models import AlertSource, Incident, OutboxMessage
@@ -125,23 +123,19 @@ async def _open_claim(session: AsyncSession, source: str, digest: str) -> AlertS
 
 async def _claim(session: AsyncSession, alert: Alert, digest: str, *, now: datetime) -> AlertSource | None:
     """Insert the key's claim unless an unreleased one exists; None when another delivery holds it."""
-    insert = sqlite_insert if session.bind.dialect.name == "sqlite" else pg_insert
-    claimed = await session.scalar(
-        insert(AlertSource)
-        .values(
-            source=alert.source,
-            key=alert.key,
-            key_hash=digest,
-            first_received_at=now,
-            last_received_at=now,
-            noticed_at=now,
-            noticed_count=1,
-        )
-        .on_conflict_do_nothing(
-            index_elements=["source", "key_hash"], index_where=AlertSource.released_at.is_(None)
-        )
-        .returning(AlertSource.id)
+    values = dict(
+        source=alert.source,
+        key=alert.key,
+        key_hash=digest,
+        first_received_at=now,
+        last_received_at=now,
+        noticed_at=now,
+        noticed_count=1,
     )
+    claim = dialect.insert_or_ignore(
+        session, AlertSource, values, unique=["source", "key_hash"], where=AlertSource.released_at.is_(None)
+    )
+    claimed = await session.scalar(claim.returning(AlertSource.id))
     return None if claimed is None else await session.get(AlertSource, claimed)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import RowMapping, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from store import dialect
 from store.models import OPEN_STATES, Incident, State
 from store.policy import PRIORITIES, Policy
 
@@ -30,26 +31,23 @@ REPEATED = 3  # a category with at least this many non-cancelled incidents in th
 Rows = Sequence[RowMapping]
 
 
-def _seconds(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[float]:
-    if session.bind.dialect.name == "sqlite":
-        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
-    return func.extract("epoch", later - earlier)
-
-
 def _durations(session: AsyncSession) -> dict[str, ColumnElement[float]]:
     """Each time figure's value per incident, NULL where it does not apply; named as in the report."""
     resolve = case(
         (
             Incident.resolved_at.is_not(None),
-            _seconds(session, Incident.resolved_at, Incident.declared_at)
+            dialect.seconds_between(session, Incident.resolved_at, Incident.declared_at)
             - Incident.resolution_paused_seconds,
         )
     )
     detect = case(
-        (Incident.detected_at.is_not(None), _seconds(session, Incident.declared_at, Incident.detected_at))
+        (
+            Incident.detected_at.is_not(None),
+            dialect.seconds_between(session, Incident.declared_at, Incident.detected_at),
+        )
     )
     return {
-        "mtta_seconds": _seconds(session, Incident.acknowledged_at, Incident.declared_at),
+        "mtta_seconds": dialect.seconds_between(session, Incident.acknowledged_at, Incident.declared_at),
         "mttr_seconds": resolve,
         "mttd_seconds": detect,
     }
@@ -273,12 +271,10 @@ async def daily(session: AsyncSession, *, now: datetime, days: int) -> list[dict
     """Per UTC day of the window: incidents declared by priority, and the mean resolution time of those
     declared that day and since resolved (cancelled ones left out)."""
     start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    if session.bind.dialect.name == "sqlite":
-        day = func.date(Incident.declared_at)
-    else:
-        day = func.to_char(func.timezone("UTC", Incident.declared_at), "YYYY-MM-DD")
+    day = dialect.utc_day(session, Incident.declared_at)
     resolve = (
-        _seconds(session, Incident.resolved_at, Incident.declared_at) - Incident.resolution_paused_seconds
+        dialect.seconds_between(session, Incident.resolved_at, Incident.declared_at)
+        - Incident.resolution_paused_seconds
     )
     rows = await session.execute(
         select(

@@ -15,8 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
-from store.db import plan_afresh
-from store.direct import DIRECT
 from store.models import OutboxMessage, Worker
 from store.operations import Operation, encode
 
@@ -54,8 +52,7 @@ def enqueue(
     return row
 
 
-# Built once (see store/service._LOOKUPS); on SQLite run on the driver's connection (store/direct.py).
-_INSERT = insert(OutboxMessage.__table__).execution_options(**DIRECT)
+_INSERT = insert(OutboxMessage.__table__)
 
 
 async def enqueue_all(
@@ -124,8 +121,8 @@ def _claimable() -> Any:
     )
 
 
-# The relay asks these every round, many times a second in a storm: built once (a statement built per
-# call costs SQLAlchemy 100-300 µs to construct and derive a cache key for; see store/service.py).
+# The relay asks these every round: built once, with the values bound per call, so SQLAlchemy derives
+# each one's cache key once.
 _CLAIMABLE = _claimable()
 _QUEUED_BEHIND = (
     select(OutboxMessage)
@@ -173,7 +170,6 @@ async def claim(
 
     Each row comes with `uncertain`: True when an earlier claim ended without a recorded outcome (its
     process died or stalled mid-delivery), so Slack may already have the message."""
-    await plan_afresh(session)
     rows = list(
         await session.scalars(_CLAIMABLE, {"now": now, "alive_since": now - dead_after, "limit": limit})
     )

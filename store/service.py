@@ -9,13 +9,11 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 
 from store import actions, knowledge, machine, timers
 from store.change import Change
-from store.direct import DIRECT
 from store.errors import (
     AlreadyAcknowledged,
     AmbiguousChannel,
@@ -69,14 +67,9 @@ def _lookups(source: Any, number: Any, channel: Any) -> tuple[Any, Any]:
 _OBJECTS = _lookups(Incident, Incident.number, Incident.channel_id)
 _LOOKUPS = {
     "object": _OBJECTS,
-    # on PostgreSQL, loaded on asyncpg and put in the session as the ORM would (store/pg.py)
-    "locked": tuple(statement.with_for_update().execution_options(**DIRECT) for statement in _OBJECTS),
-    "view": tuple(  # rows for display, run on the driver's connection (store/direct.py, store/pg.py)
-        statement.execution_options(**DIRECT)
-        for statement in _lookups(
-            Incident.__table__, Incident.__table__.c.number, Incident.__table__.c.channel_id
-        )
-    ),
+    # SELECT ... FOR UPDATE on PostgreSQL; SQLite's write transaction already holds the database's lock
+    "locked": tuple(statement.with_for_update() for statement in _OBJECTS),
+    "view": _lookups(Incident.__table__, Incident.__table__.c.number, Incident.__table__.c.channel_id),
 }
 
 
@@ -244,8 +237,9 @@ def _priority(priority: str | None, impact: str | None, urgency: str | None, *, 
     return choose("priority", (priority or policy.default_priority).upper(), PRIORITIES)
 
 
-_INSERT = insert(Incident.__table__).returning(Incident.__table__.c.number).execution_options(**DIRECT)
-_UNSET = {  # a new row's columns before the use case fills them in
+# A new row's columns the use case leaves unset, with their defaults: set on the object before the INSERT,
+# so that after it every column is loaded and nothing is fetched again behind the caller's back.
+_UNSET = {
     column.key: None if column.default is None else column.default.arg
     for column in Incident.__table__.columns
     if not column.primary_key
@@ -253,17 +247,13 @@ _UNSET = {  # a new row's columns before the use case fills them in
 
 
 async def _insert(session: AsyncSession, incident: Incident) -> None:
-    """Insert a new incident with one marked Core INSERT (store/direct.py) and put it in the session as if
-    it had been loaded: cheaper than the ORM's unit of work or an INSERT through SQLAlchemy's Connection
-    (docs/performance.md)."""
-    values = {key: incident.__dict__.get(key, default) for key, default in _UNSET.items()}
-    number = (await session.execute(_INSERT, values)).first().number
-    # Every column is set, so nothing is left expired for make_transient_to_detached to load later.
-    for key, value in values.items():
-        setattr(incident, key, value)
-    incident.number = number
-    make_transient_to_detached(incident)
+    """INSERT the new incident now (the ORM's unit of work), so that its number is known."""
+    unset = inspect(incident).unloaded
+    for key, default in _UNSET.items():
+        if key in unset:
+            setattr(incident, key, default)
     session.add(incident)
+    await session.flush()
 
 
 Extra = dict[str, object]  # a Change's extra facts

@@ -7,15 +7,13 @@ from datetime import datetime
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.direct import DIRECT
 from store.models import Incident, TimelineEntry
 
 SYSTEM_ACTOR = "tocsin"  # the actor of what the scheduler does
 
 
-# One INSERT per entry, not an ORM object: the change's flush then has the incident's UPDATE alone to
-# sort out, and a note (which changes nothing else) needs no flush at all.
-_INSERT = insert(TimelineEntry.__table__).execution_options(**DIRECT)  # SQLite: store/direct.py
+# One Core INSERT per entry, not an ORM object: nobody reads the entry back in the same transaction.
+_INSERT = insert(TimelineEntry.__table__)
 
 
 async def record(

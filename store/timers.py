@@ -14,12 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.db import plan_afresh
-from store.direct import DIRECT
+from store import dialect
 from store.models import ActionItem, Incident, State, Timer
 from store.policy import Policy
 from store.timeline import SYSTEM_ACTOR, record
@@ -176,12 +173,10 @@ def _pending() -> object:
     return and_(Timer.fired_at.is_(None), Timer.cancelled_at.is_(None))
 
 
-# An incident's pending timers, asked on every change: built once (see store/service.py's _BY_NUMBER).
+# An incident's pending timers, asked on every change: built once, values bound per call.
 _PENDING_OF = select(Timer).where(Timer.incident_number == bindparam("number"), _pending())
-_PENDING_ROWS = (
-    select(Timer.id, Timer.kind, Timer.key, Timer.due_at)
-    .where(Timer.incident_number == bindparam("number"), _pending())
-    .execution_options(**DIRECT)  # SQLite: store/direct.py
+_PENDING_ROWS = select(Timer.id, Timer.kind, Timer.key, Timer.due_at).where(
+    Timer.incident_number == bindparam("number"), _pending()
 )
 _CANCEL = (
     update(Timer)
@@ -191,7 +186,7 @@ _CANCEL = (
 )
 
 
-_INSERT = insert(Timer.__table__).execution_options(**DIRECT)
+_INSERT = insert(Timer.__table__)
 
 
 async def replan(
@@ -278,7 +273,6 @@ async def due(session: AsyncSession, *, now: datetime, limit: int) -> list[tuple
         .order_by(Timer.due_at, Timer.id)
         .limit(limit)
     )
-    await plan_afresh(session)
     return [(row[0], row[1]) for row in await session.execute(query)]
 
 
@@ -422,9 +416,9 @@ async def due_global(session: AsyncSession, *, kind: str, now: datetime) -> list
 
 async def plan_global(session: AsyncSession, *, kind: str, due_at: datetime, now: datetime) -> None:
     """Make sure a timer of `kind` exists for `due_at`; a no-op if any process already made it."""
-    insert = sqlite_insert if session.bind.dialect.name == "sqlite" else pg_insert
+    values = dict(incident_number=None, kind=kind, key=due_at.isoformat(), due_at=due_at, created_at=now)
     await session.execute(
-        insert(Timer)
-        .values(incident_number=None, kind=kind, key=due_at.isoformat(), due_at=due_at, created_at=now)
-        .on_conflict_do_nothing(index_elements=["kind", "key"], index_where=Timer.incident_number.is_(None))
+        dialect.insert_or_ignore(
+            session, Timer, values, unique=["kind", "key"], where=Timer.incident_number.is_(None)
+        )
     )
