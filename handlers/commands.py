@@ -1,4 +1,5 @@
-"""`/incident <subcommand>`: parse the text, run one use case, answer privately in the ack."""
+"""`/incident <subcommand>`: find the command in the table (GRAMMAR, at the end), read its arguments
+(handlers/grammar.py), run one use case, answer privately in the ack."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import asyncio
 import difflib
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,40 +15,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers import flows, render, reports, text, views
 from handlers.deps import Deps
 from handlers.flows import UseCaseContext
-from handlers.grammar import Command, Form, Grammar, Who, dispatch
+from handlers.grammar import PRIORITY_SPAN, Arg, Call, Command, Form, Grammar, Invocation, Kind, Who, dispatch
 from handlers.messages import Composer
 from handlers.render import Message, mrkdwn
 from handlers.replies import NO_USER, answer
 from store import actions, closure, knowledge, metrics, pir, service
 from store.change import Change
-from store.errors import InvalidInput
 from store.machine import STATUS_ACTIONS, Action
 from store.models import Incident
 from store.policy import PRIORITIES, ROLES, Policy
 
-_USER = re.compile(r"<@([UW][A-Z0-9_]+)(?:\|[^>]*)?>")
 NAMES_WAIT = 1.0  # seconds the timeline waits for display names (it answers in the ack)
-_CODE_ARG = re.compile(r"\b(cause|resolution)=(\S*)")
-_NUMBER = re.compile(r"[0-9]{1,6}")  # not str.isdigit(): `²` is a digit that int() refuses
 WINDOWS = ("7d", "30d", "90d")  # what `stats` reports over
 
-
-@dataclass(frozen=True)
-class Invocation:
-    user: str
-    channel: str
-    verb: str
-    rest: str
-    ref: str | None
-    trigger_id: str
-    response_url: str
-
-    @property
-    def args(self) -> list[str]:
-        return self.rest.split()
-
-
-# A subcommand's handler: what was typed, who acts where, and the dependencies; None: answered by a modal.
+# What a subcommand's `run` is given: what was typed, who acts where, and the dependencies; it answers
+# with a message, or None when a modal answers.
 Handler = Callable[[Invocation, UseCaseContext, Deps], Awaitable[Message | None]]
 
 
@@ -111,212 +92,143 @@ def _ok(text: str) -> Message:
     return Message(f":white_check_mark: {text}")
 
 
-async def do_help(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    return deps.renderer.message("help.json.j2", prefix=deps.policy.incident_prefix, commands=GRAMMAR)
+# The handlers the table names: each is given the Call and its form's arguments by name.
 
 
-async def do_declare(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message | None:
-    if not invocation.rest:
-        view = views.declare_view(deps, origin_channel=invocation.channel)
-        deps.spawn(deps.slack.open_view(trigger_id=invocation.trigger_id, view=view))
-        return None
-    priority, title = None, invocation.rest
-    first, _, remainder = title.partition(" ")
-    if re.fullmatch(r"[Pp]\d+", first):
-        priority, title = first.upper(), remainder
-        if priority not in PRIORITIES:
-            raise InvalidInput(
-                field="priority", problem=f"unknown priority {first}", choices=list(PRIORITIES)
-            )
+async def do_help(call: Call) -> Message:
+    return call.message("help.json.j2", prefix=call.deps.policy.incident_prefix, commands=GRAMMAR)
+
+
+async def do_declare_form(call: Call) -> None:
+    call.open_form(views.declare_view(call.deps, origin_channel=call.invocation.channel))
+
+
+async def do_declare(call: Call, *, priority: str | None, title: str) -> Message:
+    typed = call.invocation
     change = await flows.declare(
-        deps, title=title, priority=priority, reporter=invocation.user, origin_channel=invocation.channel
+        call.deps, title=title, priority=priority, reporter=typed.user, origin_channel=typed.channel
     )
-    incident = change.incident
-    where = (
+    opened = (
         "an incident channel is being opened and you will be invited"
-        if deps.policy.per_incident
+        if call.deps.policy.per_incident
         else "the card is posted here"
     )
-    return _ok(f"Declared *{deps.policy.public_id(incident.number)}* [{incident.priority}]: {where}.")
+    return _ok(f"Declared *{call.public_id(change)}* [{change.incident.priority}]: {opened}.")
 
 
-def _transition(action: Action, **extra: str) -> Handler:
-    async def handler(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-        change = await flows.change(
-            deps, ctx, invocation.ref, service.apply, action, **_extra(invocation, action)
-        )
-        reply = f"{deps.policy.public_id(change.incident.number)} is now *{change.after}*."
-        if open_items := change.extra.get("open_actions"):
-            reply += f" :warning: It still has {len(open_items)} open action item{'s' if len(open_items) > 1 else ''}; they stay tracked and reminded: `/incident actions`."
-        return _ok(reply)
+def _transition(action: Action) -> Callable[..., Awaitable[Message]]:
+    """The handler of a verb that is one action of the transition table (`ack`, `close`, `reopen`...)."""
+
+    async def handler(call: Call, **given: str) -> Message:
+        return await _move(call, action, **given)
 
     return handler
 
 
-def _extra(invocation: Invocation, action: Action) -> dict[str, str]:
-    if action in (Action.REOPEN, Action.CANCEL):
-        return {"reason": invocation.rest}
-    return {}
+async def _move(call: Call, action: Action, **given: str) -> Message:
+    change = await call.change(service.apply, action, **given)
+    reply = f"{call.public_id(change)} is now *{change.after}*."
+    if open_items := change.extra.get("open_actions"):
+        reply += f" :warning: It still has {len(open_items)} open action item{'s' if len(open_items) > 1 else ''}; they stay tracked and reminded: `/incident actions`."
+    return _ok(reply)
 
 
-async def do_status(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    word = invocation.rest.lower()
-    if word not in STATUS_ACTIONS:
-        raise InvalidInput(
-            field="status",
-            problem=f"unknown status {word!r}" if word else "say which status",
-            choices=list(STATUS_ACTIONS),
-        )
-    return await _transition(STATUS_ACTIONS[word])(invocation, ctx, deps)
+async def do_status(call: Call, *, status: str) -> Message:
+    return await _move(call, STATUS_ACTIONS[status])
 
 
-async def do_resolve(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message | None:
-    if not invocation.rest:
-        incident = await flows.read_incident(deps, ctx, invocation.ref)
-        views.check_resolvable(incident, actor=invocation.user, deps=deps)
-        deps.spawn(
-            deps.slack.open_view(trigger_id=invocation.trigger_id, view=views.resolve_view(deps, incident))
-        )
-        return None
-    codes = dict(_CODE_ARG.findall(invocation.rest))
-    summary = _CODE_ARG.sub("", invocation.rest).strip()
-    if "cause" not in codes or "resolution" not in codes:
-        raise InvalidInput(
-            field="resolve",
-            problem="resolve needs a summary, cause=<code> and resolution=<code>, e.g. `/incident resolve Rolled back the deploy cause=application-error resolution=rollback`",
-        )
-    change = await flows.change(
-        deps,
-        ctx,
-        invocation.ref,
-        service.apply,
-        Action.RESOLVE,
-        summary=summary,
-        cause=codes["cause"],
-        resolution=codes["resolution"],
+async def do_resolve_form(call: Call) -> None:
+    incident = await call.incident()
+    views.check_resolvable(incident, actor=call.invocation.user, deps=call.deps)
+    call.open_form(views.resolve_view(call.deps, incident))
+
+
+async def do_resolve(call: Call, *, summary: str, cause: str, resolution: str) -> Message:
+    change = await call.change(
+        service.apply, Action.RESOLVE, summary=summary, cause=cause, resolution=resolution
     )
-    return _ok(f"{deps.policy.public_id(change.incident.number)} is resolved.")
+    return _ok(f"{call.public_id(change)} is resolved.")
 
 
-async def do_confirm(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    change = await flows.change(deps, ctx, invocation.ref, closure.confirm)
-    public_id = deps.policy.public_id(change.incident.number)
+async def do_confirm(call: Call) -> Message:
+    change = await call.change(closure.confirm)
     if "then" in change.extra:
-        return _ok(f"Thanks: {public_id} is confirmed restored and now closed.")
-    return _ok(f"Thanks: {public_id} is confirmed restored; it closes once {change.extra['waiting']}.")
-
-
-async def do_still_broken(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    change = await flows.change(deps, ctx, invocation.ref, closure.still_broken, invocation.rest)
-    return _ok(f"{deps.policy.public_id(change.incident.number)} is reopened and back to *investigating*.")
-
-
-async def do_recode(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    codes = dict(_CODE_ARG.findall(invocation.rest))
-    if _CODE_ARG.sub("", invocation.rest).strip() or not codes:
-        raise InvalidInput(
-            field="recode",
-            problem="usage: `/incident recode cause=<code> resolution=<code>` (either or both)",
-        )
-    change = await flows.change(
-        deps,
-        ctx,
-        invocation.ref,
-        closure.recode,
-        cause=codes.get("cause"),
-        resolution=codes.get("resolution"),
+        return _ok(f"Thanks: {call.public_id(change)} is confirmed restored and now closed.")
+    return _ok(
+        f"Thanks: {call.public_id(change)} is confirmed restored; it closes once {change.extra['waiting']}."
     )
+
+
+async def do_still_broken(call: Call, *, reason: str) -> Message:
+    change = await call.change(closure.still_broken, reason)
+    return _ok(f"{call.public_id(change)} is reopened and back to *investigating*.")
+
+
+async def do_recode(call: Call, *, cause: str | None, resolution: str | None) -> Message:
+    change = await call.change(closure.recode, cause=cause, resolution=resolution)
     incident = change.incident
     return _ok(
-        f"{deps.policy.public_id(incident.number)} now has cause `{incident.cause_code}` and resolution `{incident.resolution_code}`."
+        f"{call.public_id(change)} now has cause `{incident.cause_code}` and resolution `{incident.resolution_code}`."
     )
 
 
-async def do_priority(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    if len(invocation.args) != 1:
-        raise InvalidInput(field="priority", problem="say which priority", choices=list(PRIORITIES))
-    change = await flows.change(deps, ctx, invocation.ref, service.change_priority, invocation.args[0])
-    return _ok(f"{deps.policy.public_id(change.incident.number)} is now {change.after}.")
+async def do_priority(call: Call, *, priority: str) -> Message:
+    change = await call.change(service.change_priority, priority)
+    return _ok(f"{call.public_id(change)} is now {change.after}.")
 
 
-async def do_assign(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    args = invocation.args
-    if not args or args[0].lower() not in ROLES:
-        raise InvalidInput(
-            field="role",
-            problem=f"unknown role {args[0]!r}" if args else "say which role",
-            choices=list(ROLES),
-        )
-    user = _USER.fullmatch(args[1]) if len(args) == 2 else None
-    if user is None:
-        raise InvalidInput(
-            field="user", problem="name one person with @, e.g. `/incident assign commander @alice`"
-        )
-    change = await flows.change(deps, ctx, invocation.ref, service.assign, args[0], user.group(1))
-    return _ok(f"<@{change.after}> is now {change.text} of {deps.policy.public_id(change.incident.number)}.")
+async def do_assign(call: Call, *, role: str, person: str) -> Message:
+    change = await call.change(service.assign, role, person)
+    return _ok(f"<@{change.after}> is now {change.text} of {call.public_id(change)}.")
 
 
-async def do_update(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message | None:
-    if not invocation.rest:
-        incident = await flows.read_incident(deps, ctx, invocation.ref)
-        deps.spawn(
-            deps.slack.open_view(trigger_id=invocation.trigger_id, view=views.update_view(deps, incident))
-        )
-        return None
-    change = await flows.change(deps, ctx, invocation.ref, service.post_update, invocation.rest)
-    return _ok(
-        f"Update posted to {deps.policy.public_id(change.incident.number)}'s channel and status thread."
-    )
+async def do_update_form(call: Call) -> None:
+    call.open_form(views.update_view(call.deps, await call.incident()))
 
 
-async def do_note(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    change = await flows.change(deps, ctx, invocation.ref, service.add_note, invocation.rest)
-    return _ok(f"Noted in {deps.policy.public_id(change.incident.number)}'s timeline.")
+async def do_update(call: Call, *, text: str) -> Message:
+    change = await call.change(service.post_update, text)
+    return _ok(f"Update posted to {call.public_id(change)}'s channel and status thread.")
 
 
-async def do_escalate(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    change = await flows.change(deps, ctx, invocation.ref, service.escalate, reason=invocation.rest)
-    level = deps.composer.level(change.extra["level"])
+async def do_note(call: Call, *, text: str) -> Message:
+    change = await call.change(service.add_note, text)
+    return _ok(f"Noted in {call.public_id(change)}'s timeline.")
+
+
+async def do_escalate(call: Call, *, reason: str) -> Message:
+    change = await call.change(service.escalate, reason=reason)
+    level = call.deps.composer.level(change.extra["level"])
     again = " again (it is the last level)" if change.extra["repeat"] else ""
     return _ok(
-        f"Paging level {change.extra['level']} ({level.name if level else '?'}){again} for {deps.policy.public_id(change.incident.number)}."
+        f"Paging level {change.extra['level']} ({level.name if level else '?'}){again} for {call.public_id(change)}."
     )
 
 
-async def do_pir(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    sub, _, rest = invocation.rest.partition(" ")
-    sub, rest = sub.lower(), rest.strip()
-    if sub == "done" and rest:
-        change = await flows.change(deps, ctx, invocation.ref, service.pir_done, rest)
-        return _ok(f"Post-incident review of {deps.policy.public_id(change.incident.number)} marked done.")
-    if sub == "schedule" and rest:
-        change = await flows.change(deps, ctx, invocation.ref, service.schedule_pir, rest)
-        at = deps.renderer.when(change.incident.pir_meeting_at)
-        return _ok(
-            f"Review meeting for {deps.policy.public_id(change.incident.number)} set for {at}; participants are reminded an hour before."
-        )
-    if sub == "":
-        names = await _review_names(invocation, deps)
-        change = await flows.change(
-            deps, ctx, invocation.ref, _pir_draft, names=names, composer=deps.composer
-        )
-        return _ok(
-            f"The review draft of {deps.policy.public_id(change.incident.number)} is being uploaded to its channel."
-        )
-    raise InvalidInput(
-        field="pir",
-        problem="usage: `/incident pir` (the draft), `/incident pir schedule YYYY-MM-DD HH:MM`, `/incident pir done <link>`",
+async def do_pir(call: Call) -> Message:
+    names = await _review_names(call)
+    change = await call.change(_pir_draft, names=names, composer=call.deps.composer)
+    return _ok(f"The review draft of {call.public_id(change)} is being uploaded to its channel.")
+
+
+async def do_pir_schedule(call: Call, *, when: str) -> Message:
+    change = await call.change(service.schedule_pir, when)
+    at = call.deps.renderer.when(change.incident.pir_meeting_at)
+    return _ok(
+        f"Review meeting for {call.public_id(change)} set for {at}; participants are reminded an hour before."
     )
 
 
-async def _review_names(invocation: Invocation, deps: Deps) -> dict[str, str]:
+async def do_pir_done(call: Call, *, link: str) -> Message:
+    change = await call.change(service.pir_done, link)
+    return _ok(f"Post-incident review of {call.public_id(change)} marked done.")
+
+
+async def _review_names(call: Call) -> dict[str, str]:
     """The display names of everyone the review names, asked of Slack before its transaction opens."""
-    async with deps.db.read() as session:
-        incident = await service.find(
-            session, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
-        )
-        facts = await pir.gather(session, incident, policy=deps.policy)
-    return await deps.slack.display_names(sorted(_people(facts)))
+    async with call.reading() as (session, incident):
+        facts = await pir.gather(session, incident, policy=call.deps.policy)
+    return await call.deps.slack.display_names(sorted(_people(facts)))
 
 
 def _people(facts: pir.PirFacts) -> set[str]:
@@ -351,93 +263,59 @@ async def _pir_draft(
     )
 
 
-async def do_action(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    args = invocation.args
-    if args[:1] == ["done"]:
-        if len(args) != 2 or not _NUMBER.fullmatch(args[1]):
-            raise InvalidInput(
-                field="action",
-                problem="usage: `/incident action done <number>`; `/incident actions` lists the numbers",
-            )
-        change = await flows.change(deps, ctx, invocation.ref, actions.complete, int(args[1]))
-        return _ok(
-            f"Action {change.extra['action']} of {deps.policy.public_id(change.incident.number)} is done."
-        )
-    owner = _USER.fullmatch(args[0]) if args else None
-    if owner is None:
-        raise InvalidInput(
-            field="action", problem="usage: `/incident action @owner <what is to be done> [due=YYYY-MM-DD]`"
-        )
-    due_text = next((a[4:] for a in args[1:] if a.startswith("due=")), None)
-    what = " ".join(a for a in args[1:] if not a.startswith("due="))
-    due = actions.due_date(due_text, policy=deps.policy, now=deps.clock())
-    change = await flows.change(
-        deps, ctx, invocation.ref, actions.add, owner=owner.group(1), text=what, due=due
-    )
+async def do_action(call: Call, *, owner: str, what: str, due: str | None) -> Message:
+    by = actions.due_date(due, policy=call.deps.policy, now=call.deps.clock())
+    change = await call.change(actions.add, owner=owner, text=what, due=by)
     return _ok(
-        f"Action {change.extra['action']} of {deps.policy.public_id(change.incident.number)} added for <@{owner.group(1)}>, due {change.extra['due']}."
+        f"Action {change.extra['action']} of {call.public_id(change)} added for <@{owner}>, due {change.extra['due']}."
     )
 
 
-async def do_actions(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    today = deps.clock().astimezone(deps.policy.timezone).date()
-    async with deps.db.read() as session:
-        if invocation.rest.lower() == "mine":
-            items = await actions.open_of_owner(session, invocation.user)
-            return deps.renderer.message(
-                "action_items.json.j2", items=items, incident=None, mine=True, today=today, policy=deps.policy
-            )
-        incident = await service.find(
-            session, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
-        )
+async def do_action_done(call: Call, *, number: int) -> Message:
+    change = await call.change(actions.complete, number)
+    return _ok(f"Action {change.extra['action']} of {call.public_id(change)} is done.")
+
+
+async def do_actions(call: Call) -> Message:
+    today = call.deps.clock().astimezone(call.deps.policy.timezone).date()
+    async with call.reading() as (session, incident):
         items = await actions.of_incident(session, incident)
-        return deps.renderer.message(
-            "action_items.json.j2",
-            items=items,
-            incident=incident,
-            mine=False,
-            today=today,
-            policy=deps.policy,
-        )
+        return call.message("action_items.json.j2", items=items, incident=incident, mine=False, today=today)
 
 
-async def do_problem(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    change = await flows.change(deps, ctx, invocation.ref, knowledge.link_problem, invocation.rest)
+async def do_actions_mine(call: Call) -> Message:
+    today = call.deps.clock().astimezone(call.deps.policy.timezone).date()
+    async with call.deps.db.read() as session:
+        items = await actions.open_of_owner(session, call.invocation.user)
+        return call.message("action_items.json.j2", items=items, incident=None, mine=True, today=today)
+
+
+async def do_problem(call: Call, *, key: str) -> Message:
+    change = await call.change(knowledge.link_problem, key)
     return _ok(
-        f"{deps.policy.public_id(change.incident.number)} is linked to problem {mrkdwn(change.after or '')}. `/incident list problem={mrkdwn(change.after or '')}` lists its incidents."
+        f"{call.public_id(change)} is linked to problem {mrkdwn(change.after or '')}. `/incident list problem={mrkdwn(change.after or '')}` lists its incidents."
     )
 
 
-async def do_similar(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    phrase = text.to_plain(invocation.rest)  # the words a person reads: `R&amp;D` is no search for "amp"
-    if not knowledge.words(phrase):
-        raise InvalidInput(
-            field="similar",
-            problem="usage: `/incident similar <words>`, e.g. `/incident similar database failover`",
-        )
-    async with deps.db.read() as session:
-        found = await knowledge.similar(session, phrase, limit=5)
-    return deps.renderer.message(
-        "incident_similar.json.j2", incidents=found, policy=deps.policy, phrase=invocation.rest
-    )
+async def do_similar(call: Call, *, words: str) -> Message:
+    async with call.deps.db.read() as session:  # the words a person reads: `R&amp;D` is no search for "amp"
+        found = await knowledge.similar(session, text.to_plain(words), limit=5)
+    return call.message("incident_similar.json.j2", incidents=found, phrase=words)
 
 
-async def do_show(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    async with deps.db.rows() as connection:
+async def do_show(call: Call) -> Message:
+    async with call.deps.db.rows() as connection:
         incident = await service.view(
-            connection, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
+            connection, policy=call.deps.policy, ref=call.invocation.ref, channel=call.invocation.channel
         )
-    return deps.composer.render("incident_show.json.j2", incident)
+    return call.deps.composer.render("incident_show.json.j2", incident)
 
 
-async def do_timeline(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    async with deps.db.read() as session:
-        incident = await service.find(
-            session, policy=deps.policy, ref=invocation.ref, channel=invocation.channel
-        )
+async def do_timeline(call: Call) -> Message:
+    async with call.reading() as (session, incident):
         entries = await service.timeline(session, incident)
-    names = await _names_in_time(deps, {entry.actor for entry in entries})
-    return deps.composer.render("incident_timeline.json.j2", incident, entries=entries, names=names)
+    names = await _names_in_time(call.deps, {entry.actor for entry in entries})
+    return call.deps.composer.render("incident_timeline.json.j2", incident, entries=entries, names=names)
 
 
 async def _names_in_time(deps: Deps, users: set[str]) -> dict[str, str]:
@@ -450,131 +328,216 @@ async def _names_in_time(deps: Deps, users: set[str]) -> dict[str, str]:
         return {}
 
 
-async def do_list(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    if invocation.rest.lower().startswith("problem="):
-        key = invocation.rest[len("problem=") :].strip()
-        async with deps.db.read() as session:
-            linked = await knowledge.of_problem(session, key)
-        return deps.renderer.message(
-            "incident_list.json.j2", incidents=linked, total=len(linked), policy=deps.policy, problem=key
-        )
-    async with deps.db.read() as session:
+async def do_list(call: Call) -> Message:
+    async with call.deps.db.read() as session:
         incidents = await service.list_open(session, limit=40)
         total = await service.count_open(session)
-    return deps.renderer.message(
-        "incident_list.json.j2", incidents=incidents, total=total, policy=deps.policy
-    )
+    return call.message("incident_list.json.j2", incidents=incidents, total=total)
 
 
-async def do_stats(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    window = invocation.rest.lower() or "30d"
-    if window not in WINDOWS:
-        raise InvalidInput(
-            field="stats", problem=f"unknown window {invocation.rest!r}", choices=list(WINDOWS)
-        )
+async def do_list_problem(call: Call, *, key: str) -> Message:
+    async with call.deps.db.read() as session:
+        linked = await knowledge.of_problem(session, key)
+    return call.message("incident_list.json.j2", incidents=linked, total=len(linked), problem=key)
+
+
+async def do_stats(call: Call, *, window: str) -> Message:
     days = int(window[:-1])
-    async with deps.db.read() as session:
-        figures = await metrics.report(session, policy=deps.policy, now=deps.clock(), days=days)
-    return reports.as_message(figures, renderer=deps.renderer, title=f"Incident figures, last {days} days")
-
-
-async def do_detected(invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message:
-    if not invocation.rest:
-        raise InvalidInput(
-            field="detected", problem="usage: `/incident detected YYYY-MM-DD HH:MM` (when it really began)"
-        )
-    change = await flows.change(deps, ctx, invocation.ref, service.set_detected, invocation.rest)
-    return _ok(
-        f"{deps.policy.public_id(change.incident.number)} was detected at {deps.renderer.when(change.incident.detected_at)}."
+    async with call.deps.db.read() as session:
+        figures = await metrics.report(session, policy=call.deps.policy, now=call.deps.clock(), days=days)
+    return reports.as_message(
+        figures, renderer=call.deps.renderer, title=f"Incident figures, last {days} days"
     )
 
 
-_SPAN = f"{PRIORITIES[0]}-{PRIORITIES[-1]}"
+async def do_detected(call: Call, *, when: str) -> Message:
+    change = await call.change(service.set_detected, when)
+    return _ok(
+        f"{call.public_id(change)} was detected at {call.deps.renderer.when(change.incident.detected_at)}."
+    )
 
-# Every subcommand, one inner tuple per line of `/incident help`; `Who` is what the help says of who may
-# (store/ decides).
+
+# Arguments more than one form takes.
+_REASON = Arg("reason", Kind.TEXT)
+_MAYBE_REASON = Arg("reason", Kind.TEXT, optional=True)
+_RESOLVE_NEEDS = "resolve needs a summary, cause=<code> and resolution=<code>, e.g. `/incident resolve Rolled back the deploy cause=application-error resolution=rollback`"
+# `list problem=` is shown beside the command that links a problem; plain `list` with the reads
+_LIST_PROBLEM = Form("list problem=", (Arg("key", Kind.TEXT),), run=do_list_problem)
+
+# Every subcommand, one inner tuple per line of `/incident help`: its forms, each with its arguments
+# (how they are read and shown: handlers/grammar.py); `Who` is what the help says of who may (store/
+# decides).
 GRAMMAR: Grammar = (
     (
         Command.of(
             "declare",
             do_declare,
-            Form("declare", "open the declare form"),
-            Form(f"declare [{_SPAN}] <title>", "declare at once"),
+            Form("declare", (), "open the declare form", run=do_declare_form),
+            Form(
+                "declare",
+                (Arg("priority", Kind.PRIORITY, optional=True), Arg("title", Kind.TEXT)),
+                "declare at once",
+            ),
         ),
     ),
     (
         Command.of(
             "ack",
             _transition(Action.ACK),
-            Form("ack", "acknowledge and become commander"),
+            Form("ack", (), "acknowledge and become commander"),
             aliases=("acknowledge",),
         ),
-        Command.of("status", do_status, Form("status " + "|".join(STATUS_ACTIONS))),
+        Command.of(
+            "status", do_status, Form("status", (Arg("status", Kind.CHOICE, choices=tuple(STATUS_ACTIONS)),))
+        ),
     ),
     (
-        Command.of("priority", do_priority, Form(f"priority {_SPAN}", who=Who.COMMANDER)),
-        Command.of("assign", do_assign, Form(f"assign {'|'.join(ROLES)} @person", who=Who.COMMANDER)),
+        Command.of(
+            "priority",
+            do_priority,
+            Form(
+                "priority",
+                (Arg("priority", Kind.CHOICE, choices=PRIORITIES, label=PRIORITY_SPAN),),
+                who=Who.COMMANDER,
+            ),
+        ),
+        Command.of(
+            "assign",
+            do_assign,
+            Form(
+                "assign",
+                (
+                    Arg("role", Kind.CHOICE, choices=ROLES),
+                    Arg(
+                        "person",
+                        Kind.USER,
+                        refusal="name one person with @, e.g. `/incident assign commander @alice`",
+                    ),
+                ),
+                who=Who.COMMANDER,
+            ),
+        ),
     ),
     (
-        Command.of("update", do_update, Form("update <text>", "post a stakeholder update (no text: a form)")),
-        Command.of("note", do_note, Form("note <text>", "add to the timeline")),
+        Command.of(
+            "update",
+            do_update,
+            Form("update", (Arg("text", Kind.TEXT),), "post a stakeholder update", blank=do_update_form),
+        ),
+        Command.of("note", do_note, Form("note", (Arg("text", Kind.TEXT),), "add to the timeline")),
     ),
-    (Command.of("escalate", do_escalate, Form("escalate [reason]", "page the next escalation level now")),),
+    (
+        Command.of(
+            "escalate", do_escalate, Form("escalate", (_MAYBE_REASON,), "page the next escalation level now")
+        ),
+    ),
     (
         Command.of(
             "resolve",
             do_resolve,
-            Form("resolve <summary> cause=<code> resolution=<code>", "(no text: a form)", Who.COMMANDER),
+            Form(
+                "resolve",
+                (
+                    Arg("summary", Kind.TEXT),
+                    Arg("cause", Kind.CODE, refusal=_RESOLVE_NEEDS),
+                    Arg("resolution", Kind.CODE, refusal=_RESOLVE_NEEDS),
+                ),
+                who=Who.COMMANDER,
+                blank=do_resolve_form,
+            ),
         ),
         Command.of("close", _transition(Action.CLOSE), Form("close", who=Who.COMMANDER)),
-        Command.of("reopen", _transition(Action.REOPEN), Form("reopen <reason>", who=Who.COMMANDER)),
-        Command.of("cancel", _transition(Action.CANCEL), Form("cancel <reason>", who=Who.COMMANDER)),
+        Command.of("reopen", _transition(Action.REOPEN), Form("reopen", (_REASON,), who=Who.COMMANDER)),
+        Command.of("cancel", _transition(Action.CANCEL), Form("cancel", (_REASON,), who=Who.COMMANDER)),
     ),
     (
-        Command.of("confirm", do_confirm, Form("confirm", "service is restored", Who.REPORTER)),
-        Command.of("still-broken", do_still_broken, Form("still-broken [reason]", "reopen", Who.REPORTER)),
+        Command.of("confirm", do_confirm, Form("confirm", (), "service is restored", Who.REPORTER)),
+        Command.of(
+            "still-broken", do_still_broken, Form("still-broken", (_MAYBE_REASON,), "reopen", Who.REPORTER)
+        ),
         Command.of(
             "recode",
             do_recode,
-            Form("recode cause=<code> resolution=<code>", "correct the codes", Who.COMMANDER),
+            Form(
+                "recode",
+                (Arg("cause", Kind.CODE), Arg("resolution", Kind.CODE)),
+                "correct the codes",
+                Who.COMMANDER,
+                either=True,
+            ),
         ),
     ),
     (
         Command.of(
             "pir",
             do_pir,
-            Form("pir", "upload the review draft"),
-            Form("pir schedule YYYY-MM-DD HH:MM", "the review meeting"),
-            Form("pir done <link>", "mark the review done"),
+            Form("pir", (), "upload the review draft", note=" (the draft)"),
+            Form("pir schedule", (Arg("when", Kind.TIME),), "the review meeting", run=do_pir_schedule),
+            Form("pir done", (Arg("link", Kind.TEXT),), "mark the review done", run=do_pir_done),
         ),
     ),
     (
         Command.of(
             "action",
             do_action,
-            Form("action @owner <what is to be done> [due=YYYY-MM-DD]"),
-            Form("action done <number>", who=Who.OWNER),
+            Form(
+                "action",
+                (
+                    Arg("owner", Kind.USER),
+                    Arg("what", Kind.TEXT, label="what is to be done"),
+                    Arg("due", Kind.CODE, optional=True, label="YYYY-MM-DD"),
+                ),
+            ),
+            Form(
+                "action done",
+                (Arg("number", Kind.NUMBER),),
+                who=Who.OWNER,
+                note="; `/incident actions` lists the numbers",
+                run=do_action_done,
+            ),
         ),
-        Command.of("actions", do_actions, Form("actions"), Form("actions mine")),
+        Command.of("actions", do_actions, Form("actions"), Form("actions mine", run=do_actions_mine)),
     ),
     (
-        # `list problem=` is shown beside the command that links a problem; plain `list` with the reads
         Command.of(
             "problem",
             do_problem,
-            Form("problem <key or link>", "link a problem record"),
-            Form("list problem=<key>"),
+            Form("problem", (Arg("key", Kind.TEXT, label="key or link"),), "link a problem record"),
+            _LIST_PROBLEM,
         ),
-        Command.of("similar", do_similar, Form("similar <words>", "earlier incidents like this")),
+        Command.of(
+            "similar",
+            do_similar,
+            Form(
+                "similar",
+                (Arg("words", Kind.WORDS),),
+                "earlier incidents like this",
+                note=", e.g. `/incident similar database failover`",
+            ),
+        ),
     ),
     (
-        Command.of("detected", do_detected, Form("detected YYYY-MM-DD HH:MM", "when it really began")),
-        Command.of("stats", do_stats, Form(f"stats [{'|'.join(WINDOWS)}]", "figures")),
+        Command.of(
+            "detected",
+            do_detected,
+            Form(
+                "detected", (Arg("when", Kind.TIME),), "when it really began", note=" (when it really began)"
+            ),
+        ),
+        Command.of(
+            "stats",
+            do_stats,
+            Form(
+                "stats",
+                (Arg("window", Kind.CHOICE, optional=True, choices=WINDOWS, default="30d"),),
+                "figures",
+            ),
+        ),
     ),
     (
         Command.of("show", do_show, Form("show")),
         Command.of("timeline", do_timeline, Form("timeline")),
-        Command.of("list", do_list, Form("list", "open incidents")),
+        Command.of("list", do_list, Form("list", (), "open incidents"), also=(_LIST_PROBLEM,)),
         Command.of("help", do_help, Form("help")),
     ),
 )
