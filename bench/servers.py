@@ -7,7 +7,7 @@
   transaction of its own (`INC-n note ...`; the issue's reference for one write), in a table of its own
   of 10,000 rows. PostgreSQL as Tocsin runs it: SQLAlchemy's asyncio layer on asyncpg, reads in
   autocommit; SQLite through synchronous SQLAlchemy inline on the loop, one writer connection, WAL
-  (as Tocsin ran it before store/direct.py). For comparison only."""
+  (a lighter path than Tocsin's aiosqlite). For comparison only."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ async def reference(secret: str, url: str) -> None:
             return True, {"body": rest[:200], "at": datetime.now(UTC)}
         return False, {"id": int(ref.removeprefix("INC-")) % REFERENCE_ROWS + 1}
 
-    if url.startswith("sqlite"):  # synchronous SQLAlchemy inline on the loop (Tocsin before store/direct.py)
+    if url.startswith("sqlite"):  # synchronous SQLAlchemy inline on the loop, the lightest SQLite path
         engine = create_engine(make_url(url).set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0)
 
         @event.listens_for(engine, "connect")

@@ -36,7 +36,7 @@ HEARTBEAT = timedelta(seconds=2)  # how often each process says it is alive
 # A button's work runs after its ack has gone (handlers/actions.py). While AFTER_ACK clicks' work is under
 # way, the next click's ack waits for one to finish, so a storm of clicks queues at the door, in order,
 # rather than in memory; never longer than AFTER_ACK_WAIT seconds, so Slack's 3 seconds are never at risk.
-# 16: with 8, PostgreSQL's clicks at 32 clients were bound by round trips (the server used 85% of a core).
+# Sixteen rather than eight: PostgreSQL's clicks under load were bound by round trips (docs/performance.md).
 AFTER_ACK = 16
 AFTER_ACK_WAIT = 1.0
 TOKEN_CHECK_WAIT = 10.0  # seconds start-up waits for auth.test before carrying on without an answer
@@ -78,7 +78,7 @@ class Tocsin:
         self.settings = settings
         self.clock = clock
         self.mode, self.background = mode, background
-        self.db = Database(settings.database_url, background_checkpoints=True)  # see start()
+        self.db = Database(settings.database_url)
         self.client = make_client(token=settings.bot_token, base_url=settings.slack_api_url)  # Bolt's own
         self.slack = SlackFacade(token=settings.bot_token, base_url=settings.slack_api_url)
         self.renderer = Renderer(timezone=policy.timezone)
@@ -199,15 +199,6 @@ class Tocsin:
         else:
             self._jobs = AsyncIOScheduler(timezone="UTC")
             self._jobs.start()
-        if self.db.is_sqlite:  # each process's writer leaves the WAL to this job (store/sqlite.py)
-            self._jobs.add_job(
-                guarded(self.db.checkpoint, "checkpoint", self._tasks),
-                "interval",
-                seconds=1,
-                id="checkpoint",
-                max_instances=1,
-                coalesce=True,
-            )
         log.info(
             "started",
             extra={

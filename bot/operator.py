@@ -91,7 +91,7 @@ async def _timers(session: AsyncSession, settings: Settings, ref: str | None, ou
     for timer in rows:
         left = int((timer.due_at - now).total_seconds())
         print(
-            f"{policy.public_id(timer.incident_number):<10} {timer.kind:<18} {timer.key or '-':<11} "
+            f"{policy.public_id(timer.incident_number or 0):<10} {timer.kind:<18} {timer.key or '-':<11} "
             f"{_when(timer.due_at, settings):<25} {'overdue ' if left < 0 else ''}{abs(left)}s",
             file=out,
         )

@@ -177,7 +177,7 @@ class Relay:
         # A round that failed on the database after claiming: what it had delivered (or not attempted)
         # but could not record, settled at the start of the next round; self._suspect: the last round
         # failed, so this worker may hold leases it knows nothing of (a claim whose commit's answer was
-        # lost), given back then too. Without this they would wait out the lease (120 s).
+        # lost), given back then too. Without this they would wait out the lease.
         self._unsettled: list[tuple[OutboxMessage, Outcome | None]] = []
         self._suspect = False
 

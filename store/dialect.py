@@ -17,7 +17,7 @@ from store.models import State
 
 
 def is_sqlite(session: AsyncSession) -> bool:
-    return session.bind.dialect.name == "sqlite"
+    return session.get_bind().dialect.name == "sqlite"
 
 
 def insert_or_ignore(
@@ -29,7 +29,7 @@ def insert_or_ignore(
     return insert(table).values(**values).on_conflict_do_nothing(index_elements=unique, index_where=where)
 
 
-def seconds_between(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[float]:
+def seconds_between(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[Any]:
     """`later - earlier` in seconds (NULL if either is)."""
     if is_sqlite(session):
         return (func.julianday(later) - func.julianday(earlier)) * 86400.0

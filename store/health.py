@@ -22,7 +22,7 @@ async def report(
     oldest_timer = await timers.oldest_due(session, now=now)
     pending = (OutboxMessage.delivered_at.is_(None), OutboxMessage.failed_at.is_(None))
     kinds = {kind: _matching(errors) for kind, errors in (held or {}).items() if errors}
-    columns = [func.count(), func.min(OutboxMessage.created_at)]
+    columns: list[Any] = [func.count(), func.min(OutboxMessage.created_at)]
     if kinds:  # in the same statement: the pending rows are read once, through their index
         columns.append(func.count().filter(or_(*kinds.values())))
         columns += [func.max(OutboxMessage.last_error).filter(condition) for condition in kinds.values()]

@@ -14,8 +14,9 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import BindParameter
 
-from store.models import OutboxMessage, Worker
+from store.models import OutboxMessage, Worker, table_of
 from store.operations import Operation, encode
 
 Encoded = tuple[str, dict[str, Any]]  # an operation as a row stores it: operations.encode's answer
@@ -52,7 +53,7 @@ def enqueue(
     return row
 
 
-_INSERT = insert(OutboxMessage.__table__)
+_INSERT = insert(table_of(OutboxMessage))
 
 
 async def enqueue_all(
@@ -90,7 +91,7 @@ def _claimable() -> Any:
 
     The head is found with a correlated min(id), an index seek on (incident_number, id) whatever the
     planner's statistics say (a NOT EXISTS anti-join was planned as a full index scan per row on
-    PostgreSQL when the table grew faster than ANALYZE ran: 16 s for 10,000 pending rows)."""
+    PostgreSQL when the table grew faster than ANALYZE ran; docs/performance.md)."""
     earlier = aliased(OutboxMessage)
     head = (
         select(func.min(earlier.id))
@@ -101,7 +102,7 @@ def _claimable() -> Any:
         )
         .scalar_subquery()
     )
-    now = bindparam("now")
+    now: BindParameter[datetime] = bindparam("now")
     live_workers = select(Worker.id).where(Worker.seen_at >= bindparam("alive_since"))
     return (
         select(OutboxMessage)
@@ -139,7 +140,7 @@ _LEASE = (
     )
     .execution_options(synchronize_session=False)
 )
-_SETTLED = {  # how a claimed row ended; each also gives up the lease
+_SETTLED: dict[str, dict[str, Any]] = {  # how a claimed row ended; each also gives up the lease
     "released": {"attempts": OutboxMessage.attempts - 1},
     "delivered": {"delivered_at": bindparam("at"), "last_error": None},
     "retry": {"next_attempt_at": bindparam("at"), "last_error": bindparam("error")},

@@ -7,13 +7,13 @@ from datetime import datetime
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import Incident, TimelineEntry
+from store.models import Incident, TimelineEntry, table_of
 
 SYSTEM_ACTOR = "tocsin"  # the actor of what the scheduler does
 
 
 # One Core INSERT per entry, not an ORM object: nobody reads the entry back in the same transaction.
-_INSERT = insert(TimelineEntry.__table__)
+_INSERT = insert(table_of(TimelineEntry))
 
 
 async def record(

@@ -15,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from store import dialect
-from store.models import ActionItem, Incident, State, Timer
+from store.models import ActionItem, Incident, State, Timer, table_of
 from store.policy import Policy
 from store.timeline import SYSTEM_ACTOR, record
 
@@ -108,8 +109,8 @@ def plan(incident: Incident, *, policy: Policy) -> list[Planned]:
         and incident.resolved_at
         and policy.priorities[incident.priority].pir_required
     ) and incident.pir_done_at is None:
-        since = max(t for t in (incident.resolved_at, incident.last_pir_reminder_at) if t)
-        planned.append(Planned("pir_reminder", "", since + policy.pir_remind_every))
+        times = [t for t in (incident.resolved_at, incident.last_pir_reminder_at) if t is not None]
+        planned.append(Planned("pir_reminder", "", max(times) + policy.pir_remind_every))
     if (closes := auto_close_at(incident, policy)) is not None:
         planned.append(Planned(AUTO_CLOSE, "", closes))
     if (
@@ -169,7 +170,7 @@ async def replan_action(
         existing.append(timer)
 
 
-def _pending() -> object:
+def _pending() -> ColumnElement[bool]:
     return and_(Timer.fired_at.is_(None), Timer.cancelled_at.is_(None))
 
 
@@ -186,7 +187,7 @@ _CANCEL = (
 )
 
 
-_INSERT = insert(Timer.__table__)
+_INSERT = insert(table_of(Timer))
 
 
 async def replan(
@@ -261,7 +262,8 @@ async def pending_for(session: AsyncSession, *, numbers: list[int]) -> dict[int,
     found: dict[int, list[Timer]] = {number: [] for number in numbers}
     query = select(Timer).where(Timer.incident_number.in_(numbers), _pending())
     for timer in await session.scalars(query):
-        found[timer.incident_number].append(timer)
+        if timer.incident_number is not None:
+            found[timer.incident_number].append(timer)
     return found
 
 
@@ -273,7 +275,7 @@ async def due(session: AsyncSession, *, now: datetime, limit: int) -> list[tuple
         .order_by(Timer.due_at, Timer.id)
         .limit(limit)
     )
-    return [(row[0], row[1]) for row in await session.execute(query)]
+    return [(row.id, row.incident_number or 0) for row in await session.execute(query)]
 
 
 @dataclass(frozen=True)
@@ -295,7 +297,7 @@ async def claim(session: AsyncSession, *, ids: list[int], now: datetime) -> list
         .returning(Timer.id, Timer.incident_number, Timer.kind, Timer.key, Timer.due_at)
         .execution_options(synchronize_session=False)
     )
-    claimed = [Claimed(*row) for row in result]
+    claimed = [Claimed(r.id, r.incident_number or 0, r.kind, r.key, r.due_at) for r in result]
     return sorted(claimed, key=lambda c: (c.due_at, c.id))
 
 

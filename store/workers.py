@@ -16,8 +16,10 @@ async def register(session: AsyncSession, *, worker_id: str, host: str, pid: int
 
 
 async def beat(session: AsyncSession, *, worker_id: str, now: datetime) -> None:
-    result = await session.execute(update(Worker).where(Worker.id == worker_id).values(seen_at=now))
-    if result.rowcount == 0:  # pruned while we were stalled: come back
+    seen = await session.scalar(
+        update(Worker).where(Worker.id == worker_id).values(seen_at=now).returning(Worker.id)
+    )
+    if seen is None:  # pruned while we were stalled: come back
         session.add(Worker(id=worker_id, host="", pid=0, started_at=now, seen_at=now))
 
 

@@ -1,5 +1,6 @@
-"""store/db.py and store/sqlite.py: SQLite runs on the event loop's thread, so a writer that finds the
-write lock taken by another process must wait without blocking the loop."""
+"""store/db.py and store/sqlite.py: a SQLite writer that finds the write lock taken by another process
+waits without blocking the loop, and gives up after the lock wait; UTC times, statistics, the health
+report's indexes and the migrations, on both stores."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from store import health, knowledge, sqlite
-from store.db import Database, plan_afresh
+from store import health
+from store.db import Database
 from store.models import Base, OutboxMessage, TimelineEntry, UTCDateTime
 from tests.conftest import postgres_connection
 
@@ -69,47 +70,6 @@ async def test_sqlite_writer_gives_up_after_the_lock_wait(tmp_path: Path) -> Non
         await db.dispose()
 
 
-async def test_sqlite_writer_leaves_checkpoints_to_the_worker_thread(tmp_path: Path) -> None:
-    path = tmp_path / "wal.db"
-    db = Database(f"sqlite:///{path}", background_checkpoints=True)
-    await db.upgrade()
-    try:
-        async with db.write() as session:
-            await session.execute(text("CREATE TABLE filler (body TEXT)"))
-        for _ in range(20):  # about 2,500 pages: the default autocheckpoint would have run twice
-            async with db.write() as session:
-                await session.execute(text("INSERT INTO filler VALUES (:body)"), [{"body": "x" * 4000}] * 128)
-        frames, done = await asyncio.to_thread(sqlite.checkpoint, str(path))
-        assert frames > 2000 and done == frames  # the WAL held every commit, and is now in the database
-        await db.checkpoint()
-        async with db.read() as session:
-            assert await session.scalar(text("SELECT count(*) FROM filler")) == 20 * 128
-    finally:
-        await db.dispose()
-
-
-async def test_sqlite_rows_connection_sees_each_commit_and_holds_no_snapshot(tmp_path: Path) -> None:
-    """rows() reuses one autocommit reader connection: every statement sees what was committed before
-    it, and between statements it holds no read transaction, so a checkpoint can empty the WAL."""
-    path = tmp_path / "rows.db"
-    db = Database(f"sqlite:///{path}", background_checkpoints=True)
-    await db.upgrade()
-    count = select(func.count()).select_from(TimelineEntry)
-    try:
-        async with db.write() as session:
-            await session.execute(text("CREATE TABLE filler (body TEXT)"))
-        for expected in range(1, 4):
-            async with db.write() as session:
-                await session.execute(text("INSERT INTO filler VALUES ('x')"))
-            async with db.rows() as connection:
-                assert (await connection.execute(text("SELECT count(*) FROM filler"))).scalar() == expected
-                assert (await connection.execute(count)).scalar() == 0
-        frames, done = await asyncio.to_thread(sqlite.checkpoint, str(path))
-        assert frames > 0 and done == frames  # no reader pinned an older snapshot
-    finally:
-        await db.dispose()
-
-
 @pytest.mark.parametrize(
     "value",
     [
@@ -151,34 +111,6 @@ def test_sqlite_utc_times_are_read_as_sqlalchemys_sqlite_datetime_reads_them(sto
     expected = UTCDateTime().process_result_value(theirs(stored), dialect)
     assert ours(stored) == expected and ours(stored).tzinfo is UTC
     assert ours(None) is None
-
-
-async def test_plan_afresh_asks_for_custom_plans_in_that_write_transaction_only(db: Database) -> None:
-    """PostgreSQL: the outbox claim, the timer sweep and a declare's similar-incident search each ask for
-    plans made for their parameters (SET LOCAL plan_cache_mode), and the setting ends with the transaction."""
-    if db.is_sqlite:
-        pytest.skip("PostgreSQL only: SQLite has no plan cache setting")
-    show = text("SHOW plan_cache_mode")
-    async with db.write() as session:
-        before = (await session.execute(show)).scalar()
-        await plan_afresh(session)
-        assert (await session.execute(show)).scalar() == "force_custom_plan"
-    assert before == "auto"
-    for _ in range(3):  # whichever kept connection comes next, the setting did not outlive the transaction
-        async with db.write() as session:
-            assert (await session.execute(show)).scalar() == "auto"
-
-
-async def test_a_declares_similar_search_plans_afresh_and_leaves_the_rest_of_the_transaction_cached(
-    db: Database,
-) -> None:
-    """PostgreSQL: the similar-incident search gets a plan for its own words, and the declare's later
-    statements keep their cached plans (planning each afresh doubled PostgreSQL's CPU per declare)."""
-    if db.is_sqlite:
-        pytest.skip("PostgreSQL only: SQLite has no plan cache setting")
-    async with db.write() as session:
-        assert await knowledge.similar(session, "checkout latency") == []
-        assert (await session.execute(text("SHOW plan_cache_mode"))).scalar() == "auto"
 
 
 async def test_refresh_statistics_analyzes_the_tables_that_changed_past_autovacuums_threshold(

@@ -26,7 +26,7 @@ PG_DOCUMENT = "to_tsvector('english', title || ' ' || coalesce(summary, ''))"
 def upgrade() -> None:
     bind = op.get_bind()
     # Statistics on an expression need PostgreSQL 14 or later; before that the search runs as it did.
-    if bind.dialect.name == "postgresql" and bind.dialect.server_version_info >= (14,):
+    if bind.dialect.name == "postgresql" and (bind.dialect.server_version_info or (0,)) >= (14,):
         op.execute(
             f"CREATE STATISTICS IF NOT EXISTS incidents_search_document ON ({PG_DOCUMENT}) FROM incidents"
         )
