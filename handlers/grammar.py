@@ -138,7 +138,7 @@ class Arg:
                 )
             return chosen
         if self.kind is Kind.PRIORITY:
-            if word.upper() not in PRIORITIES:
+            if word.upper() not in PRIORITIES:  # named as typed, not quoted: a title may follow it
                 raise InvalidInput(field=self.name, problem=f"unknown priority {word}", choices=[*PRIORITIES])
             return word.upper()
         found = MENTION.fullmatch(word) if self.kind is Kind.USER else _NUMBER.fullmatch(word)
