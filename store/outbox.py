@@ -19,28 +19,12 @@ from sqlalchemy.sql.elements import BindParameter
 from store.models import OutboxMessage, Worker, table_of
 from store.operations import Operation, encode
 
-Encoded = tuple[str, dict[str, Any]]  # an operation as a row stores it: operations.encode's answer
-
-
-def _encoded(operation: Operation | Encoded) -> Encoded:
-    return operation if isinstance(operation, tuple) else encode(operation)
-
 
 def enqueue(
-    session: AsyncSession,
-    operation: Operation | None = None,
-    *,
-    now: datetime,
-    incident_number: int | None,
-    op: str | None = None,
-    payload: dict[str, Any] | None = None,
+    session: AsyncSession, operation: Operation, *, now: datetime, incident_number: int | None
 ) -> OutboxMessage:
-    """Queue one operation (or, with `op` and `payload`, one already encoded); the row, to be flushed
-    with the session."""
-    if operation is not None:
-        op, payload = encode(operation)
-    if op is None or payload is None:
-        raise TypeError("enqueue needs an operation, or op and payload")
+    """Queue one operation; the row, to be flushed with the session."""
+    op, payload = encode(operation)
     row = OutboxMessage(
         incident_number=incident_number,
         created_at=now,
@@ -58,13 +42,12 @@ _INSERT = insert(table_of(OutboxMessage))
 
 async def enqueue_all(
     session: AsyncSession,
-    ops: Sequence[Operation | Encoded],
+    ops: Sequence[Operation],
     *,
     now: datetime,
     incident_number: int | None,
 ) -> None:
-    """Queue several operations (or ones already encoded), in order, with one INSERT (no ORM objects:
-    nobody reads them back)."""
+    """Queue several operations, in order, with one INSERT (no ORM objects: nobody reads them back)."""
     if ops:
         await session.execute(
             _INSERT,
@@ -77,7 +60,7 @@ async def enqueue_all(
                     attempts=0,
                     next_attempt_at=now,
                 )
-                for op, payload in map(_encoded, ops)
+                for op, payload in map(encode, ops)
             ],
         )
 

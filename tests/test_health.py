@@ -10,6 +10,7 @@ from sqlalchemy import event
 from bot.relay import HELD
 from store import health, outbox
 from store.db import Database
+from store.operations import Post
 from tests.conftest import postgres_connection
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -19,8 +20,7 @@ async def _queue(db: Database, errors: list[str | None]) -> None:
     """One pending message per error (None: never tried), the last one given up on."""
     async with db.write() as session:
         rows = [
-            outbox.enqueue(session, op="post", payload={"text": "x"}, now=NOW, incident_number=None)
-            for _ in [*errors, "gone"]
+            outbox.enqueue(session, Post(text="x"), now=NOW, incident_number=None) for _ in [*errors, "gone"]
         ]
         await session.flush()
         for row, error in zip(rows, errors, strict=False):

@@ -107,12 +107,10 @@ async def test_a_message_is_queued_in_the_changes_transaction_and_rolled_back_wi
     assert (incident.state, incident.acknowledged_by) == (State.TRIAGE, None)
 
 
-async def test_enqueue_takes_an_operation_or_one_already_encoded(db: Database) -> None:
+async def test_enqueue_queues_each_operation_as_one_row_in_order(db: Database) -> None:
     async with db.write() as session:
-        row = outbox.enqueue(session, op="topic", payload={}, now=NOW, incident_number=None)
-        with pytest.raises(TypeError):
-            outbox.enqueue(session, now=NOW, incident_number=None)
-        await outbox.enqueue_all(session, [("topic", {}), Post(text="x")], now=NOW, incident_number=None)
+        row = outbox.enqueue(session, Topic(), now=NOW, incident_number=None)
+        await outbox.enqueue_all(session, [Topic(), Post(text="x")], now=NOW, incident_number=None)
         await outbox.enqueue_all(session, [], now=NOW, incident_number=None)
         await session.flush()
         first = row.id
