@@ -22,7 +22,7 @@ from bot import digest
 from handlers import reports
 from handlers.messages import Composer, publish
 from store import closure, lookup, metrics, outbox, timers
-from store.change import Change
+from store.change import of_timer
 from store.db import Database
 from store.models import OutboxMessage
 from store.operations import Post, Upload
@@ -104,9 +104,7 @@ class Sweeper:
                         session, outcome.incident, policy=self.policy, now=now
                     )
                 else:
-                    change = Change(
-                        incident=outcome.incident, kind=outcome.kind, actor=SYSTEM_ACTOR, extra=outcome.extra
-                    )
+                    change = of_timer(outcome.kind, outcome.incident, outcome.extra, actor=SYSTEM_ACTOR)
                 await publish(session, change, composer=self.composer, now=now)
                 posted += 1
                 log.info("timer fired", extra={"event": "timer_fired", **fields})

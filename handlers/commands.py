@@ -20,7 +20,7 @@ from handlers.messages import Composer
 from handlers.render import Message, mrkdwn
 from handlers.replies import NO_USER, answer
 from store import actions, closure, knowledge, metrics, pir, service
-from store.change import Change
+from store.change import Change, PirDraft
 from store.machine import STATUS_ACTIONS, Action
 from store.models import Incident
 from store.policy import PRIORITIES, ROLES, Policy
@@ -255,12 +255,7 @@ async def _pir_draft(
     now: datetime,
 ) -> Change:
     facts = await pir.gather(session, incident, policy=policy)
-    return Change(
-        incident=incident,
-        kind="pir_draft",
-        actor=actor,
-        extra={"document": composer.pir_document(facts, names)},
-    )
+    return PirDraft(incident=incident, actor=actor, document=composer.pir_document(facts, names))
 
 
 async def do_action(call: Call, *, owner: str, what: str, due: str | None) -> Message:

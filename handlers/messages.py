@@ -13,7 +13,41 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers import ids, text
 from handlers.render import Message, Renderer, mention, truncate_text
 from store import outbox
-from store.change import Change
+from store.change import (
+    STATE_CHANGES,
+    Acknowledged,
+    ActionDone,
+    ActionItemChange,
+    ActionItemReminder,
+    AlertChange,
+    AlertReceived,
+    AlertResolved,
+    Cancelled,
+    Change,
+    Closed,
+    Confirmed,
+    Declared,
+    Escalated,
+    Identified,
+    Investigating,
+    Monitoring,
+    PirDone,
+    PirDraft,
+    PirMeetingReminder,
+    PirReminder,
+    PirScheduled,
+    PriorityChanged,
+    ProblemLinked,
+    Recoded,
+    Reopened,
+    Resolved,
+    RoleAssigned,
+    SlaBreached,
+    SlaChange,
+    StateChanged,
+    StatusUpdate,
+    UpdateNudge,
+)
 from store.closure import asks_reporter
 from store.models import Incident
 from store.operations import (
@@ -32,44 +66,6 @@ from store.operations import (
 from store.policy import Policy
 from store.timeline import SYSTEM_ACTOR
 from store.timers import clock_due
-
-# Changes that alter what the card and the announcement show.
-_REFRESH_ANNOUNCEMENT = {
-    "ack",
-    "investigate",
-    "identify",
-    "monitor",
-    "resolve",
-    "reopen",
-    "close",
-    "cancel",
-    "priority",
-    "role",
-    "pir",
-    "sla_breached",
-}
-_REFRESH_CARD = _REFRESH_ANNOUNCEMENT | {"escalation", "problem", "pir_scheduled"}
-# Changes announced in the incident channel with a template of the event's name.
-_NOTICES = {
-    "action": "action_item_added",
-    "action_done": "action_item_done",
-    "pir_scheduled": "pir_meeting_scheduled",
-}
-# Changes that can alter the channel topic (state, priority, commander). The relay renders the topic
-# when it delivers the op and calls Slack only if the text differs from the one it last set.
-_RETOPIC = {"ack", "investigate", "identify", "monitor", "resolve", "reopen", "close", "cancel", "priority"}
-_STATE_EVENTS = {
-    "ack": "incident_acknowledged",
-    "investigate": "incident_status_changed",
-    "identify": "incident_status_changed",
-    "monitor": "incident_status_changed",
-    "resolve": "incident_resolved",
-    "reopen": "incident_reopened",
-    "close": "incident_closed",
-    "cancel": "incident_cancelled",
-    "priority": "incident_priority_changed",
-    "role": "incident_role_assigned",
-}
 
 
 def channel_name(template: str, *, number: int, title: str, prefix: str) -> str:
@@ -154,9 +150,6 @@ class Composer:
         return self.renderer.message(name, **self.context(incident, **extra))
 
 
-Planner = Callable[[Change, Composer], list[Operation]]
-
-
 async def publish(session: AsyncSession, change: Change, *, composer: Composer, now: datetime) -> None:
     """Write the outbox rows that tell Slack about `change`, in the caller's transaction."""
     await outbox.enqueue_all(
@@ -165,21 +158,21 @@ async def publish(session: AsyncSession, change: Change, *, composer: Composer, 
 
 
 def plan(change: Change, *, composer: Composer) -> list[Operation]:
-    """The operations that tell Slack about `change`, in order: its kind's own (from _PLANNERS; none for
-    a kind with no message), then the edits its kind asks of the card, the announcement and the topic
-    (none for "declared" and "confirmed", which plan their own)."""
-    planner = _PLANNERS.get(change.kind)
+    """The operations that tell Slack about `change`, in order: its type's own (from _PLANNERS, the
+    nearest of its classes; none for a type with no message), then the edits its type asks of the card,
+    the announcement and the topic (none for Declared and Confirmed, which plan their own)."""
+    planner = next((_PLANNERS[cls] for cls in type(change).__mro__ if cls in _PLANNERS), None)
     return [*(planner(change, composer) if planner else []), *_follow_ups(change, composer.policy)]
 
 
 def _follow_ups(change: Change, policy: Policy) -> list[Operation]:
     ops: list[Operation] = []
-    if change.kind in _REFRESH_CARD or change.extra.get("refresh_card"):
+    if isinstance(change, _REFRESH_CARD) or (isinstance(change, AlertChange) and change.refresh_card):
         ops.append(Refresh("card"))
-    if change.kind in _REFRESH_ANNOUNCEMENT and policy.announce_channel:
+    if isinstance(change, _REFRESH_ANNOUNCEMENT) and policy.announce_channel:
         ops.append(Refresh("announcement"))
     if policy.per_incident and (
-        change.kind in _RETOPIC or (change.kind == "role" and change.text == "commander")
+        isinstance(change, _RETOPIC) or (isinstance(change, RoleAssigned) and change.role == "commander")
     ):
         ops.append(Topic())
     return ops
@@ -204,7 +197,7 @@ def _post(
     )
 
 
-def _declared(change: Change, composer: Composer) -> list[Operation]:
+def _declared(change: Declared, composer: Composer) -> list[Operation]:
     """The channel, its people and topic, the pinned card, the announcement, leadership and the page."""
     incident, policy = change.incident, composer.policy
     ops: list[Operation] = []
@@ -232,24 +225,28 @@ def _declared(change: Change, composer: Composer) -> list[Operation]:
     return ops
 
 
-def _escalated(change: Change, composer: Composer) -> list[Operation]:
-    return _page(change, composer, level=change.extra["level"], repeat=change.extra["repeat"])
+def _escalated(change: Escalated, composer: Composer) -> list[Operation]:
+    return _page(change, composer, level=change.level, repeat=change.repeat)
 
 
-def _notice(change: Change, composer: Composer) -> list[Operation]:
-    """An action item added or done, a review meeting scheduled: a template of the event's name."""
-    incident, event = change.incident, _NOTICES[change.kind]
-    fields = {k: v for k, v in change.extra.items() if k in ("action", "due", "owner", "meeting_at")}
-    when = (
-        {"meeting_at": datetime.fromisoformat(change.extra["meeting_at"])}
-        if "meeting_at" in change.extra
-        else {}
+def _action_notice(change: ActionItemChange, composer: Composer) -> list[Operation]:
+    """An action item added or done: a template of the event's name."""
+    event = "action_item_done" if isinstance(change, ActionDone) else "action_item_added"
+    facts = {"action": change.number, "owner": change.owner, "due": change.due.isoformat()}
+    message = composer.render(f"{event}.json.j2", change.incident, change=change, text=change.text, **facts)
+    return [_post(message, composer.metadata(event, change.incident, **facts))]
+
+
+def _meeting_scheduled(change: PirScheduled, composer: Composer) -> list[Operation]:
+    event = "pir_meeting_scheduled"
+    message = composer.render(
+        f"{event}.json.j2", change.incident, change=change, meeting_at=change.meeting_at
     )
-    message = composer.render(f"{event}.json.j2", incident, change=change, **{**change.extra, **when})
-    return [_post(message, composer.metadata(event, incident, **fields))]
+    metadata = composer.metadata(event, change.incident, meeting_at=change.meeting_at.isoformat())
+    return [_post(message, metadata)]
 
 
-def _review_draft(change: Change, composer: Composer) -> list[Operation]:
+def _review_draft(change: PirDraft, composer: Composer) -> list[Operation]:
     """The post-incident review's draft, as a Markdown file in the incident channel."""
     incident, public_id = change.incident, composer.public_id(change.incident)
     comment = composer.renderer.text("pir_uploaded.txt.j2", **composer.context(incident, change=change))
@@ -257,13 +254,13 @@ def _review_draft(change: Change, composer: Composer) -> list[Operation]:
         channel=None,
         filename=f"{public_id.lower()}-post-incident-review.md",
         title=f"Post-incident review: {public_id} {text.to_plain(incident.title)}"[:250],
-        content=change.extra["document"],
+        content=change.document,
         comment=comment,
     )
     return [upload]
 
 
-def _status_update(change: Change, composer: Composer) -> list[Operation]:
+def _status_update(change: StatusUpdate, composer: Composer) -> list[Operation]:
     """A status update, in the incident channel and in the announcement's thread."""
     incident, announce = change.incident, composer.policy.announce_channel
     metadata = composer.metadata("incident_status_update", incident)
@@ -274,17 +271,17 @@ def _status_update(change: Change, composer: Composer) -> list[Operation]:
     return ops
 
 
-def _confirmed(change: Change, composer: Composer) -> list[Operation]:
+def _confirmed(change: Confirmed, composer: Composer) -> list[Operation]:
     """The reporter confirmed the service restored; when that closed the incident, the closing follows."""
     message = composer.render("incident_confirmed.json.j2", change.incident, change=change)
     metadata = composer.metadata("incident_confirmed", change.incident, by=change.actor)
     post = _post(message, metadata)
-    if "then" in change.extra:  # the confirmation closed it: the closing refreshes the card and prompt
-        return [post, *plan(change.extra["then"], composer=composer)]
+    if change.then:  # the confirmation closed it: the closing refreshes the card and prompt
+        return [post, *plan(change.then, composer=composer)]
     return [post, *_settle_prompt(change, composer), Refresh("card")]
 
 
-def _recoded(change: Change, composer: Composer) -> list[Operation]:
+def _recoded(change: Recoded, composer: Composer) -> list[Operation]:
     message = composer.render("incident_recoded.json.j2", change.incident, change=change)
     metadata = composer.metadata(
         "incident_recoded", change.incident, **{"from": change.before, "to": change.after}
@@ -292,31 +289,34 @@ def _recoded(change: Change, composer: Composer) -> list[Operation]:
     return [_post(message, metadata), Refresh("card")]
 
 
-def _state_post(change: Change, composer: Composer, **facts: Any) -> Post:
+Moved = StateChanged | PriorityChanged | RoleAssigned
+
+
+def _state_post(change: Moved, composer: Composer, **facts: Any) -> Post:
     """The message a move of state, priority or role posts in the incident channel; its metadata
     carries `facts`, by default where the change went from and to."""
-    event = _STATE_EVENTS[change.kind]
+    event = _STATE_EVENTS[type(change)]
     message = composer.render(f"{event}.json.j2", change.incident, change=change)
     facts = facts or {"from": change.before, "to": change.after}
     return _post(message, composer.metadata(event, change.incident, **facts))
 
 
-def _state_changed(change: Change, composer: Composer) -> list[Operation]:
+def _state_changed(change: StateChanged, composer: Composer) -> list[Operation]:
     return [_state_post(change, composer)]
 
 
-def _acknowledged(change: Change, composer: Composer) -> list[Operation]:
+def _acknowledged(change: Acknowledged, composer: Composer) -> list[Operation]:
     made_commander = change.incident.commander == change.actor  # acknowledging made them commander
     return [*(_invite([change.actor]) if made_commander else []), _state_post(change, composer)]
 
 
-def _role_assigned(change: Change, composer: Composer) -> list[Operation]:
+def _role_assigned(change: RoleAssigned, composer: Composer) -> list[Operation]:
     # The new holder is in the channel before the message naming them.
     invite = _invite([change.after] if change.after else [])
-    return [*invite, _state_post(change, composer, role=change.text, user=change.after)]
+    return [*invite, _state_post(change, composer, role=change.role, user=change.after)]
 
 
-def _resolved(change: Change, composer: Composer) -> list[Operation]:
+def _resolved(change: Resolved, composer: Composer) -> list[Operation]:
     """Resolved; a reporter who is a person is asked to confirm the service is restored."""
     incident = change.incident
     ops: list[Operation] = [_state_post(change, composer)]
@@ -329,21 +329,21 @@ def _resolved(change: Change, composer: Composer) -> list[Operation]:
     return ops
 
 
-def _reopened(change: Change, composer: Composer) -> list[Operation]:
+def _reopened(change: Reopened, composer: Composer) -> list[Operation]:
     return [_state_post(change, composer), *_settle_prompt(change, composer)]
 
 
-def _closed(change: Change, composer: Composer) -> list[Operation]:
+def _closed(change: Closed, composer: Composer) -> list[Operation]:
     facts = {
         "from": change.before,
         "to": change.after,
-        "auto": bool(change.extra.get("auto")),
-        "reason": change.extra.get("reason") or "closed by hand",
+        "auto": change.auto,
+        "reason": change.reason or "closed by hand",
     }
     return [_state_post(change, composer, **facts), *_settle_prompt(change, composer)]
 
 
-def _priority_changed(change: Change, composer: Composer) -> list[Operation]:
+def _priority_changed(change: PriorityChanged, composer: Composer) -> list[Operation]:
     ops: list[Operation] = [_state_post(change, composer)]
     if _raised_to_leadership(change, composer.policy):
         ops += _leadership(change, composer)
@@ -365,7 +365,7 @@ def _invite(users: list[str], groups: list[str] | None = None) -> list[Operation
     return [Invite(users=people, groups=groups)]
 
 
-def _settle_prompt(change: Change, composer: Composer) -> list[Operation]:
+def _settle_prompt(change: Reopened | Closed | Confirmed, composer: Composer) -> list[Operation]:
     """The "Confirm restored / Still broken" prompt, edited to say what became of it, without buttons."""
     incident = change.incident
     if not asks_reporter(incident):  # no prompt was posted
@@ -377,31 +377,19 @@ def _settle_prompt(change: Change, composer: Composer) -> list[Operation]:
     return [Refresh("confirmation", text=message.text, blocks=message.blocks, metadata=metadata)]
 
 
-def _reminder(change: Change, composer: Composer) -> list[Operation]:
+Reminder = SlaChange | UpdateNudge | PirReminder | PirMeetingReminder | ActionItemReminder
+
+
+def _reminder(change: Reminder, composer: Composer) -> list[Operation]:
     """SLA warnings and breaches, update nudges and PIR reminders, from the scheduler."""
-    incident, extra = change.incident, dict(change.extra)
-    when: dict[str, Any] = {
-        key: datetime.fromisoformat(extra[key]) for key in ("due_at", "meeting_at") if key in extra
-    }
-    if change.kind == "action_item_reminder":
-        who = [mention(extra["owner"])]
-    elif change.kind == "pir_meeting_reminder":
-        reporter = None if incident.alert_source else incident.reporter
-        people = [incident.commander, incident.comms, incident.scribe, reporter]
-        who = [mention(p) for p in dict.fromkeys(p for p in people if p)]
-    else:
-        who = composer.responders(incident)
-    message = composer.render(f"{change.kind}.json.j2", incident, who=who, **{**extra, **when})
-    payload = {
-        key: value
-        for key, value in extra.items()
-        if key in ("clock", "due_at", "meeting_at", "action", "due")
-    }
+    incident = change.incident
+    facts, payload = _reminder_facts(change)
+    message = composer.render(f"{change.kind}.json.j2", incident, who=_reminded(change, composer), **facts)
     metadata = composer.metadata(change.kind, incident, **payload)
     ops: list[Operation] = [_post(message, metadata)]
     leadership = composer.policy.leadership_channel
     if (
-        change.kind == "sla_breached"
+        isinstance(change, SlaBreached)
         and leadership
         and composer.policy.priorities[incident.priority].notify_leadership
     ):
@@ -409,30 +397,57 @@ def _reminder(change: Change, composer: Composer) -> list[Operation]:
     return ops
 
 
-def _alert_notice(change: Change, composer: Composer) -> list[Operation]:
+def _reminder_facts(change: Reminder) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a reminder's template shows, and what its metadata carries."""
+    match change:
+        case SlaChange(clock=clock, due_at=due_at):
+            return {"clock": clock, "due_at": due_at}, {"clock": clock, "due_at": due_at.isoformat()}
+        case PirReminder(due_at=due_at, overdue=overdue):
+            return {"due_at": due_at, "overdue": overdue}, {"due_at": due_at.isoformat()}
+        case PirMeetingReminder(meeting_at=meeting_at):
+            return {"meeting_at": meeting_at}, {"meeting_at": meeting_at.isoformat()}
+        case ActionItemReminder(number=number, owner=owner, text=said, due=due):
+            shown = {"action": number, "owner": owner, "text": said, "due": due.isoformat()}
+            return shown, {"action": number, "due": due.isoformat()}
+    return {}, {}
+
+
+def _reminded(change: Reminder, composer: Composer) -> list[str]:
+    """Whom a reminder mentions: an action item's owner; everyone in the review meeting; else the
+    responders."""
+    incident = change.incident
+    if isinstance(change, ActionItemReminder):
+        return [mention(change.owner)]
+    if isinstance(change, PirMeetingReminder):
+        reporter = None if incident.alert_source else incident.reporter
+        people = [incident.commander, incident.comms, incident.scribe, reporter]
+        return [mention(p) for p in dict.fromkeys(p for p in people if p)]
+    return composer.responders(incident)
+
+
+def _alert_notice(change: AlertReceived | AlertResolved, composer: Composer) -> list[Operation]:
     """A monitoring alert fired again (coalesced by store/alerts.py) or cleared."""
-    incident, extra = change.incident, change.extra
-    resolved = change.kind == "alert_resolved"
-    who = composer.responders(incident) if resolved and not extra["auto_resolved"] else []
-    fields = {"count": extra["count"], "source": extra["source"]}
-    if resolved:
-        fields["auto_resolved"] = extra["auto_resolved"]
-    message = composer.render(
-        f"{change.kind}.json.j2",
-        incident,
-        change=change,
-        who=who,
-        **{"since": 0, "refired": False, "started_at": None, **extra},
-    )
+    incident = change.incident
+    fields: dict[str, Any] = {"count": change.count, "source": change.source}
+    facts: dict[str, Any] = {**fields, "details": change.details}
+    who: list[str] = []
+    if isinstance(change, AlertResolved):
+        fields["auto_resolved"] = change.auto_resolved
+        who = [] if change.auto_resolved else composer.responders(incident)
+        facts |= {"cleared_at": change.cleared_at, "auto_resolved": change.auto_resolved}
+        facts |= {"since": 0, "refired": False, "started_at": None}
+    else:
+        facts |= {"since": change.since, "refired": change.refired, "started_at": change.started_at}
+    message = composer.render(f"{change.kind}.json.j2", incident, change=change, who=who, **facts)
     return [_post(message, composer.metadata(change.kind, incident, **fields))]
 
 
-def _raised_to_leadership(change: Change, policy: Policy) -> bool:
+def _raised_to_leadership(change: PriorityChanged, policy: Policy) -> bool:
     before, after = change.before or "P4", change.after or "P4"
     return after < before and policy.priorities[after].notify_leadership
 
 
-def _leadership(change: Change, composer: Composer) -> list[Operation]:
+def _leadership(change: Declared | PriorityChanged, composer: Composer) -> list[Operation]:
     channel = composer.policy.leadership_channel
     if not channel:
         return []
@@ -441,7 +456,7 @@ def _leadership(change: Change, composer: Composer) -> list[Operation]:
     return [_post(message, composer.metadata("incident_leadership_notice", incident), channel=channel)]
 
 
-def _page(change: Change, composer: Composer, *, level: int, repeat: bool) -> list[Operation]:
+def _page(change: Declared | Escalated, composer: Composer, *, level: int, repeat: bool) -> list[Operation]:
     """A page: its people invited, then the message in the incident channel and the level's channels,
     and (with escalation.direct_message) one DM op for everyone it names."""
     incident, target = change.incident, composer.level(level)
@@ -463,45 +478,62 @@ def _page(change: Change, composer: Composer, *, level: int, repeat: bool) -> li
     # A page reaches each paged person directly too, repeats included: one op, one DM each, in a group
     # or named too.
     if composer.policy.direct_message and (users or groups):
-        by_hand = change.kind == "escalation" and change.actor != SYSTEM_ACTOR
+        by_hand = isinstance(change, Escalated) and change.actor != SYSTEM_ACTOR
         page = Page(
             level=level,
             repeat=repeat,
             by=change.actor if by_hand else None,
-            reason=change.text if by_hand else None,
+            reason=change.reason if isinstance(change, Escalated) and by_hand else None,
         )
         dm_metadata = composer.metadata("escalation_page_dm", incident, level=level, repeat=repeat)
         ops.append(Dm(users=users, groups=groups, page=page, metadata=dm_metadata))
     return ops
 
 
-# What each kind of change posts, edits or asks; a kind not here posts nothing of its own.
-_PLANNERS: dict[str, Planner] = {
-    "declared": _declared,
-    "escalation": _escalated,
-    "sla_warning": _reminder,
-    "sla_breached": _reminder,
-    "update_nudge": _reminder,
-    "pir_reminder": _reminder,
-    "pir_meeting_reminder": _reminder,
-    "action_item_reminder": _reminder,
-    "alert_received": _alert_notice,
-    "alert_resolved": _alert_notice,
-    "action": _notice,
-    "action_done": _notice,
-    "pir_scheduled": _notice,
-    "pir_draft": _review_draft,
-    "update": _status_update,
-    "confirmed": _confirmed,
-    "recode": _recoded,
-    "ack": _acknowledged,
-    "investigate": _state_changed,
-    "identify": _state_changed,
-    "monitor": _state_changed,
-    "resolve": _resolved,
-    "reopen": _reopened,
-    "close": _closed,
-    "cancel": _state_changed,
-    "priority": _priority_changed,
-    "role": _role_assigned,
+_STATE_CHANGES = tuple(STATE_CHANGES.values())
+# Changes that alter what the card and the announcement show.
+_REFRESH_ANNOUNCEMENT = (*_STATE_CHANGES, PriorityChanged, RoleAssigned, PirDone, SlaBreached)
+_REFRESH_CARD = (*_REFRESH_ANNOUNCEMENT, Escalated, ProblemLinked, PirScheduled)
+# Changes that can alter the channel topic (state, priority; a role change when it names the commander).
+# The relay renders the topic when it delivers the op and calls Slack only if the text differs from the
+# one it last set.
+_RETOPIC = (*_STATE_CHANGES, PriorityChanged)
+# The event (its template's and its metadata's name) of each move of state, priority or role.
+_STATE_EVENTS: Mapping[type[Change], str] = {
+    Acknowledged: "incident_acknowledged",
+    Investigating: "incident_status_changed",
+    Identified: "incident_status_changed",
+    Monitoring: "incident_status_changed",
+    Resolved: "incident_resolved",
+    Reopened: "incident_reopened",
+    Closed: "incident_closed",
+    Cancelled: "incident_cancelled",
+    PriorityChanged: "incident_priority_changed",
+    RoleAssigned: "incident_role_assigned",
+}
+# What each type of change posts, edits or asks, found by its nearest class here; a type with none here
+# (a note, a detection time, a problem link, an alert counted without a notice) posts nothing of its own.
+_PLANNERS: Mapping[type[Change], Callable[..., list[Operation]]] = {
+    Declared: _declared,
+    Escalated: _escalated,
+    SlaChange: _reminder,
+    UpdateNudge: _reminder,
+    PirReminder: _reminder,
+    PirMeetingReminder: _reminder,
+    ActionItemReminder: _reminder,
+    AlertReceived: _alert_notice,
+    AlertResolved: _alert_notice,
+    ActionItemChange: _action_notice,
+    PirScheduled: _meeting_scheduled,
+    PirDraft: _review_draft,
+    StatusUpdate: _status_update,
+    Confirmed: _confirmed,
+    Recoded: _recoded,
+    StateChanged: _state_changed,
+    Acknowledged: _acknowledged,
+    Resolved: _resolved,
+    Reopened: _reopened,
+    Closed: _closed,
+    PriorityChanged: _priority_changed,
+    RoleAssigned: _role_assigned,
 }

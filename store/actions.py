@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import timers
-from store.change import Change
+from store.change import ActionAdded, ActionDone, Change
 from store.errors import Forbidden, InvalidInput, NotFound, TooLong
 from store.models import ActionItem, Incident, State
 from store.policy import Policy
@@ -87,7 +87,9 @@ async def add(
     )
     await session.flush()
     await timers.replan_action(session, item, policy=policy, now=now)
-    return Change(incident=incident, kind="action", actor=actor, text=text, extra=_facts(item))
+    return ActionAdded(
+        incident=incident, actor=actor, number=item.number, owner=item.owner, text=item.text, due=item.due_on
+    )
 
 
 async def get(session: AsyncSession, incident: Incident, number: int, *, policy: Policy) -> ActionItem:
@@ -119,11 +121,9 @@ async def complete(
         session, incident, at=now, actor=actor, kind="action_done", after=str(number), text=item.text
     )
     await session.flush()
-    return Change(incident=incident, kind="action_done", actor=actor, text=item.text, extra=_facts(item))
-
-
-def _facts(item: ActionItem) -> dict[str, object]:
-    return {"action": item.number, "owner": item.owner, "text": item.text, "due": item.due_on.isoformat()}
+    return ActionDone(
+        incident=incident, actor=actor, number=item.number, owner=item.owner, text=item.text, due=item.due_on
+    )
 
 
 async def of_incident(session: AsyncSession, incident: Incident) -> list[ActionItem]:

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import dialect, service
-from store.change import Change
+from store.change import AlertChange, AlertCounted, AlertReceived, AlertResolved, Change
 from store.machine import Action
 from store.models import AlertSource, Incident, OutboxMessage
 from store.policy import AUTO_RESOLVE_CODES, AlertPolicy, Policy
@@ -157,7 +157,7 @@ async def _declare(
     )
     claim.incident_number = declared.incident.number
     await session.flush()
-    notice = _change("alert_received", declared.incident, alert, started_at=alert.started_at)
+    notice = _change(AlertReceived, declared.incident, alert, started_at=alert.started_at)
     return Receipt("created", declared.incident, [declared, notice])
 
 
@@ -184,7 +184,7 @@ async def _repeat(
         claim.noticed_at, claim.noticed_count = now, count
     await session.flush()
     change = _change(
-        "alert_received" if noticed else "alert_counted",
+        AlertReceived if noticed else AlertCounted,
         incident,
         alert,
         since=since,
@@ -221,7 +221,7 @@ async def _clear(
     auto = policy.alerts.auto_resolve and incident.acknowledged_at is None
     changes = [
         _change(
-            "alert_resolved",
+            AlertResolved,
             incident,
             alert,
             cleared_at=cleared_at,
@@ -249,13 +249,15 @@ async def _clear(
     return Receipt("resolved" if auto else "cleared", incident, changes)
 
 
-def _change(kind: str, incident: Incident, alert: Alert, **extra: Any) -> Change:
-    return Change(
+def _change(kind: type[AlertChange], incident: Incident, alert: Alert, **facts: Any) -> AlertChange:
+    """A change of `kind` about `alert`, with the facts every alert change carries and `facts`."""
+    return kind(
         incident=incident,
-        kind=kind,
         actor=alert.source,
-        after="firing" if alert.firing else "resolved",
-        extra={"count": incident.alert_count, "source": alert.source, "details": alert.details, **extra},
+        count=incident.alert_count,
+        source=alert.source,
+        details=alert.details,
+        **facts,
     )
 
 

@@ -7,12 +7,13 @@ the incident at once when its post-incident review is not required or is done.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import service, timers
-from store.change import Change
+from store.change import Change, Closed, Confirmed, Recoded
 from store.errors import AlreadyConfirmed, Forbidden, InvalidInput, StalePrompt
 from store.machine import Action
 from store.models import Incident, State
@@ -86,17 +87,15 @@ async def confirm(
         )
     incident.confirmed_at, incident.confirmed_by = now, actor
     await record(session, incident, at=now, actor=actor, kind="confirmed", after="restored")
-    extra: dict[str, object] = {}
     if timers.review_owed(incident, policy):
-        extra["waiting"] = "its post-incident review is required and not done yet (`pir done <link>`)"
         await timers.replan(session, incident, policy=policy, now=now)
-    else:
-        closed = await service.apply(
-            session, incident, Action.CLOSE, policy=policy, actor=actor, now=now, permitted=True
-        )
-        closed.extra.update(auto=False, reason="service confirmed restored")
-        extra["then"] = closed
-    return Change(incident=incident, kind="confirmed", actor=actor, extra=extra)
+        waiting = "its post-incident review is required and not done yet (`pir done <link>`)"
+        return Confirmed(incident=incident, actor=actor, waiting=waiting)
+    closed = await service.apply(
+        session, incident, Action.CLOSE, policy=policy, actor=actor, now=now, permitted=True
+    )
+    then = replace(_closed(closed), auto=False, reason="service confirmed restored")
+    return Confirmed(incident=incident, actor=actor, then=then)
 
 
 async def still_broken(
@@ -130,8 +129,7 @@ async def close_by_itself(
     closed = await service.apply(
         session, incident, Action.CLOSE, policy=policy, actor=SYSTEM_ACTOR, now=now, permitted=True
     )
-    closed.extra.update(auto=True, reason=reason)
-    return closed
+    return replace(_closed(closed), auto=True, reason=reason)
 
 
 async def recode(
@@ -167,14 +165,21 @@ async def recode(
         )
     await record(session, incident, at=now, actor=actor, kind="recode", before=before, after=after)
     await session.flush()
-    return Change(
+    return Recoded(
         incident=incident,
-        kind="recode",
         actor=actor,
-        before=before,
-        after=after,
-        extra={"cause_before": cause_before, "resolution_before": resolution_before},
+        cause_before=cause_before,
+        resolution_before=resolution_before,
+        cause=incident.cause_code,
+        resolution=incident.resolution_code,
     )
+
+
+def _closed(change: Change) -> Closed:
+    """What service.apply gave for Action.CLOSE, as the type it is (store/change.py's STATE_CHANGES)."""
+    if not isinstance(change, Closed):
+        raise TypeError(f"closing gave {type(change).__name__}, not Closed")
+    return change
 
 
 def _words(span: timedelta) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import dialect, lookup
-from store.change import Change
+from store.change import ProblemLinked
 from store.errors import InvalidInput, TooLong
 from store.models import Incident
 from store.policy import Policy
@@ -71,7 +71,7 @@ async def link_problem(
         text=key,
     )
     await session.flush()
-    return Change(incident=incident, kind="problem", actor=actor, before=before, after=key, text=key)
+    return ProblemLinked(incident=incident, actor=actor, key=key, before=before)
 
 
 async def of_problem(session: AsyncSession, key: str, *, limit: int = 50) -> list[Incident]:

@@ -13,7 +13,20 @@ from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import actions, knowledge, machine, timers
-from store.change import Change
+from store.change import (
+    STATE_CHANGES,
+    Change,
+    Declared,
+    DetectedAt,
+    Escalated,
+    Note,
+    OpenAction,
+    PirDone,
+    PirScheduled,
+    PriorityChanged,
+    RoleAssigned,
+    StatusUpdate,
+)
 from store.errors import (
     AlreadyAcknowledged,
     AmbiguousChannel,
@@ -209,7 +222,7 @@ async def declare(
     if paging:
         await record(session, incident, at=now, actor=SYSTEM_ACTOR, kind="escalation", after="1")
     await timers.replan(session, incident, policy=policy, now=now, fresh=True)
-    return Change(incident=incident, kind="declared", actor=reporter, after=priority)
+    return Declared(incident=incident, actor=reporter)
 
 
 def _detection(
@@ -256,7 +269,7 @@ async def _insert(session: AsyncSession, incident: Incident) -> None:
     await session.flush()
 
 
-Extra = dict[str, object]  # a Change's extra facts
+Extra = dict[str, Any]  # facts of the action's own StateChanged type (store/change.py), by field
 
 
 @dataclass(frozen=True)
@@ -359,11 +372,11 @@ async def _close(session: AsyncSession, incident: Incident, request: Request, te
     incident.closed_at = request.now
     items = await actions.of_incident(session, incident)
     return {
-        "open_actions": [
-            {"number": i.number, "owner": i.owner, "text": i.text, "due": i.due_on.isoformat()}
+        "open_actions": tuple(
+            OpenAction(number=i.number, owner=i.owner, text=i.text, due=i.due_on)
             for i in items
             if i.done_at is None
-        ]
+        )
     }
 
 
@@ -452,14 +465,8 @@ async def apply(
         text=text,
     )
     await timers.replan(session, incident, policy=policy, now=now)
-    return Change(
-        incident=incident,
-        kind=action.value,
-        actor=actor,
-        before=before.value,
-        after=after.value,
-        text=text,
-        extra=extra,
+    return STATE_CHANGES[action](
+        incident=incident, actor=actor, before=before.value, after=after.value, text=text, **extra
     )
 
 
@@ -484,7 +491,7 @@ async def change_priority(
     timers.reset_clocks_for_priority(incident, policy=policy, now=now)
     await record(session, incident, at=now, actor=actor, kind="priority", before=before, after=priority)
     await timers.replan(session, incident, policy=policy, now=now)
-    return Change(incident=incident, kind="priority", actor=actor, before=before, after=priority)
+    return PriorityChanged(incident=incident, actor=actor, before=before, after=priority)
 
 
 async def assign(
@@ -504,7 +511,7 @@ async def assign(
     setattr(incident, role, user)
     await record(session, incident, at=now, actor=actor, kind="role", before=before, after=user, text=role)
     await session.flush()
-    return Change(incident=incident, kind="role", actor=actor, before=before, after=user, text=role)
+    return RoleAssigned(incident=incident, actor=actor, role=role, before=before, after=user)
 
 
 async def post_update(
@@ -523,7 +530,7 @@ async def post_update(
     incident.last_update_at = now
     await record(session, incident, at=now, actor=actor, kind="update", text=text)
     await timers.replan(session, incident, policy=policy, now=now)
-    return Change(incident=incident, kind="update", actor=actor, text=text)
+    return StatusUpdate(incident=incident, actor=actor, text=text)
 
 
 async def add_note(
@@ -539,7 +546,7 @@ async def add_note(
     if not text:
         raise InvalidInput(field="note", problem="the note has no text")
     await record(session, incident, at=now, actor=actor, kind="note", text=text)
-    return Change(incident=incident, kind="note", actor=actor, text=text)
+    return Note(incident=incident, actor=actor, text=text)
 
 
 async def escalate(
@@ -570,14 +577,8 @@ async def escalate(
         text=reason or None,
     )
     await timers.replan(session, incident, policy=policy, now=now)
-    return Change(
-        incident=incident,
-        kind="escalation",
-        actor=actor,
-        before=str(before),
-        after=str(level),
-        text=reason or None,
-        extra={"level": level, "repeat": level == before},
+    return Escalated(
+        incident=incident, actor=actor, level=level, repeat=level == before, reason=reason or None
     )
 
 
@@ -598,7 +599,7 @@ async def pir_done(
     incident.pir_link, incident.pir_done_at = link, now
     await record(session, incident, at=now, actor=actor, kind="pir", after="done", text=link)
     await timers.replan(session, incident, policy=policy, now=now)
-    return Change(incident=incident, kind="pir", actor=actor, text=link)
+    return PirDone(incident=incident, actor=actor, link=link)
 
 
 async def save_slack_refs(session: AsyncSession, *, number: int, **refs: str) -> None:
@@ -656,14 +657,7 @@ async def schedule_pir(
     incident.pir_meeting_at, incident.pir_meeting_reminded_at = at, None
     await record(session, incident, at=now, actor=actor, kind="pir_scheduled", after=at.isoformat()[:64])
     await timers.replan(session, incident, policy=policy, now=now)
-    return Change(
-        incident=incident,
-        kind="pir_scheduled",
-        actor=actor,
-        before=before.isoformat() if before else None,
-        after=at.isoformat(),
-        extra={"meeting_at": at.isoformat()},
-    )
+    return PirScheduled(incident=incident, actor=actor, meeting_at=at, before=before)
 
 
 async def set_detected(
@@ -676,13 +670,7 @@ async def set_detected(
     before = incident.detected_at
     incident.detected_at = at
     await record(session, incident, at=now, actor=actor, kind="detected", after=at.isoformat()[:64])
-    return Change(
-        incident=incident,
-        kind="detected",
-        actor=actor,
-        before=before.isoformat() if before else None,
-        after=at.isoformat(),
-    )
+    return DetectedAt(incident=incident, actor=actor, detected_at=at, before=before)
 
 
 def parse_local_time(when: str, *, policy: Policy) -> datetime:

@@ -17,7 +17,19 @@ from bot.config import load_policy
 from handlers import views
 from handlers.messages import Composer, channel_name
 from handlers.render import TEMPLATES, Renderer, TemplatesMissing
-from store.change import Change
+from store.change import (
+    STATE_CHANGES,
+    Change,
+    Confirmed,
+    Escalated,
+    PirDraft,
+    PriorityChanged,
+    Recoded,
+    Reopened,
+    RoleAssigned,
+    StatusUpdate,
+)
+from store.machine import Action
 from store.models import ActionItem, Incident, State, TimelineEntry
 from store.policy import IMPACTS, PRIORITIES, URGENCIES
 from tests.helpers import mrkdwn_texts
@@ -113,21 +125,24 @@ EVENTS = [
 @pytest.mark.parametrize("name,kind,before,after", EVENTS)
 def test_event_messages(name: str, kind: str, before: str | None, after: str | None) -> None:
     i = incident(State.RESOLVED)
-    change = Change(
-        incident=i,
-        kind=kind,
-        actor="U2",
-        before=before,
-        after=after,
-        text=EVIL * 20 if kind != "role" else "comms",
-    )
-    check(COMPOSER.render(name, i, change=change))
+    check(COMPOSER.render(name, i, change=event_change(i, kind, before, after)))
+
+
+def event_change(i: Incident, kind: str, before: str | None, after: str | None) -> Change:
+    if kind == "priority":
+        return PriorityChanged(incident=i, actor="U2", before=before or "", after=after or "")
+    if kind == "role":
+        return RoleAssigned(incident=i, actor="U2", role="comms", before=before, after=after or "")
+    if kind == "update":
+        return StatusUpdate(incident=i, actor="U2", text=EVIL * 20)
+    made = STATE_CHANGES[Action(kind)]
+    return made(incident=i, actor="U2", before=before or "", after=after or "", text=EVIL * 20)
 
 
 def test_escalation_page_mentions_users_groups_and_channels() -> None:
     i = incident(State.TRIAGE)
     level = POLICY.escalation_levels[0]
-    change = Change(incident=i, kind="escalation", actor="U2", text=EVIL)
+    change = Escalated(incident=i, actor="U2", level=1, repeat=False, reason=EVIL)
     message = COMPOSER.render(
         "escalation_page.json.j2", i, change=change, page_level=level, page_number=1, repeat=False
     )
@@ -185,13 +200,19 @@ NOTICES = [
 @pytest.mark.parametrize("name,extra", NOTICES)
 def test_notices_show_user_text_and_their_own_placeholders_safely(name: str, extra: dict) -> None:
     i = incident(State.RESOLVED)
-    extra_facts = {
-        "waiting": EVIL,
-        "cause_before": "capacity",
-        "resolution_before": "rollback",
-        "reason": EVIL,
+    changes: dict[str, Change] = {
+        "incident_confirmed.json.j2": Confirmed(incident=i, actor="U2", waiting=EVIL),
+        "incident_recoded.json.j2": Recoded(
+            incident=i,
+            actor="U2",
+            cause_before="capacity",
+            resolution_before="rollback",
+            cause=i.cause_code,
+            resolution=i.resolution_code,
+        ),
     }
-    change = Change(incident=i, kind="reopen", actor="U2", text=EVIL, extra=extra_facts)
+    reopened = Reopened(incident=i, actor="U2", before="resolved", after="investigating", text=EVIL)
+    change = changes.get(name, reopened)
     check(COMPOSER.render(name, i, change=change, **extra))
 
 
@@ -211,7 +232,7 @@ def test_lists_stats_similar_and_the_upload_comment() -> None:
         COMPOSER.renderer.message("incident_similar.json.j2", incidents=[i] * 5, policy=POLICY, phrase=EVIL)
     )
     check(COMPOSER.renderer.message("incident_stats.json.j2", title="Figures", lines=[EVIL] * 50))
-    change = Change(incident=i, kind="pir_draft", actor="U2")
+    change = PirDraft(incident=i, actor="U2", document="")
     check_mrkdwn(COMPOSER.renderer.text("pir_uploaded.txt.j2", **COMPOSER.context(i, change=change)))
 
 
