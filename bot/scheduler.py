@@ -22,7 +22,7 @@ from bot import digest
 from handlers import reports
 from handlers.messages import Composer, publish
 from store import closure, lookup, metrics, outbox, timers
-from store.change import of_timer
+from store.change import Change, of_timer
 from store.db import Database
 from store.models import OutboxMessage
 from store.operations import Post, Upload
@@ -100,7 +100,7 @@ class Sweeper:
                     log.info("timer retired", extra={"event": "timer_retired", **fields})
                     continue
                 if outcome.kind == timers.AUTO_CLOSE:
-                    change = await closure.close_by_itself(
+                    change: Change = await closure.close_by_itself(
                         session, outcome.incident, policy=self.policy, now=now
                     )
                 else:

@@ -66,7 +66,7 @@ def describe(error: DomainError, *, renderer: Renderer) -> str:
             return f":warning: {mrkdwn(problem[:1].upper() + problem[1:])}.{extra}"
         case TooLong(field=field, length=length, limit=limit, text=text):
             return (
-                f":warning: The {field} is {length:,} characters long; the limit is {limit:,}. Nothing was changed. "
+                f":warning: The {field.value} is {length:,} characters long; the limit is {limit:,}. Nothing was changed. "
                 f"Here is your text, to shorten and send again:\n```{mrkdwn(text)}```"
             )
         case AlreadyAcknowledged(incident_id=incident, by=by, at=at):

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import timers
-from store.change import ActionAdded, ActionDone, Change
-from store.errors import Forbidden, InvalidInput, NotFound, TooLong
+from store.change import ActionAdded, ActionDone
+from store.errors import Field, Forbidden, InvalidInput, NotFound, TooLong
 from store.models import ActionItem, Incident, State
 from store.policy import Policy
 from store.text import shown_length
@@ -27,12 +27,14 @@ def due_date(text: str | None, *, policy: Policy, now: datetime) -> date:
     try:
         due = date.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(field="due", problem=f"due date {text!r} is not a date like 2026-12-01") from None
+        raise InvalidInput(
+            field=Field.DUE, problem=f"due date {text!r} is not a date like 2026-12-01"
+        ) from None
     if due < today:
-        raise InvalidInput(field="due", problem=f"due date {due.isoformat()} is in the past")
+        raise InvalidInput(field=Field.DUE, problem=f"due date {due.isoformat()} is in the past")
     if due > today + DUE_WITHIN:  # also keeps its reminders inside what a datetime can hold
         raise InvalidInput(
-            field="due", problem=f"due date {due.isoformat()} is more than a hundred years away"
+            field=Field.DUE, problem=f"due date {due.isoformat()} is more than a hundred years away"
         )
     return due
 
@@ -47,14 +49,14 @@ async def add(
     policy: Policy,
     actor: str,
     now: datetime,
-) -> Change:
+) -> ActionAdded:
     text = text.strip()
     if not text:
-        raise InvalidInput(field="action", problem="say what is to be done")
+        raise InvalidInput(field=Field.ACTION, problem="say what is to be done")
     if shown_length(text) > TEXT_MAX:  # as a person reads it (store/text.py)
-        raise TooLong(field="action", length=shown_length(text), limit=TEXT_MAX, text=text)
+        raise TooLong(field=Field.ACTION, length=shown_length(text), limit=TEXT_MAX, text=text)
     if incident.state is State.CANCELLED:
-        raise InvalidInput(field="action", problem=f"{policy.public_id(incident.number)} was cancelled")
+        raise InvalidInput(field=Field.ACTION, problem=f"{policy.public_id(incident.number)} was cancelled")
     number = (
         int(
             await session.scalar(
@@ -103,7 +105,7 @@ async def get(session: AsyncSession, incident: Incident, number: int, *, policy:
 
 async def complete(
     session: AsyncSession, incident: Incident, number: int, *, policy: Policy, actor: str, now: datetime
-) -> Change:
+) -> ActionDone:
     item = await get(session, incident, number, policy=policy)
     if actor not in (item.owner, incident.commander) and not policy.is_admin(actor):
         raise Forbidden(
@@ -114,7 +116,7 @@ async def complete(
             owner=item.owner,
         )
     if item.done_at is not None:
-        raise InvalidInput(field="action", problem=f"action {number} is already done")
+        raise InvalidInput(field=Field.ACTION, problem=f"action {number} is already done")
     item.done_at, item.done_by = now, actor
     await timers.replan_action(session, item, policy=policy, now=now)
     await record(

@@ -219,7 +219,7 @@ async def _clear(
         text=f"alert resolved at {shown}",
     )
     auto = policy.alerts.auto_resolve and incident.acknowledged_at is None
-    changes = [
+    changes: list[Change] = [
         _change(
             AlertResolved,
             incident,

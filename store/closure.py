@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import service, timers
-from store.change import Change, Closed, Confirmed, Recoded
-from store.errors import AlreadyConfirmed, Forbidden, InvalidInput, StalePrompt
+from store.change import Closed, Confirmed, Recoded, StateChanged
+from store.errors import AlreadyConfirmed, Field, Forbidden, InvalidInput, StalePrompt
 from store.machine import Action
 from store.models import Incident, State
 from store.policy import Policy
@@ -75,7 +75,7 @@ async def confirm(
     actor: str,
     now: datetime,
     prompt: int | None = None,
-) -> Change:
+) -> Confirmed:
     """Record that service is restored; close at once unless the review is still owed. `prompt`: the
     resolution whose prompt was clicked (None when typed)."""
     _require_current_prompt(incident, prompt, policy)
@@ -107,7 +107,7 @@ async def still_broken(
     actor: str,
     now: datetime,
     prompt: int | None = None,
-) -> Change:
+) -> StateChanged:
     """Reopen, as a reopen like any other, with the reason the reporter gave. `prompt` as for confirm."""
     _require_current_prompt(incident, prompt, policy)
     service.require_state(incident, RESOLVED, "still-broken", policy)
@@ -120,7 +120,7 @@ async def still_broken(
 
 async def close_by_itself(
     session: AsyncSession, incident: Incident, *, policy: Policy, now: datetime
-) -> Change:
+) -> Closed:
     """The auto-close timer fell due (timers.fire checked it still applies)."""
     after = policy.auto_close_after or timedelta(0)
     reason = f"resolved more than {_words(after)} ago" + (
@@ -141,26 +141,26 @@ async def recode(
     now: datetime,
     cause: str | None,
     resolution: str | None,
-) -> Change:
+) -> Recoded:
     """Correct the cause and resolution codes of a resolved or closed incident."""
     public_id = policy.public_id(incident.number)
     service.require_state(incident, CODED_STATES, "recode", policy)
     service.require_commander(incident, "recode", actor, policy)
     if not cause and not resolution:
         raise InvalidInput(
-            field="recode",
+            field=Field.RECODE,
             problem="usage: `/incident recode cause=<code> resolution=<code>` (either or both)",
         )
     cause_before, resolution_before = incident.cause_code, incident.resolution_code
     if cause:
-        incident.cause_code = service.choose("cause code", cause, policy.cause_codes)
+        incident.cause_code = service.choose(Field.CAUSE_CODE, cause, policy.cause_codes)
     if resolution:
-        incident.resolution_code = service.choose("resolution code", resolution, policy.resolution_codes)
+        incident.resolution_code = service.choose(Field.RESOLUTION_CODE, resolution, policy.resolution_codes)
     before = f"{cause_before}/{resolution_before}"
     after = f"{incident.cause_code}/{incident.resolution_code}"
     if after == before:
         raise InvalidInput(
-            field="recode",
+            field=Field.RECODE,
             problem=f"{public_id} already has cause {incident.cause_code} and resolution {incident.resolution_code}",
         )
     await record(session, incident, at=now, actor=actor, kind="recode", before=before, after=after)
@@ -175,7 +175,7 @@ async def recode(
     )
 
 
-def _closed(change: Change) -> Closed:
+def _closed(change: StateChanged) -> Closed:
     """What service.apply gave for Action.CLOSE, as the type it is (store/change.py's STATE_CHANGES)."""
     if not isinstance(change, Closed):
         raise TypeError(f"closing gave {type(change).__name__}, not Closed")

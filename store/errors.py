@@ -4,6 +4,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+
+
+class Field(StrEnum):
+    """What a refusal of input names; the value is the words a person reads ("The cause code is ...")."""
+
+    TITLE = "title"
+    DESCRIPTION = "description"
+    CATEGORY = "category"
+    IMPACT = "impact"
+    URGENCY = "urgency"
+    PRIORITY = "priority"
+    DETECTED = "detected"
+    SUMMARY = "summary"
+    CAUSE_CODE = "cause code"
+    RESOLUTION_CODE = "resolution code"
+    REASON = "reason"
+    ROLE = "role"
+    UPDATE = "update"
+    NOTE = "note"
+    ESCALATION = "escalation"
+    LINK = "link"
+    WHEN = "when"
+    DUE = "due"
+    ACTION = "action"
+    RECODE = "recode"
+    PROBLEM = "problem"
+    PROBLEM_KEY = "problem key"
+    USER = "user"
+    INCIDENT = "incident"
 
 
 class DomainError(Exception):
@@ -45,14 +75,14 @@ class Forbidden(DomainError):
 
 @dataclass
 class InvalidInput(DomainError):
-    field: str
+    field: Field
     problem: str
     choices: list[str] | None = None
 
 
 @dataclass
 class TooLong(DomainError):
-    field: str
+    field: Field
     length: int
     limit: int
     text: str

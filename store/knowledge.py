@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import dialect, lookup
 from store.change import ProblemLinked
-from store.errors import InvalidInput, TooLong
+from store.errors import Field, InvalidInput, TooLong
 from store.models import Incident
 from store.policy import Policy
 from store.timeline import record
@@ -50,14 +50,14 @@ def summary_of(incident: Incident, *, policy: Policy) -> dict[str, Any]:
 
 async def link_problem(
     session: AsyncSession, incident: Incident, key: str, *, policy: Policy, actor: str, now: datetime
-) -> str:
+) -> ProblemLinked:
     key = key.strip().strip("<>").split("|", 1)[0]
     if not key:
         raise InvalidInput(
-            field="problem", problem="give the problem's key or URL, e.g. `/incident problem PRB-12`"
+            field=Field.PROBLEM, problem="give the problem's key or URL, e.g. `/incident problem PRB-12`"
         )
     if len(key) > PROBLEM_MAX:
-        raise TooLong(field="problem key", length=len(key), limit=PROBLEM_MAX, text=key)
+        raise TooLong(field=Field.PROBLEM_KEY, length=len(key), limit=PROBLEM_MAX, text=key)
     before = incident.problem_key
     incident.problem_key = key
     await record(

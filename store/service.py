@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import actions, knowledge, machine, timers
 from store.change import (
     STATE_CHANGES,
-    Change,
     Declared,
     DetectedAt,
     Escalated,
@@ -25,11 +24,13 @@ from store.change import (
     PirScheduled,
     PriorityChanged,
     RoleAssigned,
+    StateChanged,
     StatusUpdate,
 )
 from store.errors import (
     AlreadyAcknowledged,
     AmbiguousChannel,
+    Field,
     Forbidden,
     IllegalTransition,
     InvalidInput,
@@ -53,13 +54,13 @@ LINK_MAX = 500  # and its column
 STORED_TIMES = 5  # without a column's own limit, the stored form may be this many times the limit
 
 
-def check_length(name: str, text: str, limit: int, *, stored: int | None = None) -> str:
+def check_length(field: Field, text: str, limit: int, *, stored: int | None = None) -> str:
     """`text`, stripped, if it reads as at most `limit` characters and its stored form fits in `stored`."""
     text = text.strip()
     shown, room = shown_length(text), stored or STORED_TIMES * limit
     if shown > limit or len(text) > room:
         length, limit = (shown, limit) if shown > limit else (len(text), room)
-        raise TooLong(field=name, length=length, limit=limit, text=text)
+        raise TooLong(field=field, length=length, limit=limit, text=text)
     return text
 
 
@@ -155,9 +156,9 @@ def require_state(incident: Incident, allowed: frozenset[State], action: str, po
         )
 
 
-def choose(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+def choose(field: Field, value: str, choices: tuple[str, ...] | list[str]) -> str:
     if value not in choices:
-        raise InvalidInput(field=name, problem=f"unknown {name} {value!r}", choices=list(choices))
+        raise InvalidInput(field=field, problem=f"unknown {field.value} {value!r}", choices=list(choices))
     return value
 
 
@@ -181,15 +182,15 @@ async def declare(
     detected: str | None = None,
     detected_at: datetime | None = None,
     alert_source: str | None = None,
-) -> Change:
+) -> Declared:
     """Open an incident. `detected` is a local time typed by a person, `detected_at` an aware datetime (an
     alert's start); `alert_source` names the monitoring source when it, not a person, is the reporter."""
-    title = check_length("title", title, TITLE_MAX, stored=TITLE_STORED_MAX)
+    title = check_length(Field.TITLE, title, TITLE_MAX, stored=TITLE_STORED_MAX)
     detected_at = _detection(detected, detected_at, policy=policy, now=now)
     if not title:
-        raise InvalidInput(field="title", problem="a title is required")
-    description = check_length("description", description, TEXT_MAX)
-    category = choose("category", category or default_category(policy), policy.categories)
+        raise InvalidInput(field=Field.TITLE, problem="a title is required")
+    description = check_length(Field.DESCRIPTION, description, TEXT_MAX)
+    category = choose(Field.CATEGORY, category or default_category(policy), policy.categories)
     priority = _priority(priority, impact, urgency, policy=policy)
     earlier = await knowledge.similar(session, title, limit=3)  # done incidents: never this one
     paging = bool(policy.escalation_levels)
@@ -232,22 +233,22 @@ def _detection(
     if detected:
         detected_at = parse_local_time(detected, policy=policy)
     if detected_at is not None and detected_at.tzinfo is None:
-        raise InvalidInput(field="detected", problem="the detection time has no time zone")
+        raise InvalidInput(field=Field.DETECTED, problem="the detection time has no time zone")
     if detected_at is not None and detected_at > now:
         shown = detected.strip() if detected else detected_at.isoformat()
-        raise InvalidInput(field="detected", problem=f"{shown} is in the future")
+        raise InvalidInput(field=Field.DETECTED, problem=f"{shown} is in the future")
     return detected_at
 
 
 def _priority(priority: str | None, impact: str | None, urgency: str | None, *, policy: Policy) -> str:
     """The priority given, else the one the policy's matrix gives impact and urgency, else the default."""
     if impact is not None:
-        choose("impact", impact, IMPACTS)
+        choose(Field.IMPACT, impact, IMPACTS)
     if urgency is not None:
-        choose("urgency", urgency, URGENCIES)
+        choose(Field.URGENCY, urgency, URGENCIES)
     if priority is None and impact is not None and urgency is not None:
         priority = policy.priority_for(impact, urgency)
-    return choose("priority", (priority or policy.default_priority).upper(), PRIORITIES)
+    return choose(Field.PRIORITY, (priority or policy.default_priority).upper(), PRIORITIES)
 
 
 # A new row's columns the use case leaves unset, with their defaults: set on the object before the INSERT,
@@ -303,18 +304,18 @@ def _no_input(incident: Incident, request: Request) -> None:
 
 
 def _summary_and_codes(incident: Incident, request: Request) -> str:
-    text = check_length("summary", request.summary or "", TEXT_MAX)
+    text = check_length(Field.SUMMARY, request.summary or "", TEXT_MAX)
     if not text:
-        raise InvalidInput(field="summary", problem="a resolution summary is required")
-    choose("cause code", request.cause or "", request.policy.cause_codes)
-    choose("resolution code", request.resolution or "", request.policy.resolution_codes)
+        raise InvalidInput(field=Field.SUMMARY, problem="a resolution summary is required")
+    choose(Field.CAUSE_CODE, request.cause or "", request.policy.cause_codes)
+    choose(Field.RESOLUTION_CODE, request.resolution or "", request.policy.resolution_codes)
     return text
 
 
 def _reason(incident: Incident, request: Request) -> str:
-    text = check_length("reason", request.reason or "", REASON_MAX)
+    text = check_length(Field.REASON, request.reason or "", REASON_MAX)
     if not text:
-        raise InvalidInput(field="reason", problem=f"a reason is required to {request.action.value}")
+        raise InvalidInput(field=Field.REASON, problem=f"a reason is required to {request.action.value}")
     return text
 
 
@@ -434,7 +435,7 @@ async def apply(
     cause: str | None = None,
     resolution: str | None = None,
     permitted: bool = False,
-) -> Change:
+) -> StateChanged:
     """Move the incident along the transition table, or refuse and change nothing.
 
     `permitted`: the caller has already checked that `actor` may (store/closure.py lets the reporter
@@ -478,14 +479,14 @@ async def change_priority(
     policy: Policy,
     actor: str,
     now: datetime,
-) -> Change:
-    priority = choose("priority", priority.upper(), PRIORITIES)
+) -> PriorityChanged:
+    priority = choose(Field.PRIORITY, priority.upper(), PRIORITIES)
     require_state(incident, machine.PRIORITY_STATES, "priority", policy)
     require_commander(incident, "change priority", actor, policy)
     before = incident.priority
     if before == priority:
         raise InvalidInput(
-            field="priority", problem=f"{policy.public_id(incident.number)} is already {priority}"
+            field=Field.PRIORITY, problem=f"{policy.public_id(incident.number)} is already {priority}"
         )
     incident.priority = priority
     timers.reset_clocks_for_priority(incident, policy=policy, now=now)
@@ -503,8 +504,8 @@ async def assign(
     policy: Policy,
     actor: str,
     now: datetime,
-) -> Change:
-    role = choose("role", role.lower(), ROLES)
+) -> RoleAssigned:
+    role = choose(Field.ROLE, role.lower(), ROLES)
     require_state(incident, machine.ASSIGN_STATES, "assign", policy)
     require_commander(incident, "assign roles", actor, policy)
     before = getattr(incident, role)
@@ -522,10 +523,10 @@ async def post_update(
     policy: Policy,
     actor: str,
     now: datetime,
-) -> Change:
-    text = check_length("update", text, TEXT_MAX)
+) -> StatusUpdate:
+    text = check_length(Field.UPDATE, text, TEXT_MAX)
     if not text:
-        raise InvalidInput(field="update", problem="the update has no text")
+        raise InvalidInput(field=Field.UPDATE, problem="the update has no text")
     require_state(incident, machine.UPDATE_STATES, "update", policy)
     incident.last_update_at = now
     await record(session, incident, at=now, actor=actor, kind="update", text=text)
@@ -541,10 +542,10 @@ async def add_note(
     policy: Policy,
     actor: str,
     now: datetime,
-) -> Change:
-    text = check_length("note", text, TEXT_MAX)
+) -> Note:
+    text = check_length(Field.NOTE, text, TEXT_MAX)
     if not text:
-        raise InvalidInput(field="note", problem="the note has no text")
+        raise InvalidInput(field=Field.NOTE, problem="the note has no text")
     await record(session, incident, at=now, actor=actor, kind="note", text=text)
     return Note(incident=incident, actor=actor, text=text)
 
@@ -557,12 +558,12 @@ async def escalate(
     actor: str,
     now: datetime,
     reason: str = "",
-) -> Change:
+) -> Escalated:
     """Page the next escalation level now; at the last level, page it again."""
-    reason = check_length("reason", reason, REASON_MAX)
+    reason = check_length(Field.REASON, reason, REASON_MAX)
     require_state(incident, machine.ESCALATE_STATES, "escalate", policy)
     if not policy.escalation_levels:
-        raise InvalidInput(field="escalation", problem="no escalation levels are configured")
+        raise InvalidInput(field=Field.ESCALATION, problem="no escalation levels are configured")
     before = incident.escalation_level
     level = min(before + 1, len(policy.escalation_levels))
     incident.escalation_level, incident.level_paged_at, incident.last_page_at = level, now, now
@@ -590,10 +591,10 @@ async def pir_done(
     policy: Policy,
     actor: str,
     now: datetime,
-) -> Change:
-    link = check_length("link", link, LINK_MAX, stored=LINK_MAX)
+) -> PirDone:
+    link = check_length(Field.LINK, link, LINK_MAX, stored=LINK_MAX)
     if not re.fullmatch(r"<?https?://[^\s<>|]+(\|[^>]*)?>?", link):
-        raise InvalidInput(field="link", problem="give the PIR's link, starting with https://")
+        raise InvalidInput(field=Field.LINK, problem="give the PIR's link, starting with https://")
     link = link.strip("<>").split("|", 1)[0]
     require_state(incident, machine.PIR_STATES, "pir done", policy)
     incident.pir_link, incident.pir_done_at = link, now
@@ -647,11 +648,11 @@ def ensure_state_allows_update(incident: Incident, *, policy: Policy) -> None:
 
 async def schedule_pir(
     session: AsyncSession, incident: Incident, when: str, *, policy: Policy, actor: str, now: datetime
-) -> Change:
+) -> PirScheduled:
     """Record the review meeting at `YYYY-MM-DD HH:MM` in app.yaml's timezone."""
     at = parse_local_time(when, policy=policy)
     if at <= now:
-        raise InvalidInput(field="when", problem=f"{when.strip()} is in the past")
+        raise InvalidInput(field=Field.WHEN, problem=f"{when.strip()} is in the past")
     require_state(incident, machine.PIR_STATES, "pir schedule", policy)
     before = incident.pir_meeting_at
     incident.pir_meeting_at, incident.pir_meeting_reminded_at = at, None
@@ -662,11 +663,11 @@ async def schedule_pir(
 
 async def set_detected(
     session: AsyncSession, incident: Incident, when: str, *, policy: Policy, actor: str, now: datetime
-) -> Change:
+) -> DetectedAt:
     """When the incident really began, if before it was declared (`YYYY-MM-DD HH:MM`, app.yaml's timezone)."""
     at = parse_local_time(when, policy=policy)
     if at > incident.declared_at:
-        raise InvalidInput(field="detected", problem=f"{when.strip()} is after the incident was declared")
+        raise InvalidInput(field=Field.DETECTED, problem=f"{when.strip()} is after the incident was declared")
     before = incident.detected_at
     incident.detected_at = at
     await record(session, incident, at=now, actor=actor, kind="detected", after=at.isoformat()[:64])
@@ -678,9 +679,9 @@ def parse_local_time(when: str, *, policy: Policy) -> datetime:
         local = datetime.strptime(when.strip(), "%Y-%m-%d %H:%M")
     except ValueError:
         raise InvalidInput(
-            field="when", problem=f"{when.strip()!r} is not a time like 2026-12-01 14:30"
+            field=Field.WHEN, problem=f"{when.strip()!r} is not a time like 2026-12-01 14:30"
         ) from None
     try:
         return local.replace(tzinfo=policy.timezone).astimezone(UTC)
     except OverflowError:  # year 1 or 9999, moved past what a datetime holds
-        raise InvalidInput(field="when", problem=f"{when.strip()} is beyond the calendar") from None
+        raise InvalidInput(field=Field.WHEN, problem=f"{when.strip()} is beyond the calendar") from None
