@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,8 +45,8 @@ class Sweeper:
         batch: int = 50,
         hold: float = 0.015,
     ) -> None:
-        """`batch`: the most timers one transaction fires. `hold`: about how long one round may keep the
-        event loop on SQLite, whose rounds never suspend; rounds there shrink below `batch` to fit it."""
+        """`batch`: the most timers one transaction fires. `hold`: about how long one round may keep its
+        write transaction open; rounds shrink below `batch` to fit it."""
         self.db, self.composer, self.policy, self.clock = db, composer, policy, clock
         self.wake_relay, self.batch, self.hold = wake_relay, batch, hold
         self._size = batch  # this round's batch: fitted to `hold` from the last round's cost per timer
@@ -60,15 +60,10 @@ class Sweeper:
             fired += posted
             if claimed == 0:
                 break
-            # Firing costs about 1 ms a timer (bench/scheduler.py; a page's several messages cost more):
-            # rounds of 50 held clicks queued behind them in a storm on overdue incidents (p99 180 ms).
-            # Only SQLite's rounds hold the loop; PostgreSQL's wait on the server and let requests in.
-            if self.db.is_sqlite:
-                each = (time.perf_counter() - began) / claimed
-                self._size = max(1, min(self.batch, int(self.hold / each)))
-            # SQLite runs on this thread and never suspends mid-round: let waiting requests in between
-            # rounds (a sweep that fired 3,000 overdue timers in one go held every ack for 3.3 s).
-            await asyncio.sleep(0)
+            # A round holds the incidents it fires (on SQLite, the one write lock): people's clicks on
+            # those incidents wait for it, so a storm of overdue timers is fired in short rounds.
+            each = (time.perf_counter() - began) / claimed
+            self._size = max(1, min(self.batch, int(self.hold / each)))
         if fired:
             self.wake_relay()
         return fired
@@ -200,7 +195,9 @@ def start_jobs(sweeper: Sweeper, *, tick: timedelta, running: set[asyncio.Future
     return scheduler
 
 
-def guarded(job: Callable[[], object], name: str, running: set[asyncio.Future[Any]]) -> Callable[[], object]:
+def guarded(
+    job: Callable[[], Awaitable[object]], name: str, running: set[asyncio.Future[Any]]
+) -> Callable[[], Awaitable[None]]:
     """`job` as a scheduler job: a failed run is logged and the next one tries again. While it runs, its
     task is in `running`, so a stopping process can let it finish (Tocsin.stop) rather than have the
     scheduler cancel it mid-transaction."""
@@ -210,7 +207,7 @@ def guarded(job: Callable[[], object], name: str, running: set[asyncio.Future[An
         assert task is not None
         running.add(task)
         try:
-            await job()  # type: ignore[misc]
+            await job()
         except Exception:
             log.exception("job failed", extra={"event": "job_failed", "job": name})
         finally:

@@ -299,11 +299,7 @@ async def do_similar(call: Call, *, words: str) -> Message:
 
 
 async def do_show(call: Call) -> Message:
-    async with call.deps.db.rows() as connection:
-        incident = await service.view(
-            connection, policy=call.deps.policy, ref=call.invocation.ref, channel=call.invocation.channel
-        )
-    return call.deps.composer.render("incident_show.json.j2", incident)
+    return call.deps.composer.render("incident_show.json.j2", await call.incident())
 
 
 async def do_timeline(call: Call) -> Message:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +16,7 @@ from store.change import Change
 from store.models import Incident
 from store.policy import Policy
 
-UseCase = Callable[[AsyncSession, Incident], Awaitable[Change]]
+C = TypeVar("C", bound=Change)  # the kind of change a use case makes, handed back as it made it
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,10 @@ async def change(
     deps: Deps,
     ctx: UseCaseContext,
     ref: str | None,
-    use_case: Callable[..., Awaitable[Change]],
+    use_case: Callable[..., Awaitable[C]],
     *args: Any,
     **kwargs: Any,
-) -> Change:
+) -> C:
     """`use_case(session, incident, *args, policy=, actor=, now=, **kwargs)` on the incident `ref` names
     (or the incident of `ctx.channel`): store/ use cases all take that shape."""
     return await change_incident(
@@ -58,7 +58,13 @@ async def change(
     )
 
 
-async def change_incident(deps: Deps, *, ref: str | None, channel: str | None, use_case: UseCase) -> Change:
+async def change_incident(
+    deps: Deps,
+    *,
+    ref: str | None,
+    channel: str | None,
+    use_case: Callable[[AsyncSession, Incident], Awaitable[C]],
+) -> C:
     """Run `use_case` on the incident named by `ref` (or this channel's) in one transaction, with its messages."""
     async with deps.db.write() as session:
         incident = await service.find(session, policy=deps.policy, ref=ref, channel=channel, lock=True)
@@ -68,9 +74,9 @@ async def change_incident(deps: Deps, *, ref: str | None, channel: str | None, u
     return change
 
 
-async def declare(deps: Deps, **fields: str | None) -> Change:
+async def declare(deps: Deps, **fields: Any) -> Change:
     async with deps.db.write() as session:
-        change = await service.declare(session, policy=deps.policy, now=deps.clock(), **fields)  # type: ignore[arg-type]
+        change = await service.declare(session, policy=deps.policy, now=deps.clock(), **fields)
         await publish(session, change, composer=deps.composer, now=deps.clock())
     deps.wake_relay()
     return change

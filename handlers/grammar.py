@@ -30,11 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import flows, text
 from handlers.deps import Deps
-from handlers.flows import UseCaseContext
+from handlers.flows import C, UseCaseContext
 from handlers.render import Message
 from store import knowledge, service
 from store.change import Change
-from store.errors import InvalidInput
+from store.errors import Field, InvalidInput
 from store.models import Incident
 from store.policy import PRIORITIES
 
@@ -134,12 +134,14 @@ class Arg:
             chosen = next((choice for choice in self.choices if choice.lower() == word.lower()), None)
             if chosen is None:
                 raise InvalidInput(
-                    field=self.name, problem=f"unknown {self.name} {word!r}", choices=[*self.choices]
+                    field=Field.COMMAND, problem=f"unknown {self.name} {word!r}", choices=[*self.choices]
                 )
             return chosen
         if self.kind is Kind.PRIORITY:
             if word.upper() not in PRIORITIES:  # named as typed, not quoted: a title may follow it
-                raise InvalidInput(field=self.name, problem=f"unknown priority {word}", choices=[*PRIORITIES])
+                raise InvalidInput(
+                    field=Field.COMMAND, problem=f"unknown priority {word}", choices=[*PRIORITIES]
+                )
             return word.upper()
         found = MENTION.fullmatch(word) if self.kind is Kind.USER else _NUMBER.fullmatch(word)
         if found is None:
@@ -148,9 +150,11 @@ class Arg:
 
     def _missing(self, form: Form) -> InvalidInput:
         if self.refusal:
-            return InvalidInput(field=self.name, problem=self.refusal)
+            return InvalidInput(field=Field.COMMAND, problem=self.refusal)
         if self.kind is Kind.CHOICE:
-            return InvalidInput(field=self.name, problem=f"say which {self.name}", choices=[*self.choices])
+            return InvalidInput(
+                field=Field.COMMAND, problem=f"say which {self.name}", choices=[*self.choices]
+            )
         return form.refusal()
 
     def code(self, typed: str, *, form: Form) -> tuple[str | None, str]:
@@ -203,7 +207,7 @@ class Form:
         return f"`/incident {self.usage}`" + (" (either or both)" if self.either else "") + self.note
 
     def refusal(self) -> InvalidInput:
-        return InvalidInput(field=self.verb, problem=f"usage: {self.shown}")
+        return InvalidInput(field=Field.COMMAND, problem=f"usage: {self.shown}")
 
     def after_words(self, typed: str) -> str | None:
         """What follows this form's own words at the start of `typed`; None when they are not there."""
@@ -257,7 +261,7 @@ class Call:
     ctx: UseCaseContext
     deps: Deps
 
-    async def change(self, use_case: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Change:
+    async def change(self, use_case: Callable[..., Awaitable[C]], *args: Any, **kwargs: Any) -> C:
         """The one write a command makes: `use_case` on the incident it names (handlers/flows.py)."""
         return await flows.change(self.deps, self.ctx, self.invocation.ref, use_case, *args, **kwargs)
 
@@ -327,7 +331,7 @@ class Command:
             return bare, ""
         if takes:
             return takes, typed
-        raise InvalidInput(field=self.verb, problem="usage: " + ", ".join(form.shown for form in forms))
+        raise InvalidInput(field=Field.COMMAND, problem="usage: " + ", ".join(form.shown for form in forms))
 
     async def run(self, invocation: Invocation, ctx: UseCaseContext, deps: Deps) -> Message | None:
         """Read what was typed against the forms and run the one it fits; None: answered by a modal."""

@@ -11,7 +11,7 @@ from handlers.deps import Deps
 from handlers.flows import UseCaseContext
 from handlers.replies import answer
 from store import service
-from store.errors import DomainError, Forbidden, InvalidInput, TooLong
+from store.errors import DomainError, Field, Forbidden, InvalidInput, TooLong
 from store.machine import Action
 from store.models import Incident
 from store.policy import IMPACTS, PRIORITIES, URGENCIES
@@ -106,7 +106,7 @@ def _user(body: dict[str, Any]) -> str:
     user = body.get("user")
     user_id = user.get("id") if isinstance(user, dict) else None
     if not isinstance(user_id, str) or not user_id:
-        raise InvalidInput(field="user", problem="Slack did not say who submitted this form")
+        raise InvalidInput(field=Field.USER, problem="Slack did not say who submitted this form")
     return user_id
 
 
@@ -181,7 +181,7 @@ async def on_view_update(ack: Ack, body: dict[str, Any], view: dict[str, Any], d
 def _ref(view: dict[str, Any], deps: Deps) -> str:
     number = _metadata(view).get("incident")
     if not isinstance(number, int) or isinstance(number, bool):
-        raise InvalidInput(field="incident", problem="this form has lost its incident; open it again")
+        raise InvalidInput(field=Field.INCIDENT, problem="this form has lost its incident; open it again")
     return deps.policy.public_id(number)
 
 

@@ -34,6 +34,7 @@ class Field(StrEnum):
     PROBLEM_KEY = "problem key"
     USER = "user"
     INCIDENT = "incident"
+    COMMAND = "command"  # a command's words did not fit any of its forms (handlers/grammar.py)
 
 
 class DomainError(Exception):

@@ -168,20 +168,6 @@ class Incident(Base):
         return self.state in OPEN_STATES
 
 
-class IncidentView:
-    """An incident row read for display (`service.view`): its columns as plain attributes, and `is_open`.
-    Read-only by convention; changes go through an Incident loaded with `service.find(lock=True)`."""
-
-    state: State
-
-    def __init__(self, row: Any) -> None:
-        self.__dict__.update(row._asdict())  # a plain object: no ORM state to keep
-
-    @property
-    def is_open(self) -> bool:
-        return self.state in OPEN_STATES
-
-
 class TimelineEntry(Base):
     """One audit row per change: who did what, when, from what to what."""
 

@@ -40,7 +40,7 @@ from store.errors import (
     TooLong,
 )
 from store.machine import Action
-from store.models import OPEN_STATES, Incident, IncidentView, State, TimelineEntry
+from store.models import OPEN_STATES, Incident, State, TimelineEntry, table_of
 from store.policy import IMPACTS, PRIORITIES, ROLES, URGENCIES, Policy
 from store.text import shown_length
 from store.timeline import SYSTEM_ACTOR, record
@@ -69,21 +69,18 @@ def parse_ref(ref: str, *, policy: Policy) -> int | None:
     return int(match.group(1)) if match else None
 
 
-# Built once: SQLAlchemy computes a cache key for every statement object it is given, so the lookups every
-# request makes reuse theirs, with the values bound per call. The views select the table, not the mapped
-# class: rows without ORM state, cheaper than loading an Incident (docs/performance.md).
-def _lookups(source: Any, number: Any, channel: Any) -> tuple[Any, Any]:
-    by_number = select(source).where(number == bindparam("number"))
-    by_channel = select(source).where(channel == bindparam("channel")).order_by(number.desc()).limit(20)
-    return by_number, by_channel
-
-
-_OBJECTS = _lookups(Incident, Incident.number, Incident.channel_id)
+# Built once, with the values bound per call: SQLAlchemy derives each statement's cache key once.
+_BY_NUMBER = select(Incident).where(Incident.number == bindparam("number"))
+_BY_CHANNEL = (
+    select(Incident)
+    .where(Incident.channel_id == bindparam("channel"))
+    .order_by(Incident.number.desc())
+    .limit(20)
+)
 _LOOKUPS = {
-    "object": _OBJECTS,
+    False: (_BY_NUMBER, _BY_CHANNEL),
     # SELECT ... FOR UPDATE on PostgreSQL; SQLite's write transaction already holds the database's lock
-    "locked": tuple(statement.with_for_update() for statement in _OBJECTS),
-    "view": _lookups(Incident.__table__, Incident.__table__.c.number, Incident.__table__.c.channel_id),
+    True: (_BY_NUMBER.with_for_update(), _BY_CHANNEL.with_for_update()),
 }
 
 
@@ -96,7 +93,7 @@ async def find(
     lock: bool = False,
 ) -> Incident:
     """The incident named by `ref`, else the one whose channel this is."""
-    by_number, by_channel = _LOOKUPS["locked" if lock else "object"]
+    by_number, by_channel = _LOOKUPS[lock]
     if ref is not None:
         number = parse_ref(ref, policy=policy)
         found = None if number is None else await session.scalar(by_number, {"number": number})
@@ -106,23 +103,6 @@ async def find(
     if channel is None:
         raise NoIncidentHere()
     return _one_of(list(await session.scalars(by_channel, {"channel": channel})), policy=policy)
-
-
-async def view(
-    connection: Any, *, policy: Policy, ref: str | None = None, channel: str | None = None
-) -> IncidentView:
-    """The incident `find` would return, read-only, for display; `connection` from Database.rows()."""
-    by_number, by_channel = _LOOKUPS["view"]
-    if ref is not None:
-        number = parse_ref(ref, policy=policy)
-        row = None if number is None else (await connection.execute(by_number, {"number": number})).first()
-        if row is None:
-            raise NotFound(ref=ref)
-        return IncidentView(row)
-    if channel is None:
-        raise NoIncidentHere()
-    rows = [IncidentView(row) for row in await connection.execute(by_channel, {"channel": channel})]
-    return _one_of(rows, policy=policy)
 
 
 def _one_of(rows: list[Any], *, policy: Policy) -> Any:
@@ -254,8 +234,8 @@ def _priority(priority: str | None, impact: str | None, urgency: str | None, *, 
 # A new row's columns the use case leaves unset, with their defaults: set on the object before the INSERT,
 # so that after it every column is loaded and nothing is fetched again behind the caller's back.
 _UNSET = {
-    column.key: None if column.default is None else column.default.arg
-    for column in Incident.__table__.columns
+    column.key: getattr(column.default, "arg", None)
+    for column in table_of(Incident).columns
     if not column.primary_key
 }
 
