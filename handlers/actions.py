@@ -92,7 +92,7 @@ async def _escalate(deps: Deps, ctx: UseCaseContext, ref: str, body: dict[str, A
     change = await flows.change(deps, ctx, ref, service.escalate)
     return (
         ":pager: That was already the last level; it has been paged again."
-        if change.extra["repeat"]
+        if change.repeat
         else None
     )
 

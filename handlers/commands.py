@@ -20,7 +20,7 @@ from handlers.messages import Composer
 from handlers.render import Message, mrkdwn
 from handlers.replies import NO_USER, answer
 from store import actions, closure, knowledge, metrics, pir, service
-from store.change import Change, PirDraft
+from store.change import Change, Closed, PirDraft
 from store.machine import STATUS_ACTIONS, Action
 from store.models import Incident
 from store.policy import PRIORITIES, ROLES, Policy
@@ -128,8 +128,8 @@ def _transition(action: Action) -> Callable[..., Awaitable[Message]]:
 async def _move(call: Call, action: Action, **given: str) -> Message:
     change = await call.change(service.apply, action, **given)
     reply = f"{call.public_id(change)} is now *{change.after}*."
-    if open_items := change.extra.get("open_actions"):
-        reply += f" :warning: It still has {len(open_items)} open action item{'s' if len(open_items) > 1 else ''}; they stay tracked and reminded: `/incident actions`."
+    if isinstance(change, Closed) and (count := len(change.open_actions)):
+        reply += f" :warning: It still has {count} open action item{'s' if count > 1 else ''}; they stay tracked and reminded: `/incident actions`."
     return _ok(reply)
 
 
@@ -152,11 +152,9 @@ async def do_resolve(call: Call, *, summary: str, cause: str, resolution: str) -
 
 async def do_confirm(call: Call) -> Message:
     change = await call.change(closure.confirm)
-    if "then" in change.extra:
+    if change.then is not None:
         return _ok(f"Thanks: {call.public_id(change)} is confirmed restored and now closed.")
-    return _ok(
-        f"Thanks: {call.public_id(change)} is confirmed restored; it closes once {change.extra['waiting']}."
-    )
+    return _ok(f"Thanks: {call.public_id(change)} is confirmed restored; it closes once {change.waiting}.")
 
 
 async def do_still_broken(call: Call, *, reason: str) -> Message:
@@ -179,7 +177,7 @@ async def do_priority(call: Call, *, priority: str) -> Message:
 
 async def do_assign(call: Call, *, role: str, person: str) -> Message:
     change = await call.change(service.assign, role, person)
-    return _ok(f"<@{change.after}> is now {change.text} of {call.public_id(change)}.")
+    return _ok(f"<@{change.after}> is now {change.role} of {call.public_id(change)}.")
 
 
 async def do_update_form(call: Call) -> None:
@@ -198,10 +196,10 @@ async def do_note(call: Call, *, text: str) -> Message:
 
 async def do_escalate(call: Call, *, reason: str) -> Message:
     change = await call.change(service.escalate, reason=reason)
-    level = call.deps.composer.level(change.extra["level"])
-    again = " again (it is the last level)" if change.extra["repeat"] else ""
+    level = call.deps.composer.level(change.level)
+    again = " again (it is the last level)" if change.repeat else ""
     return _ok(
-        f"Paging level {change.extra['level']} ({level.name if level else '?'}){again} for {call.public_id(change)}."
+        f"Paging level {change.level} ({level.name if level else '?'}){again} for {call.public_id(change)}."
     )
 
 
@@ -262,13 +260,13 @@ async def do_action(call: Call, *, owner: str, what: str, due: str | None) -> Me
     by = actions.due_date(due, policy=call.deps.policy, now=call.deps.clock())
     change = await call.change(actions.add, owner=owner, text=what, due=by)
     return _ok(
-        f"Action {change.extra['action']} of {call.public_id(change)} added for <@{owner}>, due {change.extra['due']}."
+        f"Action {change.number} of {call.public_id(change)} added for <@{owner}>, due {change.due.isoformat()}."
     )
 
 
 async def do_action_done(call: Call, *, number: int) -> Message:
     change = await call.change(actions.complete, number)
-    return _ok(f"Action {change.extra['action']} of {call.public_id(change)} is done.")
+    return _ok(f"Action {change.number} of {call.public_id(change)} is done.")
 
 
 async def do_actions(call: Call) -> Message:
