@@ -301,10 +301,11 @@ class FakeSlack:
         self._response_urls[url] = 0
         return url
 
-    def new_trigger_id(self) -> str:
-        """A trigger_id like Slack's; it is single use and expires after three seconds."""
+    def new_trigger_id(self, *, age: float = 0.0) -> str:
+        """A trigger_id like Slack's; it is single use and expires three seconds after it was issued,
+        `age` seconds ago."""
         trigger_id = f"{int(time.time() * 1000)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"
-        self._triggers[trigger_id] = time.monotonic()
+        self._triggers[trigger_id] = time.monotonic() - age
         return trigger_id
 
     def fail_next(

@@ -705,8 +705,7 @@ async def test_views_are_validated_and_triggers_used_once(fake: FakeSlack, clien
     await client.views_open(trigger_id=trigger, view=MODAL)
     assert await error_of(client.views_open(trigger_id=trigger, view=MODAL)) == "trigger_exchanged"
 
-    late = fake.new_trigger_id()
-    fake._triggers[late] -= 10  # issued ten seconds ago
+    late = fake.new_trigger_id(age=10)
     assert await error_of(client.views_open(trigger_id=late, view=MODAL)) == "expired_trigger_id"
 
 
