@@ -65,7 +65,9 @@ async def change_incident(
     channel: str | None,
     use_case: Callable[[AsyncSession, Incident], Awaitable[C]],
 ) -> C:
-    """Run `use_case` on the incident named by `ref` (or this channel's) in one transaction, with its messages."""
+    """Run `use_case` on the incident named by `ref` (or this channel's) in one transaction, with its
+    messages: BEGIN (IMMEDIATE on SQLite), SELECT the incident FOR UPDATE, the use case's statements, one
+    INSERT INTO outbox of the messages planned for its change, COMMIT."""
     async with deps.db.write() as session:
         incident = await service.find(session, policy=deps.policy, ref=ref, channel=channel, lock=True)
         change = await use_case(session, incident)

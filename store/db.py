@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -38,6 +39,9 @@ _STALE_TABLES = text(
     " WHERE s.schemaname = current_schema() AND s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0)"
     " ORDER BY s.relname"
 )
+
+
+IDLE_PING = 1.0  # seconds: a PostgreSQL connection idle longer than this is pinged before use
 
 
 def in_memory(url: str) -> bool:
@@ -72,9 +76,13 @@ class Database:
                 url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,  # a restart or a failover leaves the pool full of dead connections
                 connect_args={"server_settings": _server_settings(custom_plans)},
             )
+            # A restart or a failover leaves the pool full of dead connections: one idle for IDLE_PING
+            # seconds or more is pinged before it is handed out. A busy pool's connections are in use,
+            # so pinging them all (pool_pre_ping) would cost every request a round trip for nothing.
+            event.listen(self._writer.sync_engine, "checkout", _ping_if_idle)
+            event.listen(self._writer.sync_engine, "checkin", _note_checkin)
             self._reader = self._writer.execution_options(isolation_level="AUTOCOMMIT")
         self._write_session = async_sessionmaker(self._writer, expire_on_commit=False)
         self._read_session = async_sessionmaker(self._reader, expire_on_commit=False)
@@ -167,6 +175,21 @@ class Database:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """The pool's checkout event: a connection that sat idle is asked whether the server still answers;
+    DisconnectionError makes the pool replace it (SQLAlchemy's documented pessimistic disconnect check)."""
+    if time.monotonic() - record.info.get("idle_since", 0.0) < IDLE_PING:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as error:
+        raise exc.DisconnectionError(f"idle connection is gone: {error}") from error
 
 
 def _server_settings(custom_plans: bool) -> dict[str, str]:

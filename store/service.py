@@ -419,7 +419,12 @@ async def apply(
     """Move the incident along the transition table, or refuse and change nothing.
 
     `permitted`: the caller has already checked that `actor` may (store/closure.py lets the reporter
-    reopen and, by confirming, close)."""
+    reopen and, by confirming, close).
+
+    The statements, given the incident locked by `find(lock=True)` (SELECT ... FOR UPDATE): the action's
+    own (a close reads the open action items), then UPDATE incidents SET <the changed columns>, version
+    WHERE number AND version (the flush below), INSERT INTO timeline, and `timers.replan`'s SELECT of the
+    pending timers with an UPDATE of those cancelled and an INSERT of those due."""
     after = _permitted_target(incident, action, policy=policy, actor=actor, permitted=permitted)
     request = Request(
         action=action,
@@ -435,6 +440,7 @@ async def apply(
     text = effect.check(incident, request)
     before, incident.state = incident.state, after
     extra = await effect.change(session, incident, request, text)
+    await session.flush()  # the incident's UPDATE, refused if its version moved on (StaleDataError)
     await record(
         session,
         incident,

@@ -29,6 +29,8 @@ def engine(url: URL, *, writer: bool, pool_size: int, lock_wait: Callable[[], fl
         url.set(drivername="sqlite+aiosqlite"),
         pool_size=1 if writer else pool_size,
         max_overflow=0 if writer else pool_size,
+        # Readers never begin a transaction (see below): nothing to roll back when one is given back.
+        pool_reset_on_return="rollback" if writer else None,
     )
 
     @event.listens_for(created.sync_engine, "connect")

@@ -17,7 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.config import load_policy
 from store import service, timeline
-from store.db import Database
+from store.db import IDLE_PING, Database
 from store.machine import Action
 from store.models import Incident, State, TimelineEntry
 from tests.conftest import postgres_connection
@@ -139,8 +139,9 @@ async def _terminate(url: Any, pid: int) -> None:
 
 
 async def test_connections_that_died_while_idle_are_replaced_not_handed_out(db: Database) -> None:
-    """PostgreSQL: a server restart kills the pool's idle connections. Each is checked before it is handed
-    out, and a dead one replaced: the next read and write succeed on new server processes."""
+    """PostgreSQL: a server restart kills the pool's idle connections. One idle for a while is checked
+    before it is handed out, and a dead one replaced: the next read and write succeed on new server
+    processes."""
     if db.is_sqlite:
         pytest.skip("PostgreSQL only: SQLite has no server connection to lose")
     number = await _declare(db)
@@ -148,6 +149,7 @@ async def test_connections_that_died_while_idle_are_replaced_not_handed_out(db: 
         pids = {(await first.execute(BACKEND)).scalar(), (await second.execute(BACKEND)).scalar()}
     for pid in pids:
         await _terminate(db.url, pid)
+    await asyncio.sleep(IDLE_PING)  # idle long enough to be checked before it is handed out
     async with db.rows() as connection:
         assert (await connection.execute(BACKEND)).scalar() not in pids
     async with db.write() as session:
