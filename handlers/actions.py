@@ -90,11 +90,7 @@ async def _acknowledge(deps: Deps, ctx: UseCaseContext, ref: str, body: dict[str
 
 async def _escalate(deps: Deps, ctx: UseCaseContext, ref: str, body: dict[str, Any]) -> str | None:
     change = await flows.change(deps, ctx, ref, service.escalate)
-    return (
-        ":pager: That was already the last level; it has been paged again."
-        if change.repeat
-        else None
-    )
+    return ":pager: That was already the last level; it has been paged again." if change.repeat else None
 
 
 async def _open_update(deps: Deps, ctx: UseCaseContext, ref: str, body: dict[str, Any]) -> str | None:
