@@ -75,12 +75,13 @@ class Sweeper:
             due = await timers.due(session, now=now, limit=self._size)
             if not due:
                 return 0, 0
-            numbers = sorted({number for _, number in due})
+            incident_of = dict(due)  # timer id -> its incident's number
+            numbers = sorted(set(incident_of.values()))
             incidents = await lookup.by_numbers(session, numbers, lock=True)
-            claimed = await timers.claim(session, ids=[timer_id for timer_id, _ in due], now=now)
+            claimed = await timers.claim(session, ids=list(incident_of), now=now)
             pending = await timers.pending_for(session, numbers=numbers)
             for timer in claimed:  # timers due that are not here were fired or cancelled by another process
-                number = timer.incident_number
+                number = incident_of[timer.id]
                 outcome = await timers.fire(
                     session, timer, incidents[number], policy=self.policy, now=now, pending=pending[number]
                 )

@@ -1,7 +1,7 @@
 """Engines, transactions and schema upgrades: plain SQLAlchemy 2 asyncio sessions on both stores.
 
 - `write()`: an AsyncSession in one transaction, committed on exit, rolled back on error.
-- `read()`: an AsyncSession for reads. `rows()`: an AsyncConnection, for reads that want rows.
+- `read()`: an AsyncSession for reads (in autocommit: each statement sees what was committed before it).
 - SQLite (store/sqlite.py): aiosqlite, WAL, one writer connection per process whose transactions start
   with BEGIN IMMEDIATE, and a pool of readers. An in-memory URL gets a private temporary file, so that
   readers and the writer see one database without sharing a connection.
@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from store import sqlite
 
@@ -92,8 +92,8 @@ class Database:
         if self.memory:
             self._scratch = tempfile.mkdtemp(prefix="tocsin-")
             url = url.set(database=str(Path(self._scratch) / "memory.db"))
-        writer = sqlite.engine(url, writer=True, pool_size=1, lock_wait=lambda: self.lock_wait)
-        reader = sqlite.engine(url, writer=False, pool_size=pool_size, lock_wait=lambda: self.lock_wait)
+        writer = sqlite.engine(url, pool_size=1, lock_wait=lambda: self.lock_wait)
+        reader = sqlite.engine(url, pool_size=pool_size)
         return writer, reader
 
     @property
@@ -121,12 +121,6 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._read_session() as session:
             yield session
-
-    @asynccontextmanager
-    async def rows(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads that want rows, not ORM objects."""
-        async with self._reader.connect() as connection:
-            yield connection
 
     def trace(self, callback: Callable[[str], None]) -> None:
         """Call `callback` with the SQL of each statement run from now on until dispose() (tests,

@@ -22,9 +22,12 @@ LOCK_WAIT = 30.0  # seconds a writer waits for another process's write lock befo
 READ_WAIT = 5.0  # seconds a reader waits (only the switch to WAL mode can make it wait)
 
 
-def engine(url: URL, *, writer: bool, pool_size: int, lock_wait: Callable[[], float]) -> AsyncEngine:
-    """An asyncio engine on the database file at `url` (any sqlite driver name). The writer's pool holds
-    one connection: Database.write() queues this process's writers for it."""
+def engine(url: URL, *, pool_size: int, lock_wait: Callable[[], float] | None = None) -> AsyncEngine:
+    """An asyncio engine on the database file at `url` (any sqlite driver name): the writer's when given
+    `lock_wait` (how long its BEGIN IMMEDIATE waits for another process's lock, asked at each BEGIN), else
+    a reader's. The writer's pool holds one connection: Database.write() queues this process's writers
+    for it."""
+    writer = lock_wait is not None
     created = create_async_engine(
         url.set(drivername="sqlite+aiosqlite"),
         pool_size=1 if writer else pool_size,
@@ -43,16 +46,20 @@ def engine(url: URL, *, writer: bool, pool_size: int, lock_wait: Callable[[], fl
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    if writer:
-
-        @event.listens_for(created.sync_engine, "begin")
-        def on_begin(connection: Connection) -> None:
-            _wait_for_lock(connection, lock_wait())
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
     # Readers send no BEGIN: each statement reads the database as it is when it runs, as PostgreSQL's
     # autocommit reads do, and no reader holds a snapshot that would keep a checkpoint from emptying the WAL.
+    if lock_wait is not None:
+        _begin_immediate(created, lock_wait)
     return created
+
+
+def _begin_immediate(engine: AsyncEngine, lock_wait: Callable[[], float]) -> None:
+    """The writer's transactions begin IMMEDIATE, waiting up to `lock_wait()` seconds for the lock."""
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        _wait_for_lock(connection, lock_wait())
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _wait_for_lock(connection: Connection, seconds: float) -> None:

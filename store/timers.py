@@ -275,13 +275,14 @@ async def due(session: AsyncSession, *, now: datetime, limit: int) -> list[tuple
         .order_by(Timer.due_at, Timer.id)
         .limit(limit)
     )
-    return [(row.id, row.incident_number or 0) for row in await session.execute(query)]
+    rows = await session.execute(query)
+    return [(row.id, row.incident_number) for row in rows if row.incident_number is not None]
 
 
 @dataclass(frozen=True)
 class Claimed:
     id: int
-    incident_number: int
+    incident_number: int | None  # None: a timer of no incident (the weekly digest)
     kind: str
     key: str
     due_at: datetime
@@ -297,7 +298,7 @@ async def claim(session: AsyncSession, *, ids: list[int], now: datetime) -> list
         .returning(Timer.id, Timer.incident_number, Timer.kind, Timer.key, Timer.due_at)
         .execution_options(synchronize_session=False)
     )
-    claimed = [Claimed(r.id, r.incident_number or 0, r.kind, r.key, r.due_at) for r in result]
+    claimed = [Claimed(r.id, r.incident_number, r.kind, r.key, r.due_at) for r in result]
     return sorted(claimed, key=lambda c: (c.due_at, c.id))
 
 

@@ -134,9 +134,9 @@ async def test_refresh_statistics_analyzes_the_tables_that_changed_past_autovacu
                 insert(OutboxMessage.__table__), [{**queued, "next_attempt_at": now}] * count
             )
             await session.execute(text("SELECT pg_stat_force_next_flush()"))
-        async with db.rows() as connection:
+        async with db.read() as session:
             for _ in range(100):  # the inserting connection reports its counts once idle
-                seen = (await connection.execute(changed)).scalar()
+                seen = (await session.execute(changed)).scalar()
                 if seen >= counted:
                     break
                 await asyncio.sleep(0.05)
@@ -149,11 +149,11 @@ async def test_refresh_statistics_analyzes_the_tables_that_changed_past_autovacu
     assert await queue(100, counted=130) == 130
     assert "outbox" in await db.refresh_statistics()
     assert "outbox" not in await db.refresh_statistics()  # nothing changed since
-    async with db.rows() as connection:
+    async with db.read() as session:
         analyzed = text(
             "SELECT last_analyze IS NOT NULL, n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'outbox'"
         )
-        assert tuple((await connection.execute(analyzed)).one()) == (True, 0)
+        assert tuple((await session.execute(analyzed)).one()) == (True, 0)
 
 
 async def test_the_health_report_reads_the_outbox_and_timers_through_their_indexes(db: Database) -> None:

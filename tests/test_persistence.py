@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import exc, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.config import load_policy
@@ -49,13 +49,11 @@ def _updates(db: Database) -> list[str]:
     return statements
 
 
-async def test_sessions_and_connections_are_sqlalchemys_own(db: Database) -> None:
+async def test_sessions_are_sqlalchemys_own(db: Database) -> None:
     async with db.write() as session:
         assert isinstance(session, AsyncSession)
     async with db.read() as session:
         assert isinstance(session, AsyncSession)
-    async with db.rows() as connection:
-        assert isinstance(connection, AsyncConnection)
 
 
 async def test_a_write_session_deletes_refreshes_and_rolls_back_to_a_savepoint(db: Database) -> None:
@@ -120,12 +118,12 @@ async def test_a_stale_version_is_refused_and_nothing_is_written(db: Database) -
     assert row.state == State.TRIAGE and row.version == 1
 
 
-async def test_each_statement_of_rows_sees_what_was_committed_before_it(db: Database) -> None:
-    async with db.rows() as connection:
+async def test_each_statement_of_a_read_sees_what_was_committed_before_it(db: Database) -> None:
+    async with db.read() as session:
         for expected in range(1, 4):
             await _declare(db, title=f"Outage {expected}")
             count = select(func.count()).select_from(Incident)
-            assert (await connection.execute(count)).scalar() == expected
+            assert (await session.execute(count)).scalar() == expected
 
 
 async def _terminate(url: Any, pid: int) -> None:
@@ -145,13 +143,13 @@ async def test_connections_that_died_while_idle_are_replaced_not_handed_out(db: 
     if db.is_sqlite:
         pytest.skip("PostgreSQL only: SQLite has no server connection to lose")
     number = await _declare(db)
-    async with db.rows() as first, db.rows() as second:  # two connections, both idle after this
+    async with db.read() as first, db.read() as second:  # two connections, both idle after this
         pids = {(await first.execute(BACKEND)).scalar(), (await second.execute(BACKEND)).scalar()}
     for pid in pids:
         await _terminate(db.url, pid)
     await asyncio.sleep(IDLE_PING)  # idle long enough to be checked before it is handed out
-    async with db.rows() as connection:
-        assert (await connection.execute(BACKEND)).scalar() not in pids
+    async with db.read() as session:
+        assert (await session.execute(BACKEND)).scalar() not in pids
     async with db.write() as session:
         found = await service.find(session, policy=POLICY, ref=f"INC-{number}", lock=True)
         await timeline.record(session, found, at=NOW, actor="U2", kind="note", text="after the restart")
@@ -190,8 +188,8 @@ async def test_postgresql_plans_each_statement_for_its_values(db: Database) -> N
     show = text("SHOW plan_cache_mode")
     async with db.write() as session:
         assert (await session.execute(show)).scalar() == "force_custom_plan"
-    async with db.rows() as connection:
-        assert (await connection.execute(show)).scalar() == "force_custom_plan"
+    async with db.read() as session:
+        assert (await session.execute(show)).scalar() == "force_custom_plan"
 
 
 def _imports(path: Path) -> set[str]:
