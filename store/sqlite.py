@@ -32,8 +32,11 @@ def engine(url: URL, *, pool_size: int, lock_wait: Callable[[], float] | None = 
         url.set(drivername="sqlite+aiosqlite"),
         pool_size=1 if writer else pool_size,
         max_overflow=0 if writer else pool_size,
-        # Readers never begin a transaction (see below): nothing to roll back when one is given back.
+        # Readers never begin a transaction (see below): nothing to roll back when one is given back, nor
+        # when a read session closes (sqlite3 reports autocommit: its isolation_level is None). The writer
+        # has the same isolation_level, but its BEGIN IMMEDIATE opens a transaction that must be rolled back.
         pool_reset_on_return="rollback" if writer else None,
+        skip_autocommit_rollback=not writer,
     )
 
     @event.listens_for(created.sync_engine, "connect")
