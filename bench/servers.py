@@ -1,5 +1,8 @@
-"""Helper processes for bench/load.py, each printing one JSON line with its URLs, then serving until killed:
-- `fake`: the test suite's fake Slack, plus /stats;
+"""Helper processes for the benchmarks, each printing one JSON line with its URLs, then serving until killed:
+- `fake [--rate-limits]`: the test suite's fake Slack, enforcing Slack's published quotas when asked,
+  plus /stats (messages by metadata event type, answers by method, chat.update calls that changed
+  nothing, problems), /dump (every call, message and channel, for bench/storm.py) and /response_url (a
+  response_url the fake accepts posts to);
 - `bare SECRET`: the ceiling, a bare slack-bolt AsyncApp on aiohttp whose only handler acks /incident. It
   also acks the Acknowledge button, which bench/load.py measures once per N for comparison only;
 - `reference SECRET DATABASE_URL`: one bare read or write through SQLAlchemy. The same bare app,
@@ -14,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections import Counter
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +51,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from tests.fakeslack import FakeSlack  # noqa: E402
 
 BENCH_CHANNEL = "C0BENCH"
+PAGING_CHANNEL = "C0PAGING"  # a fixed paging channel (bench/storm.yaml pages it)
 REFERENCE_ROWS = 10_000
 
 
@@ -56,28 +62,96 @@ async def serve(app: web.Application) -> int:
     return int(runner.addresses[0][1])
 
 
-async def fake() -> None:
-    slack = FakeSlack()
+async def fake(*, rate_limits: bool) -> None:
+    slack = FakeSlack(rate_limits=rate_limits)
     await slack.start()
     for channel, name in (
         ("C0123ANNOUNCE", "incidents"),
         ("C0123LEADERS", "leadership"),
         (BENCH_CHANNEL, "bench"),
         ("C_GENERAL", "general"),
+        (PAGING_CHANNEL, "paging"),
     ):
         slack.add_channel(channel, name)
 
     async def stats(request: web.Request) -> web.Response:
         events = Counter(m.event_type for m in slack.messages)
         return web.json_response(
-            {"events": events, "calls": len(slack.calls), "problems": slack.problems[:5]}
+            {
+                "events": events,
+                "calls": len(slack.calls),
+                "answers": {method: asdict(a) for method, a in slack.answers().items()},
+                "noop_updates": len(slack.noop_updates),
+                "metadata_only_updates": len(slack.metadata_only_updates),
+                "problems": slack.problems[:5],
+            }
         )
 
-    app = web.Application()
+    async def dump(request: web.Request) -> web.Response:
+        return web.json_response(_dump(slack))
+
+    async def response_url(request: web.Request) -> web.Response:
+        return web.json_response({"url": slack.new_response_url()})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/dump", dump)
+    app.router.add_get("/response_url", response_url)
     port = await serve(app)
     print(json.dumps({"api_url": slack.api_url, "stats_url": f"http://127.0.0.1:{port}/stats"}), flush=True)
     await asyncio.Event().wait()
+
+
+def _dump(slack: FakeSlack) -> dict[str, Any]:
+    """Everything Slack saw, times as wall-clock seconds: each call (its channel, name, thread and how it
+    was answered; not its blocks), each message as it ends with when it was posted and edited, each
+    channel, and the chat.update calls that changed nothing."""
+    wall = time.time() - time.monotonic()  # the fake records calls on the monotonic clock
+    keys = ("channel", "name", "ts", "thread_ts", "users", "usergroup", "user", "timestamp")
+    calls = [
+        {
+            "method": c.method,
+            "status": c.status,
+            "ok": c.ok,
+            "error": c.error,
+            "at": c.at + wall,
+            "args": {k: c.args[k] for k in keys if isinstance(c.args.get(k), str)},
+            "metadata": c.args.get("metadata") if isinstance(c.args.get("metadata"), dict) else None,
+        }
+        for c in slack.calls
+    ]
+    messages = [
+        {
+            "channel": m.channel,
+            "ts": m.ts,
+            "thread_ts": m.thread_ts,
+            "text": m.text,
+            "blocks": m.blocks,
+            "metadata": m.metadata,
+            "posted_at": m.posted_at,
+            "edited_at": m.edited_at,
+        }
+        for m in slack.messages
+    ]
+    channels = [
+        {
+            "id": c.id,
+            "name": c.name,
+            "topic": c.topic,
+            "pins": c.pins,
+            "user": c.user,
+            "members": sorted(c.members),
+        }
+        for c in slack.channels.values()
+    ]
+    return {
+        "calls": calls,
+        "messages": messages,
+        "channels": channels,
+        "noop_updates": [asdict(e) for e in slack.noop_updates],
+        "metadata_only_updates": [asdict(e) for e in slack.metadata_only_updates],
+        "problems": slack.problems,
+    }
 
 
 def _bolt(secret: str) -> AsyncApp:
@@ -180,6 +254,7 @@ async def reference(secret: str, url: str) -> None:
 
 if __name__ == "__main__":
     command = sys.argv[1]
-    asyncio.run(
-        fake() if command == "fake" else bare(sys.argv[2]) if command == "bare" else reference(*sys.argv[2:4])
-    )
+    if command == "fake":
+        asyncio.run(fake(rate_limits="--rate-limits" in sys.argv[2:]))
+    else:
+        asyncio.run(bare(sys.argv[2]) if command == "bare" else reference(*sys.argv[2:4]))

@@ -8,6 +8,12 @@ allow, see ``tests/slackspec.py``, and mistakes Slack would let pass or silently
 It keeps what a person in Slack would see: who is in each channel (``Message.members`` is the membership
 when a message was posted), who a message notified (``notified``, ``reached``), direct messages (``dms``).
 Faults are scripted: ``fail_next``, ``set_down``, ``revoke_token``, ``lose_answer``.
+
+Slack's quotas are modelled only when asked (``FakeSlack(rate_limits=True)``, or a ``RateLimits`` of
+one's own): a token bucket per method, and for chat.postMessage one per channel under a workspace-wide
+one; a call that finds its bucket empty is answered 429 with ``Retry-After`` and not carried out.
+``answers()`` counts each method's calls by how they were answered; ``noop_updates`` records each
+chat.update that changed nothing, ``metadata_only_updates`` each that changed nothing a person sees.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ import binascii
 import contextlib
 import itertools
 import json
+import math
 import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -55,9 +63,130 @@ GROUP_MENTION = re.compile(r"<!subteam\^([A-Z0-9_]+)(?:\|[^>]*)?>")
 CHANNEL_MENTION = re.compile(r"<!(?:channel|here|everyone)(?:\|[^>]*)?>")
 
 
+@dataclass(frozen=True)
+class Rate:
+    """A token bucket's shape: `burst` calls at once, refilled continuously at `per_minute`."""
+
+    per_minute: float
+    burst: int
+
+    @property
+    def per_second(self) -> float:
+        return self.per_minute / 60
+
+
+TIER_2 = Rate(20, 5)
+TIER_3 = Rate(50, 10)
+TIER_4 = Rate(100, 20)
+# Slack's published tier of each method (its rate-limit page); a method not named here is Tier 3.
+SLACK_TIERS: Mapping[str, Rate] = MappingProxyType(
+    {
+        **dict.fromkeys(
+            (
+                "conversations.create",
+                "conversations.setTopic",
+                "pins.add",
+                "usergroups.users.list",
+                "usergroups.list",
+                "conversations.list",
+                "files.completeUploadExternal",
+                "files.upload",
+            ),
+            TIER_2,
+        ),
+        **dict.fromkeys(
+            (
+                "conversations.invite",
+                "chat.update",
+                "conversations.history",
+                "conversations.replies",
+                "conversations.members",
+                "conversations.info",
+                "conversations.open",
+                "conversations.join",
+                "reactions.add",
+            ),
+            TIER_3,
+        ),
+        **dict.fromkeys(
+            (
+                "chat.postEphemeral",
+                "views.open",
+                "views.update",
+                "views.push",
+                "users.info",
+                "auth.test",
+                "files.getUploadURLExternal",
+            ),
+            TIER_4,
+        ),
+    }
+)
+POST = "chat.postMessage"  # paced per channel, under a workspace-wide ceiling, instead of by tier
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Slack's quotas, as the fake enforces them: one bucket per method (`methods`, else `default`) for
+    the workspace; chat.postMessage instead takes from its channel's bucket (`per_channel`; a DM posted
+    to a user id counts against that user's DM) and from the workspace's (`posts`)."""
+
+    methods: Mapping[str, Rate] = field(default_factory=lambda: SLACK_TIERS)
+    default: Rate = TIER_3
+    per_channel: Rate = Rate(60, 3)
+    posts: Rate = Rate(600, 100)
+
+    def rate(self, method: str) -> Rate:
+        return self.methods.get(method, self.default)
+
+
+class _Bucket:
+    """Tokens refilled continuously up to the burst; a call takes one."""
+
+    def __init__(self, rate: Rate, now: float) -> None:
+        self.rate = rate
+        self.tokens = float(rate.burst)
+        self.at = now
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is there (0: one is there now)."""
+        self.tokens = min(float(self.rate.burst), self.tokens + (now - self.at) * self.rate.per_second)
+        self.at = now
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate.per_second
+
+
+class Quotas:
+    """The buckets of one workspace under `limits`, made as calls first need them."""
+
+    def __init__(self, limits: RateLimits) -> None:
+        self.limits = limits
+        self._buckets: dict[str, _Bucket] = {}
+
+    def admit(self, method: str, channel: str | None, now: float) -> float:
+        """Take a token from each bucket the call draws on, and return 0; or, when any is empty, take
+        none and return the seconds until all have one. `channel`: the post's channel (or `@user`)."""
+        if method == POST:
+            keys = [("post", self.limits.posts)]
+            if channel:
+                keys.append((f"post {channel}", self.limits.per_channel))
+        else:
+            keys = [(method, self.limits.rate(method))]
+        buckets = [self._bucket(key, rate, now) for key, rate in keys]
+        wait = max(bucket.wait(now) for bucket in buckets)
+        if wait == 0:
+            for bucket in buckets:
+                bucket.tokens -= 1
+        return wait
+
+    def _bucket(self, key: str, rate: Rate, now: float) -> _Bucket:
+        if key not in self._buckets:
+            self._buckets[key] = _Bucket(rate, now)
+        return self._buckets[key]
+
+
 @dataclass
 class Call:
-    """One recorded Web API call."""
+    """One recorded Web API call; `status` is the HTTP status it was answered with."""
 
     method: str
     args: dict
@@ -65,6 +194,27 @@ class Call:
     error: str | None
     at: float
     answered: bool = True  # False when lose_answer() dropped the connection instead of answering
+    status: int = 200
+
+
+@dataclass
+class Answers:
+    """How Slack answered one method's calls: 200 ok, 200 with an error, 429, another HTTP status."""
+
+    ok: int = 0
+    error: int = 0
+    ratelimited: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One chat.update, of the message `ts` in `channel` (its metadata's event type), at wall time `at`."""
+
+    channel: str
+    ts: str
+    event_type: str | None
+    at: float
 
 
 @dataclass
@@ -82,6 +232,9 @@ class Message:
     history: list[dict] = field(default_factory=list)
     members: frozenset[str] = frozenset()
     replies: list[str] = field(default_factory=list)  # the ts of each reply in its thread
+    posted_at: float = field(default_factory=time.time)  # wall-clock time it reached the channel
+    posted_monotonic: float = field(default_factory=time.monotonic)
+    edited_at: list[float] = field(default_factory=list)  # wall-clock time of each chat.update
 
     @property
     def posted(self) -> tuple[str | None, list | None]:
@@ -138,7 +291,9 @@ class FakeSlack:
         bot_id: str = "BBOT",
         team_id: str = "T0001",
         app_id: str = "A1",
+        rate_limits: RateLimits | bool = False,
     ) -> None:
+        """`rate_limits`: True for Slack's published quotas, a RateLimits for others, False for none."""
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.team_id = team_id
@@ -153,6 +308,10 @@ class FakeSlack:
         self.problems: list[str] = []
         self.users: dict[str, dict] = {}  # user id -> users.info's user object
         self.usergroups: dict[str, dict] = {}  # group id -> usergroups.list's usergroup object
+        limits = RateLimits() if rate_limits is True else rate_limits
+        self.quotas = Quotas(limits) if isinstance(limits, RateLimits) else None
+        self.noop_updates: list[Edit] = []  # chat.update calls that changed nothing: text, blocks, metadata
+        self.metadata_only_updates: list[Edit] = []  # ... that changed the metadata alone, nothing shown
         self._faults: dict[str, list[_Fault]] = {}
         self._down = False
         self._revoked: tuple[str, float | None] | None = None  # (error, monotonic end or None)
@@ -382,6 +541,21 @@ class FakeSlack:
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
+    def answers(self) -> dict[str, Answers]:
+        """For each method called, how its calls were answered (a lost answer counts as decided)."""
+        counts: dict[str, Answers] = {}
+        for call in self.calls:
+            answers = counts.setdefault(call.method, Answers())
+            if call.status == 429:
+                answers.ratelimited += 1
+            elif call.status != 200:
+                answers.failed += 1
+            elif call.ok:
+                answers.ok += 1
+            else:
+                answers.error += 1
+        return counts
+
     async def wait_for(
         self,
         predicate: Callable[[], T],
@@ -506,10 +680,13 @@ class FakeSlack:
         args.pop("token", None)
 
         fault = _Fault(503, None, None) if self._down else self._next_fault(method)
+        if fault is None and self.quotas is not None and token and method in slackspec.methods():
+            wait = self.quotas.admit(method, self._post_key(method, args), time.monotonic())
+            if wait:  # refused before it is carried out, as Slack does
+                fault = _Fault(429, None, max(1, math.ceil(wait)))
         if fault is not None and fault.status != 200:
-            self._record(
-                method, args, ok=False, error="ratelimited" if fault.status == 429 else f"http_{fault.status}"
-            )
+            error = "ratelimited" if fault.status == 429 else f"http_{fault.status}"
+            self._record(method, args, ok=False, error=error, status=fault.status)
             return _fault_response(fault)
         against_spec = slackspec.problems(method, args, json_body=as_json)
         self.problems.extend(against_spec)
@@ -575,10 +752,37 @@ class FakeSlack:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _record(self, method: str, args: dict, *, ok: bool, error: str | None, answered: bool = True) -> None:
+    def _record(
+        self,
+        method: str,
+        args: dict,
+        *,
+        ok: bool,
+        error: str | None,
+        answered: bool = True,
+        status: int = 200,
+    ) -> None:
         self.calls.append(
-            Call(method=method, args=args, ok=ok, error=error, at=time.monotonic(), answered=answered)
+            Call(
+                method=method,
+                args=args,
+                ok=ok,
+                error=error,
+                at=time.monotonic(),
+                answered=answered,
+                status=status,
+            )
         )
+
+    def _post_key(self, method: str, args: dict) -> str | None:
+        """The channel whose bucket a post draws on: a DM, to a user id or its D... id, is `@user`."""
+        channel = args.get("channel")
+        if method != POST or not isinstance(channel, str) or not channel:
+            return None
+        known = self.channels.get(channel)
+        if known is not None and known.user is not None:
+            return f"@{known.user}"
+        return f"@{channel}" if channel.startswith(("U", "W")) else channel
 
     def _next_fault(self, method: str) -> _Fault | None:
         queue = self._faults.get(method)
@@ -1043,8 +1247,13 @@ class FakeSlack:
         channel = self._channel(args.get("channel"))
         message = self._find_message(channel, args.get("ts"))
         text, blocks, metadata = self._content(args, f"chat.update of {channel.id}/{message.ts}")
+        if (text, blocks) == (message.text, message.blocks):
+            edit = Edit(channel.id, message.ts, message.event_type, time.time())
+            unchanged = metadata is None or metadata == message.metadata
+            (self.noop_updates if unchanged else self.metadata_only_updates).append(edit)
         message.history.append({"text": message.text, "blocks": message.blocks, "metadata": message.metadata})
         message.text, message.blocks = text, blocks
+        message.edited_at.append(time.time())
         if metadata is not None:
             message.metadata = metadata
         return {

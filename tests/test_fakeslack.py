@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from tests import slackspec
-from tests.fakeslack import FakeSlack
+from tests.fakeslack import Answers, FakeSlack, Rate, RateLimits
 from tests.signed import SlackRequests, load_payload, select, slack_encoded, text_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -817,6 +818,201 @@ async def test_outage(fake: FakeSlack, client: AsyncWebClient) -> None:
     fake.set_down(False)
     await client.chat_postMessage(channel="C_OPS", text="t", metadata=META)
     assert [c.error for c in fake.calls] == ["http_503", "http_503", None]
+
+
+# ---------------------------------------------------------------------- rate limits
+
+
+@pytest.fixture
+async def limited() -> AsyncIterator[FakeSlack]:
+    """A fake Slack enforcing Slack's published quotas."""
+    fake = FakeSlack(rate_limits=True)
+    await fake.start()
+    yield fake
+    await fake.stop()
+    assert fake.problems == []
+
+
+async def limited_by(limits: RateLimits) -> FakeSlack:
+    fake = FakeSlack(rate_limits=limits)
+    await fake.start()
+    return fake
+
+
+async def test_a_burst_passes_and_the_next_call_waits(limited: FakeSlack) -> None:
+    client = AsyncWebClient(token="xoxb-test", base_url=limited.api_url)
+    for n in range(5):  # conversations.create is Tier 2: a burst of 5, then 20 a minute
+        await client.conversations_create(name=f"inc-{n}")
+    with pytest.raises(SlackApiError) as info:
+        await client.conversations_create(name="inc-5")
+    response = info.value.response
+    assert (response.status_code, response.data) == (429, {"ok": False, "error": "ratelimited"})
+    assert response.headers["Retry-After"] == "3"  # one call's worth of 20 a minute, in whole seconds
+    assert "inc-5" not in {c.name for c in limited.channels.values()}  # refused, not carried out
+    assert limited.answers()["conversations.create"] == Answers(ok=5, ratelimited=1)
+
+    # Each method has its own bucket: Tier 4 still lets its burst of 20 through.
+    for _ in range(20):
+        await client.auth_test()
+    assert await error_of(client.auth_test()) == "ratelimited"
+
+
+async def test_a_refill_lets_the_next_call_through() -> None:
+    fake = await limited_by(RateLimits(methods={"conversations.create": Rate(per_minute=600, burst=2)}))
+    try:
+        retrying = AsyncWebClient(
+            token="xoxb-test",
+            base_url=fake.api_url,
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)],
+        )
+        for n in range(3):  # the third is refused, waits its Retry-After and goes through
+            await retrying.conversations_create(name=f"inc-{n}")
+        first, second, refused, third = fake.calls
+        assert [c.status for c in fake.calls] == [200, 200, 429, 200]
+        assert third.at - refused.at >= 1.0  # Retry-After is at least a second, rounded up
+        assert len(fake.channels) == 3
+
+        client = AsyncWebClient(token="xoxb-test", base_url=fake.api_url)
+        await client.conversations_create(name="inc-3")  # refilled at 10 a second while it waited
+        assert await error_of(client.conversations_create(name="inc-4")) == "ratelimited"
+        await asyncio.sleep(0.15)  # a tenth of a second refills one call
+        await client.conversations_create(name="inc-4")
+    finally:
+        await fake.stop()
+
+
+async def test_posts_are_paced_per_channel(limited: FakeSlack) -> None:
+    client = AsyncWebClient(token="xoxb-test", base_url=limited.api_url)
+    for channel in ("C_OPS", "C_PAGING"):
+        limited.add_channel(channel, channel.lower().removeprefix("c_"))
+    card = await client.chat_postMessage(channel="C_OPS", text="card", metadata=META)
+    for _ in range(2):  # one a second with a burst of 3; thread replies count against the channel
+        await client.chat_postMessage(channel="C_OPS", text="t", thread_ts=card["ts"], metadata=META)
+    with pytest.raises(SlackApiError) as info:
+        await client.chat_postMessage(channel="C_OPS", text="fourth", metadata=META)
+    assert info.value.response.headers["Retry-After"] == "1"
+    for _ in range(3):  # another channel has its own bucket
+        await client.chat_postMessage(channel="C_PAGING", text="page", metadata=META)
+
+    # A DM to a user id and a post to that DM's own id share one bucket.
+    dm = await client.chat_postMessage(channel="U_ALICE", text="page 1")
+    await client.chat_postMessage(channel=dm["channel"], text="page 2")
+    await client.chat_postMessage(channel="U_ALICE", text="page 3")
+    assert await error_of(client.chat_postMessage(channel=dm["channel"], text="page 4")) == "ratelimited"
+    await client.chat_postMessage(channel="U_BOB", text="page 1")
+
+    assert [m.text for m in limited.posts("C_OPS")] == ["card", "t", "t"]  # the fourth was not posted
+    assert limited.answers()["chat.postMessage"] == Answers(ok=10, ratelimited=2)
+    # Other methods draw on their own buckets, not the channel's.
+    await client.chat_update(channel="C_OPS", ts=card["ts"], text="card, edited")
+
+
+async def test_posts_share_a_workspace_ceiling() -> None:
+    fake = await limited_by(RateLimits(posts=Rate(per_minute=60, burst=4)))
+    try:
+        client = AsyncWebClient(token="xoxb-test", base_url=fake.api_url)
+        for n in range(5):
+            fake.add_channel(f"C_{n}", f"room-{n}")
+        for n in range(4):
+            await client.chat_postMessage(channel=f"C_{n}", text="t", metadata=META)
+        # C_4's own bucket is full, but the workspace's is empty.
+        assert (
+            await error_of(client.chat_postMessage(channel="C_4", text="t", metadata=META)) == "ratelimited"
+        )
+        assert len(fake.messages) == 4
+    finally:
+        await fake.stop()
+
+
+async def test_a_refused_update_changes_nothing() -> None:
+    fake = await limited_by(RateLimits(methods={"chat.update": Rate(per_minute=1, burst=1)}))
+    try:
+        client = AsyncWebClient(token="xoxb-test", base_url=fake.api_url)
+        fake.add_channel("C_OPS", "ops")
+        posted = await client.chat_postMessage(channel="C_OPS", text="open", metadata=META)
+        await client.chat_update(channel="C_OPS", ts=posted["ts"], text="acknowledged")
+        with pytest.raises(SlackApiError) as info:
+            await client.chat_update(channel="C_OPS", ts=posted["ts"], text="resolved")
+        assert info.value.response.headers["Retry-After"] == "60"
+        [message] = fake.messages
+        assert (message.text, len(message.history), len(message.edited_at)) == ("acknowledged", 1, 1)
+    finally:
+        await fake.stop()
+
+
+async def test_without_the_model_nothing_is_refused(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    for n in range(30):
+        await client.conversations_create(name=f"inc-{n}")
+        await client.chat_postMessage(channel="C_OPS", text="t", metadata=META)
+    assert fake.quotas is None
+    answers = fake.answers()
+    assert (answers["conversations.create"], answers["chat.postMessage"]) == (Answers(ok=30), Answers(ok=30))
+
+
+async def test_answers_are_counted_by_how_slack_answered(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    fake.fail_next("chat.postMessage", status=429, retry_after=1)
+    fake.fail_next("chat.postMessage", status=503)
+    fake.fail_next("chat.postMessage", error="channel_not_found")
+    for _ in range(4):
+        with contextlib.suppress(SlackApiError):
+            await client.chat_postMessage(channel="C_OPS", text="t", metadata=META)
+    assert fake.answers() == {"chat.postMessage": Answers(ok=1, error=1, ratelimited=1, failed=1)}
+
+
+async def test_updates_that_change_nothing_are_recorded(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    posted = await client.chat_postMessage(channel="C_OPS", text="open", blocks=BLOCKS, metadata=META)
+    ts = posted["ts"]
+    await client.chat_update(channel="C_OPS", ts=ts, text="open", blocks=BLOCKS, metadata=META)
+    await client.chat_update(channel="C_OPS", ts=ts, text="open", blocks=BLOCKS)  # metadata kept as is
+    assert [(e.channel, e.ts, e.event_type) for e in fake.noop_updates] == [
+        ("C_OPS", ts, "incident_declared")
+    ] * 2
+
+    resolved = {"event_type": "incident_declared", "event_payload": {"incident_id": 7, "state": "resolved"}}
+    await client.chat_update(channel="C_OPS", ts=ts, text="open", blocks=BLOCKS, metadata=resolved)
+    await client.chat_update(channel="C_OPS", ts=ts, text="resolved", blocks=BLOCKS, metadata=resolved)
+    await client.chat_update(channel="C_OPS", ts=ts, text="resolved", blocks=BLOCKS[:2], metadata=resolved)
+    assert len(fake.noop_updates) == 2  # each of the last three changed something
+    assert [e.ts for e in fake.metadata_only_updates] == [ts]  # ... the first only what nobody sees
+
+
+async def test_a_message_keeps_when_it_was_posted_and_edited(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops")
+    before = time.time()
+    posted = await client.chat_postMessage(channel="C_OPS", text="open", metadata=META)
+    await client.chat_update(channel="C_OPS", ts=posted["ts"], text="acknowledged")
+    [message] = fake.messages
+    assert before <= message.posted_at <= message.edited_at[0] <= time.time()
+    assert message.posted_monotonic <= time.monotonic()
+
+
+async def test_the_bench_fake_enforces_quotas_when_asked() -> None:
+    """bench/servers.py's `fake --rate-limits`: its /stats counts the answers by method."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "bench/servers.py", "fake", "--rate-limits", cwd=str(ROOT), stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        urls = json.loads(await asyncio.wait_for(process.stdout.readline(), 30))
+        client = AsyncWebClient(token="xoxb-test", base_url=urls["api_url"])
+        for n in range(5):
+            await client.conversations_create(name=f"inc-{n}")
+        assert await error_of(client.conversations_create(name="inc-5")) == "ratelimited"
+        async with aiohttp.ClientSession() as session, session.get(urls["stats_url"]) as response:
+            stats = await response.json()
+        assert stats["answers"]["conversations.create"] == {
+            "ok": 5,
+            "error": 0,
+            "ratelimited": 1,
+            "failed": 0,
+        }
+        assert stats["noop_updates"] == 0
+    finally:
+        process.terminate()
+        await process.wait()
 
 
 # ---------------------------------------------------------------------- waiting and response urls
