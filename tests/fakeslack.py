@@ -332,7 +332,11 @@ class FakeSlack:
         self._acks: dict[str, asyncio.Future[dict]] = {}
         self._runner: web.AppRunner | None = None
         self._port = 0
-        self._methods: dict[str, Callable[[dict], dict]] = {
+        self._methods = self._method_table()
+
+    def _method_table(self) -> dict[str, Callable[[dict], dict]]:
+        """The Web API methods the fake answers, each by its handler."""
+        return {
             "auth.test": self._auth_test,
             "apps.connections.open": self._apps_connections_open,
             "users.info": self._users_info,
