@@ -62,6 +62,7 @@ class Settings:
     config_path: Path
     alert_token: str | None = None  # TOCSIN_ALERT_TOKEN; None: the /alerts/* endpoints are off
     log_level: str = "INFO"  # TOCSIN_LOG_LEVEL, one of bot.logs.LEVELS
+    quota_scale: float = 1.0  # TOCSIN_SLACK_QUOTA_SCALE: times Slack's published Web API quotas
 
 
 @dataclass(frozen=True)
@@ -664,6 +665,7 @@ def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings
     database_url = _database_url(environ, problems)
     log_level = _log_level(environ, problems)
     alert_token = _alert_token(environ, problems)
+    quota_scale = _quota_scale(environ, problems)
     policy, config_path = None, Path(DEFAULT_CONFIG)
     try:
         config_path = find_config(environ)
@@ -682,6 +684,7 @@ def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings
         config_path=config_path,
         alert_token=alert_token,
         log_level=log_level,
+        quota_scale=quota_scale,
     )
 
 
@@ -703,6 +706,24 @@ def _slack_api_url(environ: Mapping[str, str], problems: list[str]) -> str | Non
     if api_url and not api_url.endswith("/"):
         api_url += "/"
     return api_url
+
+
+def _quota_scale(environ: Mapping[str, str], problems: list[str]) -> float:
+    """Slack grants some apps more than its published quotas; an app that shares a workspace with
+    busy ones may want less."""
+    raw = environ.get("TOCSIN_SLACK_QUOTA_SCALE", "").strip()
+    if not raw:
+        return 1.0
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = 0.0
+    if not 0.01 <= scale <= 1000:
+        problems.append(
+            f'TOCSIN_SLACK_QUOTA_SCALE: "{raw}" is not a number from 0.01 to 1000 (1: Slack\'s quotas)'
+        )
+        return 1.0
+    return scale
 
 
 def _database_url(environ: Mapping[str, str], problems: list[str]) -> str:

@@ -3,6 +3,8 @@ orders them and records how each went)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,8 +110,7 @@ class Courier:
     ) -> Outcome:
         """Who is in the incident channel, its topic, its pin and the messages Tocsin keeps in it."""
         if incident is not None and isinstance(operation, Refresh):
-            await self._refresh(operation, incident)
-            return Outcome()
+            return await self._refresh(operation, incident)
         if incident is None or not incident.channel_id:
             return Outcome(error="no incident channel")
         if not _own_channel(incident):
@@ -133,7 +134,9 @@ class Courier:
                 await self.slack.pin(channel=incident.channel_id, ts=incident.card_ts)
         return Outcome()
 
-    async def _refresh(self, operation: Refresh, incident: Incident) -> None:
+    async def _refresh(self, operation: Refresh, incident: Incident) -> Outcome:
+        """Edit a kept message. The card and the announcement are rendered from the incident as it is
+        now, and sent only if that differs from what Slack shows (the digest of the last delivered)."""
         if operation.target == "confirmation":  # the reporter's prompt, settled: planned with what happened
             if incident.confirmation_ts and incident.channel_id:
                 await self.slack.update(
@@ -143,18 +146,22 @@ class Courier:
                     blocks=operation.blocks,
                     metadata=operation.metadata,
                 )
-            return
+            return Outcome()
         announce = self.composer.policy.announce_channel
         if operation.target == "card" and incident.card_ts and incident.channel_id:
             message, channel, ts = self.composer.card(incident), incident.channel_id, incident.card_ts
         elif operation.target == "announcement" and incident.announcement_ts and announce:
             message, channel, ts = self.composer.announcement(incident), announce, incident.announcement_ts
         else:
-            return
+            return Outcome()
         metadata = self.composer.metadata("incident_declared", incident)
+        shown = digest(message.text, message.blocks, metadata)
+        if shown == getattr(incident, f"{operation.target}_digest"):
+            return Outcome()  # Slack shows this already: chat.update is Tier 3, and an edit notifies nobody
         await self.slack.update(
             channel=channel, ts=ts, text=message.text, blocks=message.blocks, metadata=metadata
         )
+        return Outcome(saves={f"{operation.target}_digest": shown})
 
     async def _direct_message(self, operation: Dm, incident: Incident | None) -> Outcome:
         """A page, as a DM from the app to each paged user and each member of a paged user group of at
@@ -198,7 +205,8 @@ class Courier:
             if not channel:
                 return Outcome(error="no incident channel")
         text, blocks = operation.text, operation.blocks
-        if operation.render is not None and incident is not None:
+        rendered = operation.render is not None and incident is not None
+        if rendered and incident is not None:
             message = (
                 self.composer.card(incident)
                 if operation.render == "card"
@@ -222,7 +230,10 @@ class Courier:
                 channel=channel, text=text, blocks=blocks, metadata=metadata, thread_ts=thread_ts
             )
         save_as = operation.save_as
-        return Outcome(saves={f"{save_as}_ts": ts} if save_as else None)
+        saves = {f"{save_as}_ts": ts} if save_as else {}
+        if rendered and save_as in ("card", "announcement"):  # what a later edit compares itself with
+            saves[f"{save_as}_digest"] = digest(text, blocks, operation.metadata)
+        return Outcome(saves=saves or None)
 
     async def _upload(self, operation: Upload, incident: Incident | None) -> Outcome:
         channel = operation.channel or (incident.channel_id if incident else None)
@@ -236,6 +247,12 @@ class Courier:
             comment=operation.comment,
         )
         return Outcome()
+
+
+def digest(text: str, blocks: list[dict[str, Any]] | None, metadata: dict[str, Any] | None) -> str:
+    """What a kept message shows, as a sha256: equal digests, equal messages."""
+    shown = json.dumps([text, blocks or [], metadata], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(shown.encode()).hexdigest()
 
 
 def _own_channel(incident: Incident) -> bool:

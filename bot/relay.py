@@ -20,10 +20,11 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import quota
 from bot.delivery import Courier, Outcome
 from bot.slack import TOKEN_ERRORS, SlackFacade, failed_method, needed_scope, slack_error
 from handlers.messages import Composer
-from store import lookup, outbox, service
+from store import health, lookup, outbox, service, workers
 from store.db import Database
 from store.models import Incident, OutboxMessage
 
@@ -153,20 +154,25 @@ class Relay:
         idle_poll: float = 1.0,
         traffic: Traffic | None = None,
         give_way: float = 1.0,
-        per_incident: int = 10,
         storm_batch: int = 10,
         token_check: float = 30.0,
+        horizon: float = 1.0,
     ) -> None:
         self.db, self.slack, self.composer, self.clock = db, slack, composer, clock
         self.courier = Courier(slack=slack, composer=composer, classify=self._classify)
         self.lease, self.batch, self.idle_poll = lease, batch, idle_poll
         self.worker, self.dead_after = worker, dead_after
-        self.traffic, self.give_way, self.per_incident = traffic or Traffic(), give_way, per_incident
-        # In a storm (no lull within give_way) a round claims the heads of at most this many incidents'
-        # queues: claiming a full batch with the rows behind them and loading their incidents holds the
-        # loop, every request in flight waiting behind it, and its messages go one at a time in a storm
-        # anyway.
+        self.traffic, self.give_way = traffic or Traffic(), give_way
+        # In a storm of requests (no lull within give_way) a round claims at most this many rows: loading
+        # a full batch's incidents holds the loop, every request in flight waiting behind it.
         self.storm_batch = storm_batch
+        # Slack's quotas (bot/quota.py): a row is claimed only when its bucket has room within `horizon`
+        # seconds, so the rows that wait for Slack wait in the queue, where a more urgent one can still
+        # pass them, not in this process.
+        self.quota, self.horizon = slack.pacing.quota, horizon
+        self._flying: dict[int, asyncio.Task[None]] = {}  # deliveries under way, by outbox id
+        self._landed = asyncio.Event()  # a delivery finished: the rows behind it may be deliverable
+        self.backlog_log, self._backlog_logged = 60.0, float("-inf")
         # While Slack refuses the token (self.refused: its error), nothing is delivered; auth.test is asked
         # every token_check seconds, and a row missing a scope is tried again at the same pace.
         self.token_check = token_check
@@ -179,29 +185,51 @@ class Relay:
         # failed, so this worker may hold leases it knows nothing of (a claim whose commit's answer was
         # lost), given back then too. Without this they would wait out the lease.
         self._unsettled: list[tuple[OutboxMessage, Outcome | None]] = []
-        self._suspect = False
+        self._suspect = False  # a round or a delivery failed to record: settle before claiming again
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
+        """Claim what Slack will take soon, most urgent first, and deliver each row as its own task;
+        claim again when one lands (the rows behind it may be next), when woken, or every idle_poll."""
         while not stopping.is_set():
             if self.refused is not None:
                 await self._await_token(stopping)
                 continue
             lull = await self.traffic.quiet(at_most=self.give_way)
             try:
-                delivered = await self.deliver_once(limit=self.batch if lull else self.storm_batch)
+                await self._log_backlog()
+                started = await self.start_deliveries(limit=self.batch if lull else self.storm_batch)
             except Exception:  # the relay must outlive any one bad row or database hiccup
                 log.exception("relay pass failed", extra={"event": "relay_failed"})
-                delivered = 0
-            if delivered:
+                started = []
+            if started:
                 continue
             self._wake.clear()
-            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())]
+            self._landed.clear()
+            waiters = [asyncio.ensure_future(event.wait()) for event in (self._wake, self._landed, stopping)]
             await asyncio.wait(waiters, timeout=self.idle_poll, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
+        await asyncio.gather(*self._flying.values(), return_exceptions=True)
+
+    async def _log_backlog(self) -> None:
+        """Every backlog_log seconds, while messages wait, the backlog by urgency in the log: in a storm
+        the operator sees what waits and for how long, as /healthz and /metrics show it."""
+        now = asyncio.get_running_loop().time()
+        if now < self._backlog_logged + self.backlog_log:
+            return
+        self._backlog_logged = now
+        async with self.db.read() as session:
+            waiting = await health.backlog_by_urgency(session, now=self.clock())
+        if waiting:
+            label, first = next(iter(waiting.items()))
+            log.info(
+                f"outbox backlog: {sum(row['count'] for row in waiting.values())} messages; the most urgent "
+                f"({label}) has waited {first['oldest_seconds']}s",
+                extra={"event": "outbox_backlog", "by_urgency": waiting},
+            )
 
     async def _await_token(self, stopping: asyncio.Event) -> None:
         """Paused: every token_check seconds ask auth.test whether Slack accepts the token again; when
@@ -243,46 +271,43 @@ class Relay:
         self.refused = error
 
     async def deliver_once(self, *, limit: int | None = None) -> int:
-        """Claim what is deliverable now (the heads of up to `limit` incidents' queues, `batch` unless
-        given) and deliver it: incidents in parallel, each in order, with one transaction to claim the
-        batch and one to record how each delivery went."""
+        """Claim what is deliverable now and deliver it; how many rows were claimed."""
+        started = await self.start_deliveries(limit=limit)
+        await asyncio.gather(*started, return_exceptions=True)
+        return len(started)
+
+    async def start_deliveries(self, *, limit: int | None = None) -> list[asyncio.Task[None]]:
+        """Claim rows until `limit` (`batch` unless given) are being delivered, each the head of its lane,
+        most urgent first, as Slack's quotas have room for them, and start delivering each; the
+        deliveries started."""
         if self._suspect:
             await self._settle_failed_round()
-        self._suspect = True  # until this round has recorded everything it claimed
-        async with self.db.write() as session:
-            rows = await outbox.claim(
-                session,
-                now=self.clock(),
-                lease=self.lease,
-                worker=self.worker,
-                dead_after=self.dead_after,
-                limit=self.batch if limit is None else limit,
-                per_incident=self.per_incident,
-            )
+        room = max(0, (self.batch if limit is None else limit) - len(self._flying))
+        try:
+            rows = await self._claim(room)
+        except Exception:  # its commit may have taken leases that nobody here knows of
+            self._suspect = True
+            raise
         if not rows:
-            self._suspect = False
-            return 0
+            return []
         incidents = await self._incidents({row.incident_number for row, _ in rows if row.incident_number})
-        queues: dict[int, list[tuple[OutboxMessage, bool]]] = {}
-        for row, uncertain in rows:  # an incident's rows in order; messages of no incident stand alone
-            queues.setdefault(row.incident_number or -row.id, []).append((row, uncertain))
-        results = await asyncio.gather(
-            *(self._deliver_queue(queue, incidents.get(key)) for key, queue in queues.items())
-        )
-        self._unsettled = [result for queue in results for result in queue]
-        await self._record(self._unsettled, incidents)
-        self._unsettled, self._suspect = [], False
-        return len(rows)
+        started = []
+        for row, uncertain in rows:
+            task = asyncio.ensure_future(self._carry(row, incidents.get(row.incident_number or 0), uncertain))
+            self._flying[row.id] = task
+            started.append(task)
+        return started
 
     async def _settle_failed_round(self) -> None:
-        """The last round failed on the database: record what it delivered (or give back what it did not
-        attempt), and give back any other lease this worker still holds, claimed by a round that never
-        learnt so. Only rows still leased to this worker: another may have taken over the rest."""
+        """A round or a delivery failed on the database: record what was delivered (or give back what was
+        not attempted), and give back any other lease this worker holds and is not delivering now,
+        claimed by a round that never learnt so. Only rows still leased to this worker: another may
+        have taken over the rest."""
         async with self.db.write() as session:
             held = await outbox.held_by(session, worker=self.worker)
             settle = [(row, outcome) for row, outcome in self._unsettled if row.id in held]
             await self._write_outcomes(session, settle, {})
-            stray = sorted(held - {row.id for row, _ in settle})
+            stray = sorted(held - {row.id for row, _ in settle} - set(self._flying))
             await outbox.release(session, message_ids=stray)
         if settle or stray:
             log.warning(
@@ -291,41 +316,69 @@ class Relay:
             )
         self._unsettled, self._suspect = [], False
 
-    async def _deliver_queue(
-        self, queue: list[tuple[OutboxMessage, bool]], incident: Incident | None
-    ) -> list[tuple[OutboxMessage, Outcome | None]]:
-        """One incident's claimed rows, in order; the outcomes to record. A delivery that saves something
-        (the channel, the card's ts) is recorded at once, so the bot knows the channel as soon as people
-        can see it, and the rows after it see what it saved. After a row that must be retried, the
-        rest wait (outcome None: released)."""
-        results: list[tuple[OutboxMessage, Outcome | None]] = []
-        waiting = False
-        for row, uncertain in queue:
-            if waiting or self.refused is not None:  # paused: Slack refuses the token
-                results.append((row, None))
-                continue
-            # A request that came in goes first. In a storm (no lull within give_way), deliver one message
-            # at a time, taking turns with the requests, not every queue's at once.
-            lull = await self.traffic.quiet(at_most=self.give_way)
-            async with contextlib.nullcontext() if lull else self._turn:
-                outcome = await self._deliver(row, incident, uncertain)
-            waiting = outcome.retry_at is not None
-            if outcome.saves:
-                try:
-                    await self._record(
-                        [(row, outcome)], {} if incident is None else {incident.number: incident}
-                    )
-                except Exception:  # the database failed: the round records it with the rest, later
-                    log.warning("could not record a delivery yet", extra={"event": "record_failed"})
-                    results.append((row, outcome))
-                    waiting = True
-                    continue
-                if incident is not None:
-                    for key, value in outcome.saves.items():
-                        setattr(incident, key, value)
-                continue
-            results.append((row, outcome))
-        return results
+    async def _claim(self, limit: int) -> list[tuple[OutboxMessage, bool]]:
+        if limit <= 0:
+            return []
+        now = self.clock()
+        rooms: dict[str, int] = {}
+
+        def admit(row: OutboxMessage) -> bool:
+            if row.id in self._flying:  # this process holds it (its lease looks stale when beats lag)
+                return False
+            key = row.bucket or row.op
+            if key not in rooms:
+                rooms[key] = self.quota.room(key, self.horizon)
+            if rooms[key] <= 0:
+                return False
+            rooms[key] -= 1
+            return True
+
+        async with self.db.write() as session:
+            relays = await workers.alive(session, since=now - self.dead_after)
+            self.quota.share = 1 / max(1, relays)
+            rows = await outbox.claim(
+                session,
+                now=now,
+                lease=self.lease,
+                worker=self.worker,
+                dead_after=self.dead_after,
+                limit=limit,
+                admit=admit,
+                scan=limit * 4,
+            )
+        for row, _ in rows:
+            self.quota.reserve(row.bucket or row.op)
+        return rows
+
+    async def _carry(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> None:
+        """Deliver one claimed row and record how it went (at once: the rows behind it wait for that)."""
+        try:
+            quota.URGENCY.set(row.urgency)
+            outcome: Outcome | None = None
+            if self.refused is None:  # paused (Slack refuses the token): given back, not attempted
+                # Wait for Slack's quota outside the turn below: one delivery waiting for its method's
+                # next token must not hold back the others.
+                await self.quota.ready([row.bucket or row.op])
+                lull = await self.traffic.quiet(at_most=self.give_way)
+                # A request that came in goes first. In a storm of requests (no lull within give_way),
+                # deliver one message at a time, taking turns with the requests.
+                async with contextlib.nullcontext() if lull else self._turn:
+                    outcome = await self._deliver(row, incident, uncertain)
+            incidents = {} if incident is None else {incident.number: incident}
+            try:
+                await self._record([(row, outcome)], incidents)
+            except Exception:  # the database failed: settled at the start of the next round
+                log.warning("could not record a delivery yet", extra={"event": "record_failed"})
+                self._unsettled.append((row, outcome))
+                self._suspect = True
+                return
+            if outcome is not None and outcome.saves and incident is not None:
+                for key, value in outcome.saves.items():
+                    setattr(incident, key, value)
+        finally:
+            self.quota.release(row.bucket or row.op)
+            self._flying.pop(row.id, None)
+            self._landed.set()
 
     async def _deliver(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> Outcome:
         # After a dropped connection Slack may have done what was asked (the call is never re-sent

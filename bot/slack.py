@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -15,7 +16,11 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot import quota
+from bot.quota import Quota
 
 log = logging.getLogger("tocsin.slack")
 
@@ -80,17 +85,72 @@ def make_client(
     base_url: str | None,
     session: aiohttp.ClientSession | None = None,
     resend_on_connection_error: bool = True,
+    paced: PacedClient.Pacing | None = None,
 ) -> AsyncWebClient:
     """`resend_on_connection_error=False` for calls that must not be sent twice: after a dropped
-    connection Slack may have carried the call out, and only the caller can check (bot/relay.py does)."""
+    connection Slack may have carried the call out, and only the caller can check (bot/relay.py does).
+    `paced`: every call takes its quota first (PacedClient), and a 429 is the caller's to reschedule,
+    not slept through here; without it, a 429 is retried after its Retry-After."""
     resend = [AsyncConnectionErrorRetryHandler(max_retry_count=1)] if resend_on_connection_error else []
-    return AsyncWebClient(
-        token=token,
-        base_url=base_url or AsyncWebClient.BASE_URL,
-        session=session,
-        timeout=10,
-        retry_handlers=[*resend, AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+    options: dict[str, Any] = dict(
+        token=token, base_url=base_url or AsyncWebClient.BASE_URL, session=session, timeout=10
     )
+    if paced is not None:
+        return PacedClient(paced, retry_handlers=resend, **options)
+    return AsyncWebClient(
+        retry_handlers=[*resend, AsyncRateLimitErrorRetryHandler(max_retry_count=2)], **options
+    )
+
+
+def retry_after(error: SlackApiError) -> float:
+    """Seconds Slack asked to wait (its Retry-After header; 1 when it gave none)."""
+    headers = error.response.headers or {}
+    value = headers.get("Retry-After", headers.get("retry-after", 1))
+    try:
+        return max(1.0, float(value))
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def _nothing(_method: str, _result: str) -> None:
+    pass
+
+
+class PacedClient(AsyncWebClient):
+    """slack_sdk's client, each Web API call first taking its quota tokens (bot/quota.py) and counted
+    by method and result; a 429 empties its buckets until Retry-After and is raised to the caller."""
+
+    @dataclass
+    class Pacing:
+        quota: Quota
+        observe: Callable[[str, str], None] = _nothing  # (method, "ok" | "ratelimited" | error code)
+
+    def __init__(self, pacing: PacedClient.Pacing, **options: Any) -> None:
+        super().__init__(**options)
+        self.pacing = pacing
+
+    async def api_call(
+        self, api_method: str, *, json: dict | None = None, params: dict | None = None, **rest: Any
+    ) -> AsyncSlackResponse:
+        args = [a for a in (json, params, rest.get("data")) if isinstance(a, dict)]
+        channel = next((str(a["channel"]) for a in args if a.get("channel")), None)
+        names = quota.keys(api_method, channel)
+        pace = self.pacing.quota
+        await pace.take(names)
+        sent = pace.clock()
+        try:
+            response = await super().api_call(api_method, json=json, params=params, **rest)
+        except SlackApiError as error:
+            limited = error.response.status_code == 429
+            if limited:
+                pace.refused(names, retry_after(error))
+            else:
+                pace.answered(names, sent=sent)
+            self.pacing.observe(api_method, "ratelimited" if limited else slack_error(error))
+            raise
+        pace.accepted(names, sent=sent)
+        self.pacing.observe(api_method, "ok")
+        return response
 
 
 def slack_error(error: SlackApiError) -> str:
@@ -134,8 +194,10 @@ def candidate_names(name: str) -> Iterator[str]:
 class SlackFacade:
     """Every outbound Web API call goes through here, over one pooled HTTP session."""
 
-    def __init__(self, *, token: str, base_url: str | None) -> None:
+    def __init__(self, *, token: str, base_url: str | None, pacing: Quota | None = None) -> None:
         self._token, self._base_url = token, base_url
+        # Every Web API call takes its quota tokens first; observe(method, result) counts each call.
+        self.pacing = PacedClient.Pacing(quota=pacing or Quota())
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
         self._once: AsyncWebClient | None = None
@@ -162,12 +224,15 @@ class SlackFacade:
 
     def _connect(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        self._client = make_client(token=self._token, base_url=self._base_url, session=self._session)
+        self._client = make_client(
+            token=self._token, base_url=self._base_url, session=self._session, paced=self.pacing
+        )
         self._once = make_client(
             token=self._token,
             base_url=self._base_url,
             session=self._session,
             resend_on_connection_error=False,
+            paced=self.pacing,
         )
 
     async def aclose(self) -> None:

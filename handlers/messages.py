@@ -152,8 +152,10 @@ class Composer:
 
 async def publish(session: AsyncSession, change: Change, *, composer: Composer, now: datetime) -> None:
     """Write the outbox rows that tell Slack about `change`, in the caller's transaction."""
+    incident = change.incident
+    ops = plan(change, composer=composer)
     await outbox.enqueue_all(
-        session, plan(change, composer=composer), now=now, incident_number=change.incident.number
+        session, ops, now=now, incident_number=incident.number, priority=incident.priority
     )
 
 
@@ -185,8 +187,11 @@ def _post(
     channel: str | None = None,
     thread: Literal["announcement"] | None = None,
     save_as: Target | None = None,
+    urgent: bool = False,
 ) -> Post:
-    """A message as planned now; `channel` None: the incident's channel."""
+    """A message as planned now; `channel` None: the incident's channel. `urgent`: a page, an SLA
+    breach or a leadership notice, delivered before the incident's other messages and those of lower
+    priorities."""
     return Post(
         channel=channel,
         text=message.text,
@@ -194,6 +199,7 @@ def _post(
         metadata=metadata,
         thread=thread,
         save_as=save_as,
+        urgent=urgent,
     )
 
 
@@ -386,14 +392,11 @@ def _reminder(change: Reminder, composer: Composer) -> list[Operation]:
     facts, payload = _reminder_facts(change)
     message = composer.render(f"{change.kind}.json.j2", incident, who=_reminded(change, composer), **facts)
     metadata = composer.metadata(change.kind, incident, **payload)
-    ops: list[Operation] = [_post(message, metadata)]
+    breach = isinstance(change, SlaBreached)
+    ops: list[Operation] = [_post(message, metadata, urgent=breach)]
     leadership = composer.policy.leadership_channel
-    if (
-        isinstance(change, SlaBreached)
-        and leadership
-        and composer.policy.priorities[incident.priority].notify_leadership
-    ):
-        ops.append(_post(message, metadata, channel=leadership))
+    if breach and leadership and composer.policy.priorities[incident.priority].notify_leadership:
+        ops.append(_post(message, metadata, channel=leadership, urgent=True))
     return ops
 
 
@@ -453,7 +456,8 @@ def _leadership(change: Declared | PriorityChanged, composer: Composer) -> list[
         return []
     incident = change.incident
     message = composer.render("incident_leadership_notice.json.j2", incident, change=change)
-    return [_post(message, composer.metadata("incident_leadership_notice", incident), channel=channel)]
+    metadata = composer.metadata("incident_leadership_notice", incident)
+    return [_post(message, metadata, channel=channel, urgent=True)]
 
 
 def _page(change: Declared | Escalated, composer: Composer, *, level: int, repeat: bool) -> list[Operation]:
@@ -473,8 +477,8 @@ def _page(change: Declared | Escalated, composer: Composer, *, level: int, repea
     )
     users = [t for t in target.notify if t[:1] in ("U", "W")]
     groups = [t for t in target.notify if t[:1] == "S"]
-    ops = [*_invite(users, groups), _post(message, metadata)]
-    ops += [_post(message, metadata, channel=t) for t in target.notify if t[:1] in ("C", "G")]
+    ops = [*_invite(users, groups), _post(message, metadata, urgent=True)]
+    ops += [_post(message, metadata, channel=t, urgent=True) for t in target.notify if t[:1] in ("C", "G")]
     # A page reaches each paged person directly too, repeats included: one op, one DM each, in a group
     # or named too.
     if composer.policy.direct_message and (users or groups):

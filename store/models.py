@@ -109,6 +109,9 @@ class Incident(Base):
     announcement_ts: Mapped[str | None] = mapped_column(String(32))
     confirmation_ts: Mapped[str | None] = mapped_column(String(32))  # the current resolution's prompt
     topic: Mapped[str | None] = mapped_column(String(250))  # the channel topic last asked for
+    # sha256 of the card and the announcement as last delivered: an edit that would show the same is not sent
+    card_digest: Mapped[str | None] = mapped_column(String(64))
+    announcement_digest: Mapped[str | None] = mapped_column(String(64))
 
     declared_at: Mapped[datetime] = mapped_column(UTCDateTime)
     detected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when it began, if before declaring
@@ -267,6 +270,29 @@ class OutboxMessage(Base):
             sqlite_where=text("delivered_at IS NULL AND failed_at IS NULL"),
             postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
         ),
+        Index(  # the relay's claim: pending rows, most urgent first
+            "ix_outbox_ready",
+            "urgency",
+            "id",
+            sqlite_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+            postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+        ),
+        Index(  # the head of each incident's lane, and what an earlier row still has to provide
+            "ix_outbox_lane",
+            "incident_number",
+            "lane",
+            "id",
+            sqlite_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+            postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+        ),
+        Index(  # what an earlier row of the incident has still to provide (few rows provide anything)
+            "ix_outbox_provides",
+            "incident_number",
+            "provides",
+            "id",
+            sqlite_where=text("delivered_at IS NULL AND failed_at IS NULL AND provides IS NOT NULL"),
+            postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL AND provides IS NOT NULL"),
+        ),
         Index(  # /healthz counts the failed messages on every call; delivered ones are most of the table
             "ix_outbox_failed",
             "failed_at",
@@ -287,6 +313,11 @@ class OutboxMessage(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    urgency: Mapped[int] = mapped_column(Integer, default=9)  # lower goes first (operations.route)
+    lane: Mapped[str] = mapped_column(String(64), default="main")  # order is kept within a lane
+    needs: Mapped[str | None] = mapped_column(String(16))  # channel, card, announcement, confirmation
+    provides: Mapped[str | None] = mapped_column(String(16))
+    bucket: Mapped[str | None] = mapped_column(String(96))  # the Slack quota its main call spends
 
 
 class AlertSource(Base):

@@ -72,6 +72,7 @@ class Post:
     render: Rendered | None = None
     thread: Literal["announcement"] | None = None
     save_as: Target | None = None
+    urgent: bool = False  # a page, an SLA breach or a leadership notice: goes before the rest
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,8 @@ def _post(post: Post) -> dict[str, Any]:
         payload["thread"] = post.thread
     if post.save_as is not None:
         payload["save_as"] = post.save_as
+    if post.urgent:
+        payload["urgent"] = True
     return payload
 
 
@@ -192,6 +195,7 @@ def decode(name: str, payload: dict[str, Any]) -> Operation:
                 render=payload.get("render"),
                 thread=payload.get("thread"),
                 save_as=payload.get("save_as"),
+                urgent=bool(payload.get("urgent", False)),
             )
         case "dm":
             return Dm(
@@ -218,3 +222,79 @@ def decode(name: str, payload: dict[str, Any]) -> Operation:
                 comment=payload["comment"],
             )
     raise UnknownOperation(name)
+
+
+# How urgent a message is: by its incident's priority first, then by its class within the priority.
+ALERT, MESSAGE, HOUSEKEEPING = 0, 1, 2  # pages, breaches, leadership; the rest; topic and pin
+CLASSES = ("alert", "message", "housekeeping")
+NO_PRIORITY = 5  # the rank of a message of no incident (a digest), after every priority's
+COALESCED = frozenset({"card", "announcement-edit", "topic"})  # lanes whose rows all render one thing
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a row goes in the delivery order: `urgency` (lower first, across incidents), its `lane`
+    (order is kept among one incident's rows of a lane, and only there), what it `needs` from an
+    earlier row of its incident (the channel, the card, the announcement, the confirmation prompt) and
+    what it `provides`, and the Slack quota `bucket` its main call spends."""
+
+    urgency: int
+    lane: str
+    bucket: str
+    needs: str | None = None
+    provides: str | None = None
+
+
+def urgency(priority: str | None, klass: int) -> int:
+    rank = int(priority[1:]) if priority and priority[:1] == "P" and priority[1:].isdigit() else NO_PRIORITY
+    return rank * len(CLASSES) + klass
+
+
+def urgency_label(value: int) -> str:
+    """`P1-alert`, `P3-message`, `none-housekeeping`: for /healthz and /metrics."""
+    rank, klass = divmod(value, len(CLASSES))
+    return f"{f'P{rank}' if rank < NO_PRIORITY else 'none'}-{CLASSES[min(klass, len(CLASSES) - 1)]}"
+
+
+def route(operation: Operation, *, priority: str | None) -> Route:
+    """The route of one operation of an incident of `priority` (None: of no incident)."""
+
+    def at(klass: int) -> int:
+        return urgency(priority, klass)
+
+    match operation:
+        case CreateChannel():
+            return Route(at(MESSAGE), "create", "conversations.create", provides="channel")
+        case Invite():
+            return Route(at(MESSAGE), "channel", "conversations.invite", needs="channel")
+        case Topic():
+            return Route(at(HOUSEKEEPING), "topic", "conversations.setTopic", needs="channel")
+        case Pin(target=target):
+            return Route(at(HOUSEKEEPING), "pin", "pins.add", needs=target)
+        case Refresh(target="announcement"):
+            return Route(at(MESSAGE), "announcement-edit", "chat.update", needs="announcement")
+        case Refresh(target=target):
+            return Route(at(MESSAGE), target, "chat.update", needs=target)
+        case Post():
+            return _post_route(operation, at(ALERT if operation.urgent else MESSAGE))
+        case Dm():
+            # Rendered with a link to the incident's channel once it exists; the claim waits for it only
+            # briefly (outbox.PAGE_PATIENCE): a page must not queue behind channel creations.
+            return Route(at(ALERT), "dm", "chat.postMessage", needs="channel")
+        case Upload(channel=None):
+            return Route(at(MESSAGE), "channel", "files.completeUploadExternal", needs="channel")
+        case Upload(channel=channel):
+            return Route(at(MESSAGE), f"to:{channel}", "files.completeUploadExternal")
+    raise TypeError(f"not an outbox operation: {operation!r}")
+
+
+def _post_route(post: Post, urgency: int) -> Route:
+    if post.channel is None:  # the incident's channel: after its channel exists, in order there
+        return Route(urgency, "channel", "chat.postMessage", needs="channel", provides=post.save_as)
+    if post.save_as == "announcement":  # it links the incident's channel: once there is one
+        return Route(
+            urgency, "announcement", f"post:{post.channel}", needs="channel", provides="announcement"
+        )
+    if post.thread == "announcement":  # a reply in its thread, in order
+        return Route(urgency, "announcement", f"post:{post.channel}", needs="announcement")
+    return Route(urgency, f"to:{post.channel}", f"post:{post.channel}")

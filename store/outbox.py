@@ -1,12 +1,15 @@
 """The durable outbox: Slack operations written in the same transaction as the change that caused them.
 
-A row is delivered once, in order within its incident. Relays on any number of processes claim rows
-with a lease; on PostgreSQL the claim skips rows another relay holds.
+A row is delivered once. Each row has an urgency (the most urgent ready row goes first, across
+incidents) and a lane: order is kept among an incident's rows of one lane (a card's edits, its thread's
+replies, the posts in its channel), and a row that needs the incident's channel, card or announcement
+waits for the row that provides it (store/operations.py `route`). Relays on any number of processes
+claim rows with a lease; on PostgreSQL the claim skips rows another relay holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,22 +20,38 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import BindParameter
 
 from store.models import OutboxMessage, Worker, table_of
-from store.operations import Operation, encode
+from store.operations import COALESCED, Operation, encode, route
 
 
-def enqueue(
-    session: AsyncSession, operation: Operation, *, now: datetime, incident_number: int | None
-) -> OutboxMessage:
-    """Queue one operation; the row, to be flushed with the session."""
+def _row(operation: Operation, *, now: datetime, incident_number: int | None, priority: str | None) -> dict:
     op, payload = encode(operation)
-    row = OutboxMessage(
+    way = route(operation, priority=priority)
+    lane = way.lane if incident_number is not None else "alone"
+    return dict(
         incident_number=incident_number,
         created_at=now,
         op=op,
         payload=payload,
         attempts=0,
         next_attempt_at=now,
+        urgency=way.urgency,
+        lane=lane,
+        needs=way.needs if incident_number is not None else None,
+        provides=way.provides if incident_number is not None else None,
+        bucket=way.bucket,
     )
+
+
+def enqueue(
+    session: AsyncSession,
+    operation: Operation,
+    *,
+    now: datetime,
+    incident_number: int | None,
+    priority: str | None = None,
+) -> OutboxMessage:
+    """Queue one operation (of an incident of `priority`); the row, to be flushed with the session."""
+    row = OutboxMessage(**_row(operation, now=now, incident_number=incident_number, priority=priority))
     session.add(row)
     return row
 
@@ -46,44 +65,51 @@ async def enqueue_all(
     *,
     now: datetime,
     incident_number: int | None,
+    priority: str | None = None,
 ) -> None:
     """Queue several operations, in order, with one INSERT (no ORM objects: nobody reads them back)."""
     if ops:
-        await session.execute(
-            _INSERT,
-            [
-                dict(
-                    incident_number=incident_number,
-                    created_at=now,
-                    op=op,
-                    payload=payload,
-                    attempts=0,
-                    next_attempt_at=now,
-                )
-                for op, payload in map(encode, ops)
-            ],
-        )
+        rows = [_row(op, now=now, incident_number=incident_number, priority=priority) for op in ops]
+        await session.execute(_INSERT, rows)
 
 
-def _pending() -> Any:
-    return and_(OutboxMessage.delivered_at.is_(None), OutboxMessage.failed_at.is_(None))
+# A page's DM links the incident's channel, so it waits for the channel, but only this long: in a storm,
+# channel creations queue at Slack's 20 a minute, and a page that says "it has no channel yet" now beats
+# one with a link in a minute.
+PAGE_PATIENCE = timedelta(seconds=2)
+
+
+def _pending(row: Any = OutboxMessage) -> Any:
+    return and_(row.delivered_at.is_(None), row.failed_at.is_(None))
 
 
 def _claimable() -> Any:
-    """Deliverable heads of each incident's queue, oldest first, locked (skipping rows others hold).
+    """Deliverable rows, most urgent first, locked (skipping rows others hold): the head of each lane of
+    each incident (earlier rows of the lane block later ones), once no earlier row of its incident that
+    provides what it needs is pending. A row of no incident stands alone.
 
-    The head is found with a correlated min(id), an index seek on (incident_number, id) whatever the
-    planner's statistics say (a NOT EXISTS anti-join was planned as a full index scan per row on
-    PostgreSQL when the table grew faster than ANALYZE ran; docs/performance.md)."""
-    earlier = aliased(OutboxMessage)
+    Both tests are correlated index seeks (ix_outbox_lane, ix_outbox_provides), whatever the planner's
+    statistics say: a NOT EXISTS over the whole queue was once planned as a full index scan per row on
+    PostgreSQL when the table grew faster than ANALYZE ran (docs/performance.md)."""
+    earlier, provider = aliased(OutboxMessage), aliased(OutboxMessage)
     head = (
         select(func.min(earlier.id))
         .where(
             earlier.incident_number == OutboxMessage.incident_number,
-            earlier.delivered_at.is_(None),
-            earlier.failed_at.is_(None),
+            earlier.lane == OutboxMessage.lane,
+            _pending(earlier),
         )
         .scalar_subquery()
+    )
+    unprovided = (
+        select(provider.id)
+        .where(
+            provider.incident_number == OutboxMessage.incident_number,
+            provider.provides == OutboxMessage.needs,
+            provider.id < OutboxMessage.id,
+            _pending(provider),
+        )
+        .exists()
     )
     now: BindParameter[datetime] = bindparam("now")
     live_workers = select(Worker.id).where(Worker.seen_at >= bindparam("alive_since"))
@@ -98,8 +124,13 @@ def _claimable() -> Any:
                 OutboxMessage.locked_by.not_in(live_workers),
             ),
             or_(OutboxMessage.incident_number.is_(None), OutboxMessage.id == head),
+            or_(
+                OutboxMessage.needs.is_(None),
+                ~unprovided,
+                and_(OutboxMessage.lane == "dm", OutboxMessage.created_at <= bindparam("impatient")),
+            ),
         )
-        .order_by(OutboxMessage.id)
+        .order_by(OutboxMessage.urgency, OutboxMessage.id)
         .limit(bindparam("limit"))
         .with_for_update(skip_locked=True, of=OutboxMessage)
     )
@@ -108,12 +139,6 @@ def _claimable() -> Any:
 # The relay asks these every round: built once, with the values bound per call, so SQLAlchemy derives
 # each one's cache key once.
 _CLAIMABLE = _claimable()
-_QUEUED_BEHIND = (
-    select(OutboxMessage)
-    .where(OutboxMessage.incident_number.in_(bindparam("numbers", expanding=True)), _pending())
-    .order_by(OutboxMessage.incident_number, OutboxMessage.id)
-    .with_for_update(of=OutboxMessage)
-)
 _IDS = OutboxMessage.id.in_(bindparam("ids", expanding=True))
 _LEASE = (
     update(OutboxMessage)
@@ -121,6 +146,20 @@ _LEASE = (
     .values(
         locked_until=bindparam("until"), locked_by=bindparam("worker"), attempts=OutboxMessage.attempts + 1
     )
+    .execution_options(synchronize_session=False)
+)
+# The rows queued behind a claimed head of a coalesced lane, not held by anyone: the head is rendered
+# from the incident as it is when delivered, after they were committed, so it shows what they would.
+_COALESCE = (
+    update(OutboxMessage)
+    .where(
+        OutboxMessage.incident_number == bindparam("number"),
+        OutboxMessage.lane == bindparam("in_lane"),
+        OutboxMessage.id > bindparam("head"),
+        _pending(),
+        or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < bindparam("now")),
+    )
+    .values(delivered_at=bindparam("now"), last_error="coalesced")
     .execution_options(synchronize_session=False)
 )
 _SETTLED: dict[str, dict[str, Any]] = {  # how a claimed row ended; each also gives up the lease
@@ -146,20 +185,25 @@ async def claim(
     worker: str,
     dead_after: timedelta,
     limit: int = 50,
-    per_incident: int = 1,
+    admit: Callable[[OutboxMessage], bool] | None = None,
+    scan: int | None = None,
 ) -> list[tuple[OutboxMessage, bool]]:
-    """Claim the deliverable head of each incident's queue (earlier rows of an incident block later ones)
-    and, with `per_incident` > 1, the rows queued right behind it, up to that many per incident, to be
-    delivered in order by the same relay. Rows come in id order.
+    """Claim up to `limit` deliverable rows, most urgent first (see _claimable), looking at `scan` of
+    them (default `limit`) and keeping those `admit` lets through (the relay admits what Slack's quotas
+    let it send soon). Rows queued behind a claimed row of a coalesced lane are settled with it.
 
     Each row comes with `uncertain`: True when an earlier claim ended without a recorded outcome (its
     process died or stalled mid-delivery), so Slack may already have the message."""
-    rows = list(
-        await session.scalars(_CLAIMABLE, {"now": now, "alive_since": now - dead_after, "limit": limit})
+    found = await session.scalars(
+        _CLAIMABLE,
+        {
+            "now": now,
+            "alive_since": now - dead_after,
+            "impatient": now - PAGE_PATIENCE,
+            "limit": scan or limit,
+        },
     )
-    if per_incident > 1:
-        rows += await _queued_behind(session, rows, per_incident - 1)
-        rows.sort(key=lambda row: row.id)
+    rows = [row for row in found if admit is None or admit(row)][:limit]
     if not rows:
         return []
     claimed = [(row, row.locked_by is not None) for row in rows]
@@ -169,29 +213,10 @@ async def claim(
         set_committed_value(row, "locked_until", until)
         set_committed_value(row, "locked_by", worker)
         set_committed_value(row, "attempts", row.attempts + 1)
+        if row.lane in COALESCED and row.incident_number is not None:
+            values = {"number": row.incident_number, "in_lane": row.lane, "head": row.id, "now": now}
+            await session.execute(_COALESCE, values)
     return claimed
-
-
-async def _queued_behind(
-    session: AsyncSession, heads: list[OutboxMessage], count: int
-) -> list[OutboxMessage]:
-    """The next `count` pending rows of each head's incident. Only whoever holds an incident's head
-    claims the rows behind it (together, and releases what it did not deliver), so no other relay can
-    hold them; their lock is taken without SKIP LOCKED so that none is left out of the run."""
-    numbers = [head.incident_number for head in heads if head.incident_number is not None]
-    if not numbers:
-        return []
-    behind = await session.scalars(_QUEUED_BEHIND, {"numbers": numbers})
-    head_ids = {head.id for head in heads}
-    taken: dict[int, int] = {}
-    found = []
-    for row in behind:
-        number = row.incident_number or 0
-        if row.id in head_ids or taken.get(number, 0) >= count:
-            continue
-        taken[number] = taken.get(number, 0) + 1
-        found.append(row)
-    return found
 
 
 async def _settle(session: AsyncSession, outcome: str, message_ids: list[int], **values: Any) -> None:

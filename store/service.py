@@ -591,8 +591,12 @@ async def pir_done(
 
 async def save_slack_refs(session: AsyncSession, *, number: int, **refs: str) -> None:
     """Remember where Slack put things: channel_id, channel_name, card_ts, announcement_ts, the
-    confirmation prompt's ts, and the channel topic last set."""
-    allowed = {"channel_id", "channel_name", "card_ts", "announcement_ts", "confirmation_ts", "topic"}
+    confirmation prompt's ts, the channel topic last set, and the digests of the card and the
+    announcement as last delivered."""
+    allowed = {
+        *("channel_id", "channel_name", "card_ts", "announcement_ts", "confirmation_ts", "topic"),
+        *("card_digest", "announcement_digest"),
+    }
     values = {key: value for key, value in refs.items() if key in allowed}
     if values:
         await session.execute(update(Incident).where(Incident.number == number).values(**values))

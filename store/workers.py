@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import Worker
@@ -29,3 +29,10 @@ async def retire(session: AsyncSession, *, worker_id: str) -> None:
 
 async def prune(session: AsyncSession, *, before: datetime) -> None:
     await session.execute(delete(Worker).where(Worker.seen_at < before))
+
+
+async def alive(session: AsyncSession, *, since: datetime) -> int:
+    """How many workers (processes running a relay) beat at `since` or later."""
+    return int(
+        await session.scalar(select(func.count()).select_from(Worker).where(Worker.seen_at >= since)) or 0
+    )

@@ -24,7 +24,9 @@ def free_port() -> int:
 
 def environment(**env: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TOCSIN_", "DATABASE_URL"))}
-    return {**base, "PYTHONUNBUFFERED": "1", **env}
+    # As in conftest: the fake Slack enforces no quotas unless asked, so processes pace as if Slack's
+    # were a hundred times larger.
+    return {**base, "PYTHONUNBUFFERED": "1", "TOCSIN_SLACK_QUOTA_SCALE": "100", **env}
 
 
 async def start(*args: str, env: Mapping[str, str], log: Path) -> asyncio.subprocess.Process:

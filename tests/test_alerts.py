@@ -339,9 +339,10 @@ async def test_a_storm_of_500_concurrent_copies_opens_one_incident(alerting, htt
     assert len(fake.posts(channel=ANNOUNCE)) == 1
     assert [m.payload["count"] for m in fake.posts(event_type="alert_received")] == [1, 2]
     assert len(fake.posts(event_type="escalation_page")) == 1
-    # one waiting card refresh at a time: a handful of edits, not 499
+    # edits of the card coalesce, and one that would show what the card shows is not sent: a handful
+    # of edits at most, not 499 (none when the card was posted after the last copy came in)
     edits = len(card(alerting).history)
-    assert 1 <= edits <= 60, edits
+    assert edits <= 60, edits
     entries = await timeline(alerting)
     assert len(entries) == 2 + 499 and entries[-1].text == "received again: 500 times in all"
     assert fake.problems == []

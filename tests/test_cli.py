@@ -39,7 +39,14 @@ async def test_serve_acks_signed_commands_and_stops_cleanly_on_sigterm(tmp_path,
             health = await response.json()
         assert health["status"] == "ok"
         assert health["timers"] == {"oldest_due_seconds": None}
-        assert health["outbox"] == {"backlog": 0, "oldest_seconds": None, "failed": 0, "held": 0}
+        assert health["outbox"] == {
+            "backlog": 0,
+            "oldest_seconds": None,
+            "failed": 0,
+            "by_urgency": {},
+            "most_urgent": None,
+            "held": 0,
+        }
         slack = SlackRequests(f"http://127.0.0.1:{port}/slack/events", SECRET, fake)
         reply = await slack.command("declare P2 Search index stale")
         assert "INC-1" in reply.body

@@ -168,7 +168,13 @@ async def test_the_health_report_reads_the_outbox_and_timers_through_their_index
         )
     async with db.read() as session:
         report = await health.report(session, now=datetime.now(UTC))
-    assert report["outbox"] == {"backlog": 0, "oldest_seconds": None, "failed": 0}
+    assert report["outbox"] == {
+        "backlog": 0,
+        "oldest_seconds": None,
+        "failed": 0,
+        "by_urgency": {},
+        "most_urgent": None,
+    }
     assert len(statements) == 3
     plans: list[str] = []
     if db.is_sqlite:

@@ -217,7 +217,8 @@ async def test_priority_raise_notifies_leadership_and_roles_are_assigned(bot) ->
     assert "INC-1 is now P1" in reply.body
     notice = await fake.wait_for(lambda: fake.posts(channel=LEADERS))
     assert notice[0].event_type == "incident_leadership_notice" and notice[0].payload["priority"] == "P1"
-    changed = fake.posts(channel=channel, event_type="incident_priority_changed")
+    # (the leadership notice is urgent: it may reach Slack before the post in the incident channel)
+    changed = await fake.wait_for(lambda: fake.posts(channel=channel, event_type="incident_priority_changed"))
     assert changed[0].payload["from"] == "P3" and changed[0].payload["to"] == "P1"
 
     reply = await bot.slack.command("assign comms <@U_DAVE|dave>", channel=channel, user="U_BOB")

@@ -1,5 +1,6 @@
-"""store/outbox.py: messages queued in the change's own transaction, claimed in order per incident,
-settled once, and put back by `tocsin outbox retry`; on SQLite and PostgreSQL.
+"""store/outbox.py: messages queued in the change's own transaction, claimed most urgent first and in
+order within each incident's lane, once what they need is there, settled once, and put back by
+`tocsin outbox retry`; on SQLite and PostgreSQL.
 
 How the relay delivers them to Slack is tests/test_relay.py's; what /healthz says of rows held for an
 operator is tests/test_health.py's."""
@@ -17,7 +18,7 @@ from store.db import Database
 from store.errors import IllegalTransition
 from store.machine import Action
 from store.models import Incident, State
-from store.operations import Post, Topic, decode
+from store.operations import CreateChannel, Dm, Page, Pin, Post, Refresh, Topic, decode, urgency_label
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = load_policy(ROOT / "app.yaml")
@@ -56,14 +57,27 @@ async def queued(db: Database, *incidents: int | None, at: datetime = NOW) -> li
 
 
 async def claim(
-    db: Database, *, at: datetime = NOW, worker: str = RELAY, per_incident: int = 1
+    db: Database, *, at: datetime = NOW, worker: str = RELAY, limit: int = 50, admit=None
 ) -> list[tuple[int, bool]]:
-    """What `worker` claims at `at`: (id, uncertain) in id order."""
+    """What `worker` claims at `at`: (id, uncertain), most urgent first."""
     async with db.write() as session:
         claimed = await outbox.claim(
-            session, now=at, lease=LEASE, worker=worker, dead_after=DEAD_AFTER, per_incident=per_incident
+            session, now=at, lease=LEASE, worker=worker, dead_after=DEAD_AFTER, limit=limit, admit=admit
         )
         return [(row.id, uncertain) for row, uncertain in claimed]
+
+
+async def planned(db: Database, number: int, ops: list, *, priority: str = "P3") -> list[int]:
+    """Queue `ops` for incident `number` as the planner does; their ids."""
+    async with db.write() as session:
+        rows = [outbox.enqueue(session, op, now=NOW, incident_number=number, priority=priority) for op in ops]
+        await session.flush()
+        return [row.id for row in rows]
+
+
+async def settle(db: Database, ids: list[int]) -> None:
+    async with db.write() as session:
+        await outbox.delivered(session, message_ids=ids, now=NOW)
 
 
 async def rows(db: Database, ids: list[int]) -> list:
@@ -143,23 +157,111 @@ async def test_each_incidents_messages_are_claimed_one_at_a_time_in_order(relays
     ]
 
 
-async def test_a_relay_may_take_the_rows_queued_behind_its_head(relays: Database) -> None:
+async def test_order_is_kept_within_a_lane_and_nowhere_else(relays: Database) -> None:
+    """Posts to one channel keep their order; the incident's other lanes (its DMs, its topic) do not wait
+    behind them."""
     db = relays
-    one, two = await declared(db), await declared(db)
-    a1, b1, a2, b2, a3, a4 = await queued(db, one, two, one, two, one, one)
-    assert [i for i, _ in await claim(db, per_incident=3)] == [a1, b1, a2, b2, a3]
-    assert await claim(db, worker=OTHER, per_incident=3) == []  # a4 waits behind the run
+    one = await declared(db)
+    page = Page(level=1, repeat=False)
+    first, second, dm, topic = await planned(
+        db,
+        one,
+        [Post(channel="C_OPS", text="1"), Post(channel="C_OPS", text="2"), Dm(["U_BOB"], [], page), Topic()],
+    )
+    assert sorted(i for i, _ in await claim(db)) == [first, dm, topic]
+    await settle(db, [first])
+    assert await claim(db) == [(second, False)]
+
+
+async def test_the_most_urgent_ready_message_is_claimed_first_across_incidents(relays: Database) -> None:
+    """Twenty-seven P4 messages queued first, then a P1's page and its other message: the P1's page comes
+    first, then its other message, then the P4s, oldest first; a P4's topic comes last."""
+    db = relays
+    quiet = [await declared(db) for _ in range(3)]
+    p4 = [
+        (await planned(db, number, [Post(channel=f"C_{number}", text="p4"), Topic()], priority="P4"))
+        for number in quiet
+    ]
+    loud = await declared(db)
+    update, page = await planned(
+        db,
+        loud,
+        [Post(channel="C_OPS", text="note"), Post(channel="C_PAGE", text="page", urgent=True)],
+        priority="P1",
+    )
+    order = [i for i, _ in await claim(db)]
+    assert order == [page, update, *(ids[0] for ids in p4), *(ids[1] for ids in p4)]
+    assert [i for i, _ in await claim(db, worker=OTHER, limit=1)] == []  # all leased
     async with db.read() as session:
-        assert await outbox.held_by(session, worker=RELAY) == {a1, b1, a2, b2, a3}
-    async with db.write() as session:
-        await outbox.delivered(session, message_ids=[a1, b1, b2], now=NOW)
-        await outbox.release(session, message_ids=[a2, a3])  # not attempted: the round ended early
-    async with db.read() as session:
-        assert await outbox.held_by(session, worker=RELAY) == set()
-    assert [(r.attempts, r.locked_by, r.locked_until) for r in await rows(db, [a2, a3])] == [
-        (0, None, None)
-    ] * 2
-    assert await claim(db, worker=OTHER, per_incident=3) == [(a2, False), (a3, False), (a4, False)]
+        shown = {row.id: row.urgency for row in (await outbox.by_ids(session, message_ids=order)).values()}
+    assert [urgency_label(shown[i]) for i in (page, update, p4[0][1])] == [
+        "P1-alert",
+        "P1-message",
+        "P4-housekeeping",
+    ]
+
+
+async def test_a_message_waits_for_the_channel_card_or_announcement_it_needs(relays: Database) -> None:
+    """Before the channel exists only its creation and posts to other channels go; the page's DM, the
+    card and the announcement once it does; the pin after the card; a thread reply after the
+    announcement; a page to a fixed channel at once."""
+    db = relays
+    one = await declared(db)
+    page = Page(level=1, repeat=False)
+    create, card, pin, announcement, reply, paging, dm = await planned(
+        db,
+        one,
+        [
+            CreateChannel("inc-1"),
+            Post(render="card", save_as="card"),
+            Pin("card"),
+            Post(channel="C_ANN", render="announcement", save_as="announcement"),
+            Post(channel="C_ANN", text="update", thread="announcement"),
+            Post(channel="C_PAGE", text="page", urgent=True),
+            Dm(["U_BOB"], [], page),
+        ],
+        priority="P1",
+    )
+    assert [i for i, _ in await claim(db)] == [paging, create]  # alerts first, then the creation
+    await settle(db, [create])
+    assert [i for i, _ in await claim(db)] == [dm, card, announcement]
+    await settle(db, [card, announcement])
+    assert [i for i, _ in await claim(db)] == [reply, pin]  # the pin is housekeeping: last
+
+
+async def test_edits_of_one_message_coalesce_into_the_one_claimed(relays: Database) -> None:
+    """Three edits of the card queued: one is claimed, the others are settled with it (the one sent is
+    rendered from the incident as it is then). An edit queued while that one is out waits for it."""
+    db = relays
+    one = await declared(db)
+    first, second, third = await planned(db, one, [Refresh("card"), Refresh("card"), Refresh("card")])
+    assert await claim(db) == [(first, False)]
+    assert await undelivered(db) == [first]
+    assert [r.last_error for r in await rows(db, [second, third])] == ["coalesced", "coalesced"]
+    (later,) = await planned(db, one, [Refresh("card")])
+    assert await claim(db) == []  # behind the edit under way: it may have rendered before this change
+    await settle(db, [first])
+    assert await claim(db) == [(later, False)]
+
+
+async def test_a_page_dm_waits_for_the_channel_it_links_only_briefly(relays: Database) -> None:
+    db = relays
+    one = await declared(db)
+    create, dm = await planned(
+        db, one, [CreateChannel("inc-1"), Dm(["U_BOB"], [], Page(level=1, repeat=False))]
+    )
+    assert await claim(db) == [(create, False)]
+    assert await claim(db, at=NOW + outbox.PAGE_PATIENCE) == [(dm, False)]  # the channel is still coming
+
+
+async def test_a_row_not_admitted_is_left_in_the_queue_unleased(relays: Database) -> None:
+    """The relay admits only what Slack's quotas have room for: the rest stays queued, free for later."""
+    db = relays
+    one = await declared(db)
+    a, b = await planned(db, one, [Post(channel="C_A", text="a"), Post(channel="C_B", text="b")])
+    assert await claim(db, admit=lambda row: row.bucket != "post:C_A") == [(b, False)]
+    assert [(r.locked_by, r.attempts) for r in await rows(db, [a])] == [(None, 0)]
+    assert await claim(db, worker=OTHER) == [(a, False)]
 
 
 async def test_a_claim_whose_relay_died_or_whose_lease_ran_out_is_taken_over_as_uncertain(
@@ -205,9 +307,13 @@ async def test_outbox_retry_puts_failed_messages_back_in_their_place(relays: Dat
     number = await declared(db)
     first, second, third, other = await queued(db, number, number, number, None)
     async with db.write() as session:
-        await outbox.claim(session, now=NOW, lease=LEASE, worker=RELAY, dead_after=DEAD_AFTER, per_incident=3)
+        await outbox.claim(session, now=NOW, lease=LEASE, worker=RELAY, dead_after=DEAD_AFTER)
         await outbox.failed(session, message_id=first, error="channel_not_found", now=NOW)
+    async with db.write() as session:  # the lane's next, in turn
+        await outbox.claim(session, now=NOW, lease=LEASE, worker=RELAY, dead_after=DEAD_AFTER)
         await outbox.delivered(session, message_ids=[second, other], now=NOW)
+    async with db.write() as session:
+        await outbox.claim(session, now=NOW, lease=LEASE, worker=RELAY, dead_after=DEAD_AFTER)
         await outbox.release(session, message_ids=[third])
     later = NOW + timedelta(hours=1)
     async with db.write() as session:
@@ -248,6 +354,8 @@ async def test_the_backlog_figures_healthz_reports(relays: Database) -> None:
             "backlog": 0,
             "oldest_seconds": None,
             "failed": 0,
+            "by_urgency": {},
+            "most_urgent": None,
         }
     done, gone, waiting = await queued(db, None, None, None, at=NOW)
     (newer,) = await queued(db, None, at=NOW + 30 * S)
@@ -259,5 +367,11 @@ async def test_the_backlog_figures_healthz_reports(relays: Database) -> None:
     async with db.read() as session:
         report = await health.report(session, now=NOW + 60 * S)
     # pending rows, waiting ones too; the oldest is as old as the first still undelivered
-    assert report["outbox"] == {"backlog": 2, "oldest_seconds": 60.0, "failed": 1}
+    assert report["outbox"] == {
+        "backlog": 2,
+        "oldest_seconds": 60.0,
+        "failed": 1,
+        "by_urgency": {"none-message": {"count": 2, "oldest_seconds": 60.0}},
+        "most_urgent": {"urgency": "none-message", "waiting_seconds": 60.0},
+    }
     assert await undelivered(db) == [waiting, newer]

@@ -120,7 +120,7 @@ async def test_message_posted_by_a_process_that_died_is_not_posted_again(bot) ->
     bot.tocsin.relay.wake()
     await drained(bot)
     assert len(fake.posts(channel=incident.channel.id, event_type="incident_status_update")) == 1
-    assert [c.method for c in fake.calls].count("conversations.history") == 1
+    assert [c.method for c in fake.calls].count("conversations.history") == 1, fake.summary(40)
 
 
 async def test_relay_gives_way_to_requests_in_flight_but_never_for_long() -> None:
@@ -256,10 +256,10 @@ def _events(caplog, event: str) -> list[logging.LogRecord]:
 async def test_a_declare_made_while_the_token_is_revoked_reaches_slack_once_it_is_restored(
     bot, caplog
 ) -> None:
-    """Slack refuses the token: nothing is given up on. Delivery pauses (one refused call, then only
-    auth.test, every token_check seconds), /healthz says degraded and why, the log says what to fix
-    once; once the token works again the incident gets its channel, card and announcement, in order,
-    with no restart."""
+    """Slack refuses the token: nothing is given up on. Delivery pauses (one refused call for each
+    message under way, then only auth.test, every token_check seconds), /healthz says degraded and why,
+    the log says what to fix once; once the token works again the incident gets its channel, card and
+    announcement, each once, with no restart."""
     fake, relay = bot.fake, bot.tocsin.relay
     relay.token_check = 0.3
     fake.revoke_token()
@@ -270,11 +270,19 @@ async def test_a_declare_made_while_the_token_is_revoked_reaches_slack_once_it_i
     assert health["reason"] == (
         "Slack refused the bot token (token_revoked): set SLACK_BOT_TOKEN to a valid token"
     )
-    assert health["outbox"]["held"] == 1 and health["outbox"]["failed"] == 0
+    refused = [c for c in fake.calls if c.error == "token_revoked"]
+    deadline = time.monotonic() + 5
+    while health["outbox"]["held"] < len(refused):  # each refused row is recorded as it is answered
+        assert time.monotonic() < deadline, health
+        await asyncio.sleep(0.02)
+        health = (await _health(bot))[1]
+    assert health["outbox"]["held"] == len(refused) and health["outbox"]["failed"] == 0
     refused_at = len(fake.calls)
     await fake.wait_for(lambda: len(fake.calls_of("auth.test")) >= 4, timeout=5)  # start-up's, then 3 checks
     assert {c.method for c in fake.calls[refused_at:]} == {"auth.test"}  # nothing else is tried meanwhile
-    assert [c.method for c in fake.calls if c.error == "token_revoked"][0] == "conversations.create"
+    # The channel's creation was among the refused; nothing that needs the channel was tried.
+    assert "conversations.create" in [c.method for c in refused]
+    assert all(c.args.get("channel") != ANNOUNCE for c in refused)
     assert not fake.messages
     assert len(_events(caplog, "delivery_paused")) == 1
     assert (
@@ -293,7 +301,7 @@ async def test_a_declare_made_while_the_token_is_revoked_reaches_slack_once_it_i
     channel = next(c for c in fake.channels.values() if c.name == created[0].args["name"])
     card = fake.posts(channel=channel.id, event_type="incident_declared")
     assert len(card) == 1 and card[0].payload["incident_id"] == "INC-1" and card[0].ts in channel.pins
-    assert [m.ts for m in fake.messages[:2]] == [card[0].ts, announcement[0].ts]  # in their order
+    assert len(announcement) == 1 and announcement[0].ts
     assert "U_ALICE" in channel.members
     status, health = await _health(bot)
     assert (status, health["status"], health["outbox"]["held"]) == (200, "ok", 0)
@@ -302,9 +310,9 @@ async def test_a_declare_made_while_the_token_is_revoked_reaches_slack_once_it_i
 
 
 async def test_a_missing_scope_holds_that_message_in_its_place_and_tries_it_again(bot, caplog) -> None:
-    """missing_scope is per method: the card waits (and what follows it in its incident: the pin, the
-    announcement) while /healthz names the method and the scope; it is tried again every token_check
-    seconds and goes out, in its place, once Slack accepts it."""
+    """missing_scope is per method: the card waits (and what follows it in its lane: the pin, the page in
+    the incident channel) while /healthz names the method and the scope; it is tried again every
+    token_check seconds and goes out, in its place, once Slack accepts it."""
     fake, relay = bot.fake, bot.tocsin.relay
     relay.token_check = 1.0
     fake.fail_next("chat.postMessage", error="missing_scope", times=2)
@@ -319,14 +327,14 @@ async def test_a_missing_scope_holds_that_message_in_its_place_and_tries_it_agai
     card = await fake.wait_for(lambda: fake.posts(event_type="incident_declared"), timeout=10)
     await drained(bot)
     refused = [c for c in fake.calls_of("chat.postMessage") if c.error == "missing_scope"]
-    assert len(refused) == 2 and refused[1].at - refused[0].at >= 0.9  # at token_check's pace
-    # Nothing of its incident overtook the card: the announcement and the page came after it.
-    assert [m.event_type for m in fake.messages] == [
-        "incident_declared",
-        "incident_declared",
-        "escalation_page",
-    ]
-    assert fake.messages[0].ts == card[0].ts and fake.messages[1].channel == ANNOUNCE
+    assert len(refused) == 2
+    for call in refused:  # each refused post went out once Slack accepted it, at token_check's pace
+        again = [c for c in fake.calls_of("chat.postMessage") if c.ok and c.args == call.args]
+        assert len(again) == 1 and again[0].at - call.at >= 0.9
+    # Nothing in the card's lane overtook it: the page in the incident channel came after it.
+    in_channel = [m.event_type for m in fake.posts(channel=card[0].channel)]
+    assert in_channel == ["incident_declared", "escalation_page"]
+    assert len(fake.posts(channel=ANNOUNCE, event_type="incident_declared")) == 1
     assert card[0].ts in fake.channels[card[0].channel].pins
     assert len(_events(caplog, "scope_missing")) == 1  # once, not per try
     assert not _events(caplog, "delivery_paused")  # the token is fine: nothing else paused
@@ -390,7 +398,8 @@ async def test_a_round_that_fails_on_the_database_does_not_hold_its_messages_for
     await fault.take()
     try:
         deadline = time.monotonic() + 10
-        while not _events(caplog, "relay_failed"):  # the round's record failed
+        # the delivery's record failed (or the next claim did)
+        while not (_events(caplog, "record_failed") or _events(caplog, "relay_failed")):
             assert time.monotonic() < deadline, "the relay's record did not fail\n" + fake.summary()
             await fault.fail_waiters()
             await asyncio.sleep(0.05)
@@ -453,8 +462,9 @@ async def test_a_channel_made_by_a_process_that_died_is_adopted_not_made_again(b
         claimed = await outbox.claim(
             session, now=later, lease=timedelta(minutes=5), worker="ghost", dead_after=timedelta(seconds=10)
         )
-    assert [row.op for row, _ in claimed] == ["create_channel"]
-    made, name = await tocsin.slack.create_channel(name=claimed[0][0].payload["name"])  # ...and dies
+    creating = [row for row, _ in claimed if row.op == "create_channel"]
+    assert len(creating) == 1  # (with the page's DM, which needs no channel)
+    made, name = await tocsin.slack.create_channel(name=creating[0].payload["name"])  # ...and dies
     bot.clock.advance(timedelta(hours=1, seconds=1))
     tocsin.relay.wake()
     await fake.wait_for(lambda: fake.posts(channel=made, event_type="incident_declared"))

@@ -1,0 +1,237 @@
+"""Slack's Web API quotas, kept on our side: a token bucket per method, and per channel for posts.
+
+Slack limits each method per workspace by tier, and chat.postMessage to about one message a second per
+channel, and answers 429 with Retry-After beyond that. Waiting before a call costs nothing; being
+refused costs a round trip and, in a storm, the most urgent message's place. So every call through the
+Slack facade takes a token first, the most urgent waiter first, and a 429 empties the bucket until its
+Retry-After and lowers the bucket's rate for a while (Slack's published figures are approximate and
+other apps of the workspace spend the same quota).
+
+Several replicas share the workspace's quota: each runs at `share` (1/n of n live relays) of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Limit:
+    per_minute: float
+    burst: int
+
+
+TIER_2 = Limit(20, 5)
+TIER_3 = Limit(50, 10)
+TIER_4 = Limit(100, 20)
+POST_PER_CHANNEL = Limit(60, 3)  # about one a second per channel, short bursts allowed
+POST_PER_WORKSPACE = Limit(300, 50)  # Slack gives no figure ("several hundred a minute"): a safe one
+
+METHOD_LIMITS: dict[str, Limit] = {
+    **dict.fromkeys(
+        (
+            "conversations.create",
+            "conversations.setTopic",
+            "pins.add",
+            "usergroups.users.list",
+            "usergroups.list",
+            "conversations.list",
+            "files.completeUploadExternal",
+        ),
+        TIER_2,
+    ),
+    **dict.fromkeys(
+        (
+            "conversations.invite",
+            "chat.update",
+            "conversations.history",
+            "conversations.replies",
+            "conversations.members",
+            "conversations.info",
+            "conversations.join",
+        ),
+        TIER_3,
+    ),
+    **dict.fromkeys(
+        (
+            "chat.postEphemeral",
+            "views.open",
+            "views.update",
+            "users.info",
+            "auth.test",
+            "files.getUploadURLExternal",
+        ),
+        TIER_4,
+    ),
+    "chat.postMessage": POST_PER_WORKSPACE,
+}
+
+# How urgent the call being made is (store/operations.py's urgency of the outbox row being delivered);
+# a call made outside a delivery answers a person now, so it goes first.
+URGENCY: contextvars.ContextVar[int] = contextvars.ContextVar("urgency", default=-1)
+LEARN_FLOOR = 0.25  # a bucket slowed by 429s keeps at least this share of its published rate
+SLOW_DOWN = 0.7  # each 429 multiplies the bucket's rate by this
+RECOVER = 1.02  # each call Slack accepts multiplies it back by this, up to the published rate
+
+
+def keys(method: str, channel: str | None = None) -> list[str]:
+    """The buckets a call spends: its method's, and for a post its channel's."""
+    if method == "chat.postMessage" and channel:
+        return [method, f"post:{channel}"]
+    return [method]
+
+
+def limit_of(key: str) -> Limit:
+    if key.startswith("post:"):
+        return POST_PER_CHANNEL
+    return METHOD_LIMITS.get(key, TIER_3)
+
+
+@dataclass
+class Bucket:
+    limit: Limit
+    share: float
+    tokens: float
+    updated: float
+    rate: float = 0.0  # tokens a second as learnt; 0 until the first refill sets the published one
+    blocked_until: float = 0.0
+    waiting: list[tuple[int, int]] = field(default_factory=list)  # (urgency, arrival) of waiters
+    reserved: int = 0  # rows claimed to spend this bucket, not yet delivered
+
+    @property
+    def published(self) -> float:
+        return self.limit.per_minute / 60.0 * self.share
+
+    @property
+    def capacity(self) -> float:
+        return max(1.0, self.limit.burst * self.share)
+
+    def refill(self, now: float) -> None:
+        self.rate = self.rate or self.published
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def delay(self, now: float) -> float:
+        """Seconds until one token is here."""
+        self.refill(now)
+        blocked = max(0.0, self.blocked_until - now)
+        return max(blocked, 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate)
+
+
+class Quota:
+    def __init__(self, *, scale: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        """`scale`: times Slack's published quotas (TOCSIN_SLACK_QUOTA_SCALE)."""
+        self.clock, self.scale = clock, scale
+        self._share = 1.0
+        self._buckets: dict[str, Bucket] = {}
+        self._arrivals = itertools.count()
+
+    @property
+    def share(self) -> float:
+        return self._share
+
+    @share.setter
+    def share(self, value: float) -> None:
+        """This replica's part of the workspace's quota; buckets keep what they learnt."""
+        value = min(1.0, max(0.01, value))
+        if value != self._share:
+            for bucket in self._buckets.values():
+                bucket.rate = bucket.rate * value / self._share
+                bucket.share = value
+                bucket.tokens = min(bucket.tokens, bucket.capacity)
+            self._share = value
+
+    def bucket(self, key: str) -> Bucket:
+        found = self._buckets.get(key)
+        if found is None:
+            published = limit_of(key)
+            limit = Limit(published.per_minute * self.scale, max(1, round(published.burst * self.scale)))
+            found = Bucket(
+                limit, self._share, tokens=max(1.0, limit.burst * self._share), updated=self.clock()
+            )
+            self._buckets[key] = found
+        return found
+
+    def delay(self, names: Iterable[str]) -> float:
+        """Seconds until a call spending these buckets could go, if nobody else waits."""
+        now = self.clock()
+        return max((self.bucket(key).delay(now) for key in names), default=0.0)
+
+    async def ready(self, names: list[str]) -> None:
+        """Wait until a call spending these buckets could go (spending nothing)."""
+        while True:
+            wait = self.delay(names)
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
+
+    def room(self, key: str, horizon: float) -> int:
+        """How many more rows spending this bucket the relay may claim now: the calls that could start
+        within `horizon` seconds, less the rows already claimed for it; one at least while none is
+        claimed, so a slow bucket always has its next call waiting."""
+        bucket, now = self.bucket(key), self.clock()
+        bucket.refill(now)
+        open_for = horizon - max(0.0, bucket.blocked_until - now)
+        soon = int(bucket.tokens + open_for * bucket.rate) if open_for > 0 else 0
+        free = soon - bucket.reserved
+        return free if free > 0 else (0 if bucket.reserved else 1)
+
+    def reserve(self, key: str) -> None:
+        """A row spending this bucket was claimed (release() once it is delivered or given back)."""
+        self.bucket(key).reserved += 1
+
+    def release(self, key: str) -> None:
+        bucket = self.bucket(key)
+        bucket.reserved = max(0, bucket.reserved - 1)
+
+    async def take(self, names: list[str]) -> None:
+        """Wait for a token of every bucket in `names` (the most urgent waiter first), then spend them."""
+        me = (URGENCY.get(), next(self._arrivals))
+        buckets = [self.bucket(key) for key in names]
+        for bucket in buckets:
+            bucket.waiting.append(me)
+        try:
+            while True:
+                now = self.clock()
+                wait = max(bucket.delay(now) for bucket in buckets)
+                first = all(min(bucket.waiting) == me for bucket in buckets)
+                if wait <= 0 and first:
+                    for bucket in buckets:
+                        bucket.tokens -= 1
+                    return
+                # Not first: a more urgent waiter spends the next token; look again once it could have.
+                await asyncio.sleep(max(wait, 0.02))
+        finally:
+            for bucket in buckets:
+                bucket.waiting.remove(me)
+
+    def refused(self, names: Iterable[str], retry_after: float) -> None:
+        """Slack answered 429: nothing more until Retry-After, and slower after it."""
+        now = self.clock()
+        for key in names:
+            bucket = self.bucket(key)
+            bucket.refill(now)
+            bucket.tokens = 0.0
+            bucket.blocked_until = max(bucket.blocked_until, now + retry_after)
+            bucket.rate = max(bucket.published * LEARN_FLOOR, bucket.rate * SLOW_DOWN)
+
+    def answered(self, names: Iterable[str], *, sent: float) -> None:
+        """A call taken at `sent` (this clock) was answered: Slack counted it when it arrived, after
+        this process did, and a call queued behind others arrives later still. The refill credited
+        while it was on its way is taken back, so this side's bucket never runs ahead of Slack's."""
+        now = self.clock()
+        for key in names:
+            bucket = self.bucket(key)
+            bucket.refill(now)
+            bucket.tokens -= min(1.0, (now - sent) * bucket.rate)
+
+    def accepted(self, names: Iterable[str], *, sent: float) -> None:
+        self.answered(names, sent=sent)
+        for key in names:
+            bucket = self.bucket(key)
+            bucket.rate = min(bucket.published, (bucket.rate or bucket.published) * RECOVER)

@@ -1,0 +1,86 @@
+"""bot/quota.py: Slack's quotas kept on Tocsin's side, on a clock the test moves."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot import quota
+from bot.quota import Quota
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_tier_2_method_allows_its_burst_then_one_call_every_three_seconds() -> None:
+    clock = Clock()
+    pace = Quota(clock=clock)
+    keys = quota.keys("conversations.create")
+    assert pace.room("conversations.create", horizon=1.0) == 5
+    bucket = pace.bucket("conversations.create")
+    for _ in range(5):
+        assert pace.delay(keys) == 0
+        bucket.tokens -= 1
+    assert round(pace.delay(keys), 3) == 3.0
+    assert pace.room("conversations.create", horizon=1.0) == 1  # one waits at the head
+    pace.reserve("conversations.create")
+    assert pace.room("conversations.create", horizon=1.0) == 0
+    clock.now += 3.0
+    assert pace.delay(keys) == 0
+
+
+def test_posts_are_paced_per_channel_and_for_the_workspace() -> None:
+    assert quota.keys("chat.postMessage", "C1") == ["chat.postMessage", "post:C1"]
+    assert quota.keys("chat.update", "C1") == ["chat.update"]
+    clock = Clock()
+    pace = Quota(clock=clock)
+    for _ in range(3):
+        pace.bucket("post:C1").tokens -= 1
+    assert round(pace.delay(quota.keys("chat.postMessage", "C1")), 3) == 1.0
+    assert pace.delay(quota.keys("chat.postMessage", "C2")) == 0
+
+
+def test_a_429_stops_the_bucket_until_retry_after_and_slows_it() -> None:
+    clock = Clock()
+    pace = Quota(clock=clock)
+    keys = quota.keys("chat.update")
+    published = pace.bucket("chat.update").published
+    pace.refused(keys, retry_after=7)
+    assert round(pace.delay(keys), 3) == 7.0
+    clock.now += 7
+    assert pace.bucket("chat.update").rate < published
+    assert pace.delay(keys) == 0  # Slack takes calls again after Retry-After, at a lower pace here
+    for _ in range(200):
+        pace.accepted(keys, sent=clock.now)
+    assert pace.bucket("chat.update").rate == published
+
+
+def test_replicas_share_the_quota_and_a_scale_multiplies_it() -> None:
+    pace = Quota(clock=Clock())
+    alone = pace.bucket("pins.add").published
+    pace.share = 0.5
+    assert pace.bucket("pins.add").published == alone / 2
+    assert Quota(scale=10, clock=Clock()).bucket("pins.add").published == pytest.approx(alone * 10)
+
+
+async def test_the_most_urgent_waiter_gets_the_next_token() -> None:
+    pace = Quota()
+    bucket = pace.bucket("pins.add")
+    bucket.tokens = 0.0
+    bucket.rate = 20.0  # a token every 50 ms, so the test is quick
+    bucket.limit = quota.Limit(per_minute=1200, burst=1)
+    order: list[str] = []
+
+    async def call(name: str, urgency: int) -> None:
+        quota.URGENCY.set(urgency)
+        await pace.take(["pins.add"])
+        order.append(name)
+
+    await asyncio.gather(call("P4 topic", 14), call("P3 card", 10), call("P1 page", 3))
+    assert order == ["P1 page", "P3 card", "P4 topic"]
