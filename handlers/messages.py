@@ -312,8 +312,17 @@ def _state_changed(change: StateChanged, composer: Composer) -> list[Operation]:
 
 
 def _acknowledged(change: Acknowledged, composer: Composer) -> list[Operation]:
-    made_commander = change.incident.commander == change.actor  # acknowledging made them commander
-    return [*(_invite([change.actor]) if made_commander else []), _state_post(change, composer)]
+    incident = change.incident
+    made_commander = incident.commander == change.actor  # acknowledging made them commander
+    # A person a page named was invited with it (conversations.invite is Tier 3: not again).
+    paged = {user for n in range(1, incident.escalation_level + 1) for user in _named(composer, n)}
+    invite = made_commander and change.actor not in paged
+    return [*(_invite([change.actor]) if invite else []), _state_post(change, composer)]
+
+
+def _named(composer: Composer, level: int) -> list[str]:
+    target = composer.level(level)
+    return list(target.notify) if target else []
 
 
 def _role_assigned(change: RoleAssigned, composer: Composer) -> list[Operation]:
