@@ -33,6 +33,10 @@ log = logging.getLogger("tocsin.scheduler")
 STATISTICS_EVERY = 60  # seconds between looks for stale PostgreSQL statistics
 
 
+def _unobserved(seconds: float) -> None:
+    """No metrics to tell of a timer's lag."""
+
+
 class Sweeper:
     def __init__(
         self,
@@ -44,11 +48,13 @@ class Sweeper:
         wake_relay: Callable[[], None],
         batch: int = 50,
         hold: float = 0.015,
+        lag: Callable[[float], None] = _unobserved,
     ) -> None:
         """`batch`: the most timers one transaction fires. `hold`: about how long one round may keep its
-        write transaction open; rounds shrink below `batch` to fit it."""
+        write transaction open; rounds shrink below `batch` to fit it. `lag` is told, for each timer
+        claimed, how many seconds past its due time it was (bot/observe.py's timer lag)."""
         self.db, self.composer, self.policy, self.clock = db, composer, policy, clock
-        self.wake_relay, self.batch, self.hold = wake_relay, batch, hold
+        self.wake_relay, self.batch, self.hold, self.lag = wake_relay, batch, hold, lag
         self._size = batch  # this round's batch: fitted to `hold` from the last round's cost per timer
 
     async def sweep(self) -> int:
@@ -71,6 +77,7 @@ class Sweeper:
     async def _round(self) -> tuple[int, int]:
         now = self.clock()
         posted = 0
+        lags: list[float] = []  # told once the round has committed: a round rolled back is claimed again
         async with self.db.write() as session:
             due = await timers.due(session, now=now, limit=self._size)
             if not due:
@@ -81,6 +88,7 @@ class Sweeper:
             claimed = await timers.claim(session, ids=list(incident_of), now=now)
             pending = await timers.pending_for(session, numbers=numbers)
             for timer in claimed:  # timers due that are not here were fired or cancelled by another process
+                lags.append((now - timer.due_at).total_seconds())
                 number = incident_of[timer.id]
                 outcome = await timers.fire(
                     session, timer, incidents[number], policy=self.policy, now=now, pending=pending[number]
@@ -104,6 +112,8 @@ class Sweeper:
                 await publish(session, change, composer=self.composer, now=now)
                 posted += 1
                 log.info("timer fired", extra={"event": "timer_fired", **fields})
+        for seconds in lags:
+            self.lag(seconds)
         return len(claimed), posted
 
     async def _digests(self) -> int:
