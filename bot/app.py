@@ -6,8 +6,10 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +22,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
+from bot.observe import CONTENT_TYPE, Metrics, slack_path
 from bot.relay import HELD, Relay, Traffic, pause_reason
 from bot.scheduler import Sweeper, guarded, start_jobs
 from bot.slack import TOKEN_ERRORS, SlackFacade, make_client, slack_error
@@ -40,6 +43,11 @@ HEARTBEAT = timedelta(seconds=2)  # how often each process says it is alive
 AFTER_ACK = 16
 AFTER_ACK_WAIT = 1.0
 TOKEN_CHECK_WAIT = 10.0  # seconds start-up waits for auth.test before carrying on without an answer
+HEALTH_WAIT = 2.0  # seconds /healthz and /metrics wait for the database to answer
+# The `path` label of the request being answered (tocsin_ack_seconds): _counted times the request, and
+# only the handler knows what kind of Slack request it was. A context variable rather than the request's
+# own storage: aiohttp wants typed keys there, which the aiohttp versions Tocsin supports do not all have.
+_ACK_PATH: ContextVar[str] = ContextVar("ack_path", default="other")
 
 
 class TokenRefused(Exception):
@@ -79,8 +87,10 @@ class Tocsin:
         self.clock = clock
         self.mode, self.background = mode, background
         self.db = Database(settings.database_url)
+        self.metrics = Metrics()
         self.client = make_client(token=settings.bot_token, base_url=settings.slack_api_url)  # Bolt's own
         self.slack = SlackFacade(token=settings.bot_token, base_url=settings.slack_api_url)
+        self.slack.pacing.observe = self.metrics.slack_call  # every Web API call, by method and result
         self.renderer = Renderer(timezone=policy.timezone)
         self.composer = Composer(policy=policy, renderer=self.renderer)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -95,7 +105,12 @@ class Tocsin:
             dead_after=HEARTBEAT * 5,
         )
         self.sweeper = Sweeper(
-            db=self.db, composer=self.composer, policy=policy, clock=clock, wake_relay=self.relay.wake
+            db=self.db,
+            composer=self.composer,
+            policy=policy,
+            clock=clock,
+            wake_relay=self.relay.wake,
+            lag=self.metrics.timer_lag,
         )
         self._jobs: AsyncIOScheduler | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -266,6 +281,7 @@ class Tocsin:
         app = web.Application(middlewares=[self._counted])
         app.router.add_post("/slack/events", self._on_slack)
         app.router.add_get("/healthz", self._on_health)
+        app.router.add_get("/metrics", self._on_metrics)
         if self.settings.alert_token:  # unset: the alert endpoints do not exist (404)
             app.add_routes(alerts.routes(self.deps, token=self.settings.alert_token))
 
@@ -283,15 +299,22 @@ class Tocsin:
     async def _counted(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        """Every POST (Slack's requests and alerts) is traffic the relay gives way to; health checks
-        are not."""
+        """Every POST (Slack's requests and alerts) is traffic the relay gives way to, and is timed by
+        path until its answer (tocsin_ack_seconds); health checks and scrapes are neither."""
         if request.method != "POST":
             return await handler(request)
-        with self.traffic:
-            return await handler(request)
+        began = time.perf_counter()
+        path = _ACK_PATH.set("alert" if request.path.startswith("/alerts/") else "other")
+        try:
+            with self.traffic:
+                return await handler(request)
+        finally:
+            self.metrics.acked(_ACK_PATH.get(), time.perf_counter() - began)
+            _ACK_PATH.reset(path)
 
     async def _on_slack(self, request: web.Request) -> web.Response:
         bolt_request = await to_bolt_request(request)
+        _ACK_PATH.set(slack_path(bolt_request.body))
         try:
             response = await self.bolt.async_dispatch(bolt_request)
         except Exception:  # Bolt itself fails on some malformed payloads (e.g. `actions: []`)
@@ -304,14 +327,29 @@ class Tocsin:
         refuses, a missing scope: read from the database, so every replica says so); 503 "unavailable"
         when the database does not answer."""
         try:
-            await asyncio.wait_for(self.db.ping(), timeout=2)
-            async with self.db.read() as session:
-                report = await health.report(session, now=self.clock(), held=HELD)
+            report, cause = await self._health()
         except Exception as error:  # any failure to answer means unhealthy
             return web.json_response({"status": "unavailable", "database": type(error).__name__}, status=503)
-        held = report.pop("held")
-        report["outbox"]["held"] = held["messages"]
-        cause = held.get("token") or held.get("scope")
         if cause is None:
             return web.json_response({"status": "ok", **report})
         return web.json_response({"status": "degraded", "reason": pause_reason(cause), **report})
+
+    async def _on_metrics(self, request: web.Request) -> web.Response:
+        """Prometheus's text format (bot/observe.py); the outbox and timer figures are /healthz's, read
+        now. A database that does not answer is tocsin_database_up 0, not a failed scrape: the rest
+        still tells what this process did."""
+        try:
+            report: dict[str, Any] | None = (await self._health())[0]
+        except Exception:
+            report = None
+        return web.Response(body=self.metrics.render(health=report), headers={"Content-Type": CONTENT_TYPE})
+
+    async def _health(self) -> tuple[dict[str, Any], str | None]:
+        """store.health's report, with the number of messages held for an operator in its outbox part,
+        and the error that holds them, if any."""
+        await asyncio.wait_for(self.db.ping(), timeout=HEALTH_WAIT)
+        async with self.db.read() as session:
+            report = await health.report(session, now=self.clock(), held=HELD)
+        held = report.pop("held")
+        report["outbox"]["held"] = held["messages"]
+        return report, held.get("token") or held.get("scope")
