@@ -74,6 +74,9 @@ METHOD_LIMITS: dict[str, Limit] = {
 # How urgent the call being made is (store/operations.py's urgency of the outbox row being delivered);
 # a call made outside a delivery answers a person now, so it goes first.
 URGENCY: contextvars.ContextVar[int] = contextvars.ContextVar("urgency", default=-1)
+# Buckets whose token the outbox row being delivered took before its call (the relay takes it while the
+# row waits its turn, most urgent first); the row's call spends it instead of taking another.
+PREPAID: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("prepaid", default=None)
 LEARN_FLOOR = 0.25  # a bucket slowed by 429s keeps at least this share of its published rate
 SLOW_DOWN = 0.7  # each 429 multiplies the bucket's rate by this
 RECOVER = 1.02  # each call Slack accepts multiplies it back by this, up to the published rate
@@ -101,7 +104,11 @@ class Bucket:
     rate: float = 0.0  # tokens a second as learnt; 0 until the first refill sets the published one
     blocked_until: float = 0.0
     waiting: list[tuple[int, int]] = field(default_factory=list)  # (urgency, arrival) of waiters
-    reserved: int = 0  # rows claimed to spend this bucket, not yet delivered
+    claimed: list[int] = field(default_factory=list)  # urgencies of rows claimed for it, not yet delivered
+
+    @property
+    def reserved(self) -> int:
+        return len(self.claimed)
 
     @property
     def published(self) -> float:
@@ -162,13 +169,26 @@ class Quota:
         now = self.clock()
         return max((self.bucket(key).delay(now) for key in names), default=0.0)
 
-    async def ready(self, names: list[str]) -> None:
-        """Wait until a call spending these buckets could go (spending nothing)."""
-        while True:
-            wait = self.delay(names)
-            if wait <= 0:
-                return
-            await asyncio.sleep(wait)
+    async def prepay(self, key: str) -> None:
+        """Take a token of `key` for the call the current task is about to make (see PREPAID)."""
+        await self.take([key])
+        PREPAID.set([key])
+
+    def still_to_pay(self, names: list[str]) -> list[str]:
+        """The buckets a call has yet to take tokens from: a prepaid one is spent by this call."""
+        prepaid = PREPAID.get()
+        if not prepaid:
+            return names
+        left = [key for key in names if key not in prepaid]
+        prepaid[:] = [key for key in prepaid if key not in names]
+        return left
+
+    def refund(self) -> None:
+        """The current task's delivery made no call for its prepaid token: give it back."""
+        for key in PREPAID.get() or []:
+            bucket = self.bucket(key)
+            bucket.tokens = min(bucket.capacity, bucket.tokens + 1)
+        PREPAID.set(None)
 
     def room(self, key: str, horizon: float) -> int:
         """How many more rows spending this bucket the relay may claim now: the calls that could start
@@ -181,16 +201,25 @@ class Quota:
         free = soon - bucket.reserved
         return free if free > 0 else (0 if bucket.reserved else 1)
 
-    def reserve(self, key: str) -> None:
-        """A row spending this bucket was claimed (release() once it is delivered or given back)."""
-        self.bucket(key).reserved += 1
+    def overtakes(self, key: str, urgency: int) -> bool:
+        """Whether a row of `urgency` is more urgent than every row claimed for this bucket: it may be
+        claimed although the bucket has no room, and takes the next token before them."""
+        claimed = self.bucket(key).claimed
+        return bool(claimed) and urgency < min(claimed)
 
-    def release(self, key: str) -> None:
-        bucket = self.bucket(key)
-        bucket.reserved = max(0, bucket.reserved - 1)
+    def reserve(self, key: str, urgency: int) -> None:
+        """A row spending this bucket was claimed (release() once it is delivered or given back)."""
+        self.bucket(key).claimed.append(urgency)
+
+    def release(self, key: str, urgency: int) -> None:
+        claimed = self.bucket(key).claimed
+        if urgency in claimed:
+            claimed.remove(urgency)
 
     async def take(self, names: list[str]) -> None:
         """Wait for a token of every bucket in `names` (the most urgent waiter first), then spend them."""
+        if not names:  # every bucket of the call was paid for ahead (prepay)
+            return
         me = (URGENCY.get(), next(self._arrivals))
         buckets = [self.bucket(key) for key in names]
         for bucket in buckets:

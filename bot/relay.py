@@ -328,7 +328,7 @@ class Relay:
             key = row.bucket or row.op
             if key not in rooms:
                 rooms[key] = self.quota.room(key, self.horizon)
-            if rooms[key] <= 0:
+            if rooms[key] <= 0 and not self.quota.overtakes(key, row.urgency):
                 return False
             rooms[key] -= 1
             return True
@@ -347,7 +347,7 @@ class Relay:
                 scan=limit * 4,
             )
         for row, _ in rows:
-            self.quota.reserve(row.bucket or row.op)
+            self.quota.reserve(row.bucket or row.op, row.urgency)
         return rows
 
     async def _carry(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> None:
@@ -356,14 +356,15 @@ class Relay:
             quota.URGENCY.set(row.urgency)
             outcome: Outcome | None = None
             if self.refused is None:  # paused (Slack refuses the token): given back, not attempted
-                # Wait for Slack's quota outside the turn below: one delivery waiting for its method's
-                # next token must not hold back the others.
-                await self.quota.ready([row.bucket or row.op])
+                # Wait for Slack's quota, most urgent row first, and outside the turn below: one delivery
+                # waiting for its method's next token must not hold back the others.
+                await self.quota.prepay(row.bucket or row.op)
                 lull = await self.traffic.quiet(at_most=self.give_way)
                 # A request that came in goes first. In a storm of requests (no lull within give_way),
                 # deliver one message at a time, taking turns with the requests.
                 async with contextlib.nullcontext() if lull else self._turn:
                     outcome = await self._deliver(row, incident, uncertain)
+                self.quota.refund()
             incidents = {} if incident is None else {incident.number: incident}
             try:
                 await self._record([(row, outcome)], incidents)
@@ -376,7 +377,7 @@ class Relay:
                 for key, value in outcome.saves.items():
                     setattr(incident, key, value)
         finally:
-            self.quota.release(row.bucket or row.op)
+            self.quota.release(row.bucket or row.op, row.urgency)
             self._flying.pop(row.id, None)
             self._landed.set()
 

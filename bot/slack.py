@@ -136,7 +136,7 @@ class PacedClient(AsyncWebClient):
         channel = next((str(a["channel"]) for a in args if a.get("channel")), None)
         names = quota.keys(api_method, channel)
         pace = self.pacing.quota
-        await pace.take(names)
+        await pace.take(pace.still_to_pay(names))
         sent = pace.clock()
         try:
             response = await super().api_call(api_method, json=json, params=params, **rest)

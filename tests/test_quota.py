@@ -29,8 +29,10 @@ def test_a_tier_2_method_allows_its_burst_then_one_call_every_three_seconds() ->
         bucket.tokens -= 1
     assert round(pace.delay(keys), 3) == 3.0
     assert pace.room("conversations.create", horizon=1.0) == 1  # one waits at the head
-    pace.reserve("conversations.create")
+    pace.reserve("conversations.create", urgency=14)
     assert pace.room("conversations.create", horizon=1.0) == 0
+    assert pace.overtakes("conversations.create", urgency=4)  # a P1's creation goes before the P4's
+    assert not pace.overtakes("conversations.create", urgency=14)
     clock.now += 3.0
     assert pace.delay(keys) == 0
 
@@ -84,3 +86,18 @@ async def test_the_most_urgent_waiter_gets_the_next_token() -> None:
 
     await asyncio.gather(call("P4 topic", 14), call("P3 card", 10), call("P1 page", 3))
     assert order == ["P1 page", "P3 card", "P4 topic"]
+
+
+async def test_a_token_taken_ahead_of_a_call_is_spent_by_it_or_given_back() -> None:
+    """The relay takes a row's token while the row waits its turn; the row's call spends that one, and
+    a delivery that made no call (an edit that would change nothing) gives it back."""
+    pace = Quota(clock=Clock())
+    bucket = pace.bucket("chat.update")
+    full = bucket.tokens
+    await pace.prepay("chat.update")
+    assert bucket.tokens == full - 1
+    assert pace.still_to_pay(["chat.update"]) == []  # spent already
+    assert pace.still_to_pay(["chat.update"]) == ["chat.update"]  # the next call pays its own
+    await pace.prepay("chat.update")
+    pace.refund()
+    assert bucket.tokens == full - 1
