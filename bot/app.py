@@ -23,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
 from bot.observe import CONTENT_TYPE, Metrics, slack_path
+from bot.quota import Quota
 from bot.relay import HELD, Relay, Traffic, pause_reason
 from bot.scheduler import Sweeper, guarded, start_jobs
 from bot.slack import TOKEN_ERRORS, SlackFacade, make_client, slack_error
@@ -89,7 +90,11 @@ class Tocsin:
         self.db = Database(settings.database_url)
         self.metrics = Metrics()
         self.client = make_client(token=settings.bot_token, base_url=settings.slack_api_url)  # Bolt's own
-        self.slack = SlackFacade(token=settings.bot_token, base_url=settings.slack_api_url)
+        self.slack = SlackFacade(
+            token=settings.bot_token,
+            base_url=settings.slack_api_url,
+            pacing=Quota(scale=settings.quota_scale),
+        )
         self.slack.pacing.observe = self.metrics.slack_call  # every Web API call, by method and result
         self.renderer = Renderer(timezone=policy.timezone)
         self.composer = Composer(policy=policy, renderer=self.renderer)
