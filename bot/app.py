@@ -84,8 +84,7 @@ class Tocsin:
         wake: Callable[[], None] | None = None,
     ) -> None:
         policy = settings.policy
-        self.settings = settings
-        self.clock = clock
+        self.settings, self.clock = settings, clock
         self.mode, self.background = mode, background
         self.db = Database(settings.database_url)
         self.metrics = Metrics()
@@ -133,18 +132,22 @@ class Tocsin:
             after_ack=self.after_ack,
             wake_relay=self.relay.wake if background else (wake or _nobody),
         )
+        self.bolt = self._bolt()
+        register(self.bolt, self.deps)
+
+    def _bolt(self) -> AsyncApp:
         bolt_log = logging.getLogger("tocsin.bolt")
         bolt_log.setLevel(logging.ERROR)  # Bolt warns that the env token is unused: we authorize ourselves
-        self.bolt = AsyncApp(
+        bolt = AsyncApp(
             client=self.client,
-            signing_secret=settings.signing_secret or "socket-mode",
+            signing_secret=self.settings.signing_secret or "socket-mode",
             authorize=self._authorizer(),
             process_before_response=True,
-            request_verification_enabled=mode == "http",
+            request_verification_enabled=self.mode == "http",
             logger=bolt_log,
         )
         bolt_log.setLevel(logging.NOTSET)
-        register(self.bolt, self.deps)
+        return bolt
 
     def _authorizer(self) -> Callable[..., Awaitable[AuthorizeResult]]:
         """The bot token is known; no auth.test on the request path, so acks never wait on Slack.
