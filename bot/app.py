@@ -44,7 +44,7 @@ HEARTBEAT = timedelta(seconds=2)  # how often each process says it is alive
 AFTER_ACK = 16
 AFTER_ACK_WAIT = 1.0
 TOKEN_CHECK_WAIT = 10.0  # seconds start-up waits for auth.test before carrying on without an answer
-HEALTH_WAIT = 2.0  # seconds /healthz and /metrics wait for the database to answer
+HEALTH_WAIT = 2.0  # seconds /healthz and /metrics wait for the database to answer a ping
 # The `path` label of the request being answered (tocsin_ack_seconds): _counted times the request, and
 # only the handler knows what kind of Slack request it was. A context variable rather than the request's
 # own storage: aiohttp wants typed keys there, which the aiohttp versions Tocsin supports do not all have.
