@@ -77,6 +77,7 @@ URGENCY: contextvars.ContextVar[int] = contextvars.ContextVar("urgency", default
 # Buckets whose token the outbox row being delivered took before its call (the relay takes it while the
 # row waits its turn, most urgent first); the row's call spends it instead of taking another.
 PREPAID: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("prepaid", default=None)
+PREPAID_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar("prepaid_at", default=None)
 LEARN_FLOOR = 0.25  # a bucket slowed by 429s keeps at least this share of its published rate
 SLOW_DOWN = 0.7  # each 429 multiplies the bucket's rate by this
 RECOVER = 1.02  # each call Slack accepts multiplies it back by this, up to the published rate
@@ -173,15 +174,17 @@ class Quota:
         """Take a token of `key` for the call the current task is about to make (see PREPAID)."""
         await self.take([key])
         PREPAID.set([key])
+        PREPAID_AT.set(self.clock())
 
-    def still_to_pay(self, names: list[str]) -> list[str]:
-        """The buckets a call has yet to take tokens from: a prepaid one is spent by this call."""
+    def still_to_pay(self, names: list[str]) -> tuple[list[str], float]:
+        """The buckets a call has yet to take tokens from (a prepaid one is spent by this call), and
+        when its first token was taken: the refill since then is not Slack's to give (answered())."""
         prepaid = PREPAID.get()
-        if not prepaid:
-            return names
+        if not prepaid or not set(prepaid) & set(names):
+            return names, self.clock()
         left = [key for key in names if key not in prepaid]
         prepaid[:] = [key for key in prepaid if key not in names]
-        return left
+        return left, PREPAID_AT.get() or self.clock()
 
     def refund(self) -> None:
         """The current task's delivery made no call for its prepaid token: give it back."""

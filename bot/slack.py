@@ -136,8 +136,9 @@ class PacedClient(AsyncWebClient):
         channel = next((str(a["channel"]) for a in args if a.get("channel")), None)
         names = quota.keys(api_method, channel)
         pace = self.pacing.quota
-        await pace.take(pace.still_to_pay(names))
-        sent = pace.clock()
+        unpaid, paid_at = pace.still_to_pay(names)
+        await pace.take(unpaid)
+        sent = min(paid_at, pace.clock())  # the refill since the first token was taken is taken back
         try:
             response = await super().api_call(api_method, json=json, params=params, **rest)
         except SlackApiError as error:
