@@ -199,6 +199,8 @@ class Quota:
         claimed, so a slow bucket always has its next call waiting."""
         bucket, now = self.bucket(key), self.clock()
         bucket.refill(now)
+        if bucket.blocked_until - now > horizon:  # after a 429: nothing is claimed to wait out a lease
+            return 0
         open_for = horizon - max(0.0, bucket.blocked_until - now)
         soon = int(bucket.tokens + open_for * bucket.rate) if open_for > 0 else 0
         free = soon - bucket.reserved

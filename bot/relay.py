@@ -198,6 +198,10 @@ class Relay:
                 await self._await_token(stopping)
                 continue
             lull = await self.traffic.quiet(at_most=self.give_way)
+            # Cleared before the claim: a wake or a landing while it runs makes the wait below return
+            # at once, where clearing after would lose it and wait out idle_poll.
+            self._wake.clear()
+            self._landed.clear()
             try:
                 await self._log_backlog()
                 started = await self.start_deliveries(limit=self.batch if lull else self.storm_batch)
@@ -206,8 +210,6 @@ class Relay:
                 started = []
             if started:
                 continue
-            self._wake.clear()
-            self._landed.clear()
             waiters = [asyncio.ensure_future(event.wait()) for event in (self._wake, self._landed, stopping)]
             await asyncio.wait(waiters, timeout=self.idle_poll, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:

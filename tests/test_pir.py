@@ -97,7 +97,7 @@ async def test_pir_draft_is_uploaded_with_every_section_and_exact_figures(bot, d
     assert "- Time to acknowledge: 3m" in document
     assert "- Time to mitigate: 20m" in document
     assert "- Time to resolve: 45m" in document
-    assert re.search(r"\| Identified \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \| 10m \|", document)
+    assert re.search(r"\| Identified \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \| 10m \|", document), document
     # SLA: P1 targets 15m response (met in 3m), 4h resolution (met in 45m)
     assert "| response | 15m | 3m |" in document and "| resolution | 4h | 45m |" in document
     assert document.count("| met |") == 2

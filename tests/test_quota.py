@@ -55,6 +55,7 @@ def test_a_429_stops_the_bucket_until_retry_after_and_slows_it() -> None:
     published = pace.bucket("chat.update").published
     pace.refused(keys, retry_after=7)
     assert round(pace.delay(keys), 3) == 7.0
+    assert pace.room("chat.update", horizon=1.0) == 0  # no row is claimed to wait out the Retry-After
     clock.now += 7
     assert pace.bucket("chat.update").rate < published
     assert pace.delay(keys) == 0  # Slack takes calls again after Retry-After, at a lower pace here
