@@ -27,8 +27,11 @@ from handlers.messages import Composer
 from store import health, lookup, outbox, service, workers
 from store.db import Database
 from store.models import Incident, OutboxMessage
+from store.operations import ALERT, urgency
 
 log = logging.getLogger("tocsin.relay")
+
+SKIPS_TURN = urgency("P2", ALERT)  # rows this urgent or more never wait for a turn with requests
 
 PERMANENT = frozenset(
     {
@@ -363,8 +366,9 @@ class Relay:
                 await self.quota.prepay(row.bucket or row.op)
                 lull = await self.traffic.quiet(at_most=self.give_way)
                 # A request that came in goes first. In a storm of requests (no lull within give_way),
-                # deliver one message at a time, taking turns with the requests.
-                async with contextlib.nullcontext() if lull else self._turn:
+                # deliver one message at a time, taking turns with the requests; but a P1's or P2's page,
+                # breach or leadership notice does not queue behind other messages for its turn.
+                async with contextlib.nullcontext() if lull or row.urgency <= SKIPS_TURN else self._turn:
                     outcome = await self._deliver(row, incident, uncertain)
                 self.quota.refund()
             incidents = {} if incident is None else {incident.number: incident}
