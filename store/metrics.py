@@ -240,31 +240,31 @@ def _round(value: float | None) -> float | None:
 
 
 async def _backlog(session: AsyncSession, *, policy: Policy, now: datetime) -> list[dict[str, Any]]:
-    """The open incidents, oldest first, at most OPEN_LISTED of them."""
-    open_rows = await session.scalars(
-        select(Incident)
+    """The open incidents, oldest first, at most OPEN_LISTED of them. Only the columns shown are read:
+    loading a thousand whole incidents held the event loop for tens of milliseconds."""
+    open_rows = await session.execute(
+        select(
+            Incident.number,
+            Incident.priority,
+            Incident.state,
+            Incident.declared_at,
+            (Incident.response_breached_at.is_not(None) | Incident.resolution_breached_at.is_not(None)),
+            (Incident.response_warned_at.is_not(None) | Incident.resolution_warned_at.is_not(None)),
+        )
         .where(Incident.state.in_(list(OPEN_STATES)))
         .order_by(Incident.declared_at)
         .limit(OPEN_LISTED)
     )
     return [
         {
-            "id": policy.public_id(i.number),
-            "priority": i.priority,
-            "state": i.state.value,
-            "age_seconds": round((now - i.declared_at).total_seconds(), 1),
-            "sla": sla_state(i),
+            "id": policy.public_id(number),
+            "priority": priority,
+            "state": state.value,
+            "age_seconds": round((now - declared_at).total_seconds(), 1),
+            "sla": "breached" if breached else "warning" if warned else "ok",
         }
-        for i in open_rows
+        for number, priority, state, declared_at, breached, warned in open_rows
     ]
-
-
-def sla_state(incident: Incident) -> str:
-    if incident.response_breached_at or incident.resolution_breached_at:
-        return "breached"
-    if incident.response_warned_at or incident.resolution_warned_at:
-        return "warning"
-    return "ok"
 
 
 async def daily(session: AsyncSession, *, now: datetime, days: int) -> list[dict[str, Any]]:
