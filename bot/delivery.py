@@ -13,6 +13,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot import quota
 from bot.slack import NoFreeChannelName, SlackFacade, slack_error
 from handlers.messages import Composer
 from store.models import Incident, OutboxMessage
@@ -60,6 +61,22 @@ class Courier:
         classify: Callable[[OutboxMessage, SlackApiError], Outcome],
     ) -> None:
         self.slack, self.composer, self.classify = slack, composer, classify
+
+    def buckets(self, row: OutboxMessage, incident: Incident | None) -> list[str]:
+        """The quota buckets (bot/quota.py) the row's first call spends, as far as they are known before
+        it is made: a post's channel is known only now for the incident's channel, a DM's is its user."""
+        try:
+            operation = decode(row.op, row.payload)
+        except UnknownOperation:
+            return [row.bucket or row.op]
+        match operation:
+            case Post(channel=None):
+                return quota.keys("chat.postMessage", incident.channel_id if incident else None)
+            case Post(channel=channel):
+                return quota.keys("chat.postMessage", channel)
+            case Dm(users=[user, *_]):
+                return quota.keys("chat.postMessage", user)
+        return [row.bucket or row.op]
 
     async def perform(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> Outcome:
         """`uncertain`: an earlier try may have done it already (its process died, its answer was lost)."""

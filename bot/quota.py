@@ -8,6 +8,11 @@ Retry-After and lowers the bucket's rate for a while (Slack's published figures 
 other apps of the workspace spend the same quota).
 
 Several replicas share the workspace's quota: each runs at `share` (1/n of n live relays) of it.
+
+Part of each bucket's burst is kept for urgent calls (a P1's or P2's, and a person's request): a less
+urgent call waits until the bucket holds that much more than its own token. That costs the less urgent
+nothing over a minute (the refill rate is the same), but a P1's three pages, declared just after a
+storm of P4s spent the paging channel's burst, need not wait a second each for it to refill.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+from store.operations import HOUSEKEEPING, urgency
 
 
 @dataclass(frozen=True)
@@ -74,13 +81,15 @@ METHOD_LIMITS: dict[str, Limit] = {
 # How urgent the call being made is (store/operations.py's urgency of the outbox row being delivered);
 # a call made outside a delivery answers a person now, so it goes first.
 URGENCY: contextvars.ContextVar[int] = contextvars.ContextVar("urgency", default=-1)
-# Buckets whose token the outbox row being delivered took before its call (the relay takes it while the
-# row waits its turn, most urgent first); the row's call spends it instead of taking another.
-PREPAID: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("prepaid", default=None)
-PREPAID_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar("prepaid_at", default=None)
+# Buckets whose token the outbox row being delivered took before its call, with when each was taken (the
+# relay takes them while the row waits its turn, most urgent first); the row's call spends them instead
+# of taking others.
+PREPAID: contextvars.ContextVar[dict[str, float] | None] = contextvars.ContextVar("prepaid", default=None)
 LEARN_FLOOR = 0.25  # a bucket slowed by 429s keeps at least this share of its published rate
 SLOW_DOWN = 0.7  # each 429 multiplies the bucket's rate by this
 RECOVER = 1.02  # each call Slack accepts multiplies it back by this, up to the published rate
+KEPT_FOR_URGENT = 2.0  # tokens of a bucket's burst (less its own one) that only urgent calls may spend
+URGENT_UP_TO = urgency("P2", HOUSEKEEPING)  # every call of a P1 or a P2 is urgent
 
 
 def keys(method: str, channel: str | None = None) -> list[str]:
@@ -124,17 +133,32 @@ class Bucket:
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
 
-    def delay(self, now: float) -> float:
-        """Seconds until one token is here."""
+    @property
+    def kept(self) -> float:
+        """The tokens kept for urgent calls: as many as the burst has beyond one call, up to
+        KEPT_FOR_URGENT."""
+        return min(KEPT_FOR_URGENT, self.capacity - 1.0)
+
+    def delay(self, now: float, *, urgent: bool = True) -> float:
+        """Seconds until a call may take a token: one is here, and for a less urgent call, the kept ones
+        too."""
         self.refill(now)
         blocked = max(0.0, self.blocked_until - now)
-        return max(blocked, 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate)
+        need = 1.0 if urgent else 1.0 + self.kept
+        return max(blocked, 0.0 if self.tokens >= need else (need - self.tokens) / self.rate)
 
 
 class Quota:
-    def __init__(self, *, scale: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
-        """`scale`: times Slack's published quotas (TOCSIN_SLACK_QUOTA_SCALE)."""
-        self.clock, self.scale = clock, scale
+    def __init__(
+        self,
+        *,
+        scale: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        urgent_up_to: int = URGENT_UP_TO,
+    ) -> None:
+        """`scale`: times Slack's published quotas (TOCSIN_SLACK_QUOTA_SCALE); `urgent_up_to`: the least
+        urgent URGENCY that may spend a bucket's kept tokens."""
+        self.clock, self.scale, self.urgent_up_to = clock, scale, urgent_up_to
         self._share = 1.0
         self._buckets: dict[str, Bucket] = {}
         self._arrivals = itertools.count()
@@ -170,25 +194,25 @@ class Quota:
         now = self.clock()
         return max((self.bucket(key).delay(now) for key in names), default=0.0)
 
-    async def prepay(self, key: str) -> None:
-        """Take a token of `key` for the call the current task is about to make (see PREPAID)."""
-        await self.take([key])
-        PREPAID.set([key])
-        PREPAID_AT.set(self.clock())
+    async def prepay(self, names: list[str]) -> None:
+        """Take a token of each of `names` for the call the current task is about to make (see PREPAID):
+        all the buckets the call spends, so that it goes as soon as it is made."""
+        me, taken = (URGENCY.get(), next(self._arrivals)), {}
+        for bucket, key in self._scarcest_first(names):
+            await self._take_one(bucket, me)
+            taken[key] = self.clock()
+        PREPAID.set(taken)
 
-    def still_to_pay(self, names: list[str]) -> tuple[list[str], float]:
-        """The buckets a call has yet to take tokens from (a prepaid one is spent by this call), and
-        when its first token was taken: the refill since then is not Slack's to give (answered())."""
-        prepaid = PREPAID.get()
-        if not prepaid or not set(prepaid) & set(names):
-            return names, self.clock()
-        left = [key for key in names if key not in prepaid]
-        prepaid[:] = [key for key in prepaid if key not in names]
-        return left, PREPAID_AT.get() or self.clock()
+    def still_to_pay(self, names: list[str]) -> tuple[list[str], dict[str, float]]:
+        """The buckets a call has yet to take tokens from, and when each prepaid one was taken (spent by
+        this call): the refill since then is not Slack's to give (answered())."""
+        prepaid = PREPAID.get() or {}
+        paid = {key: prepaid.pop(key) for key in names if key in prepaid}
+        return [key for key in names if key not in paid], paid
 
     def refund(self) -> None:
-        """The current task's delivery made no call for its prepaid token: give it back."""
-        for key in PREPAID.get() or []:
+        """The current task's delivery made no call for its prepaid tokens: give them back."""
+        for key in PREPAID.get() or {}:
             bucket = self.bucket(key)
             bucket.tokens = min(bucket.capacity, bucket.tokens + 1)
         PREPAID.set(None)
@@ -213,7 +237,8 @@ class Quota:
         return bool(claimed) and urgency < min(claimed)
 
     def reserve(self, key: str, urgency: int) -> None:
-        """A row spending this bucket was claimed (release() once it is delivered or given back)."""
+        """A row spending this bucket was claimed (release() once it has taken its token, or is given
+        back)."""
         self.bucket(key).claimed.append(urgency)
 
     def release(self, key: str, urgency: int) -> None:
@@ -222,27 +247,33 @@ class Quota:
             claimed.remove(urgency)
 
     async def take(self, names: list[str]) -> None:
-        """Wait for a token of every bucket in `names` (the most urgent waiter first), then spend them."""
+        """Wait for a token of every bucket in `names` (the most urgent waiter first), then spend them.
+
+        One bucket at a time, the one with the smallest burst (a channel's) first: a call waiting for
+        its channel must not stand, as the first waiter, in the workspace's bucket too, where every
+        other channel's posts would queue behind it."""
         if not names:  # every bucket of the call was paid for ahead (prepay)
             return
         me = (URGENCY.get(), next(self._arrivals))
-        buckets = [self.bucket(key) for key in names]
-        for bucket in buckets:
-            bucket.waiting.append(me)
+        for bucket, _ in self._scarcest_first(names):
+            await self._take_one(bucket, me)
+
+    def _scarcest_first(self, names: Iterable[str]) -> list[tuple[Bucket, str]]:
+        return sorted(((self.bucket(key), key) for key in names), key=lambda pair: pair[0].capacity)
+
+    async def _take_one(self, bucket: Bucket, me: tuple[int, int]) -> None:
+        urgent = me[0] <= self.urgent_up_to
+        bucket.waiting.append(me)
         try:
             while True:
-                now = self.clock()
-                wait = max(bucket.delay(now) for bucket in buckets)
-                first = all(min(bucket.waiting) == me for bucket in buckets)
-                if wait <= 0 and first:
-                    for bucket in buckets:
-                        bucket.tokens -= 1
+                wait = bucket.delay(self.clock(), urgent=urgent)
+                if wait <= 0 and min(bucket.waiting) == me:
+                    bucket.tokens -= 1
                     return
                 # Not first: a more urgent waiter spends the next token; look again once it could have.
                 await asyncio.sleep(max(wait, 0.02))
         finally:
-            for bucket in buckets:
-                bucket.waiting.remove(me)
+            bucket.waiting.remove(me)
 
     def refused(self, names: Iterable[str], retry_after: float) -> None:
         """Slack answered 429: nothing more until Retry-After, and slower after it."""

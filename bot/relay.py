@@ -357,13 +357,18 @@ class Relay:
 
     async def _carry(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> None:
         """Deliver one claimed row and record how it went (at once: the rows behind it wait for that)."""
+        key, waiting = row.bucket or row.op, True
         try:
             quota.URGENCY.set(row.urgency)
             outcome: Outcome | None = None
             if self.refused is None:  # paused (Slack refuses the token): given back, not attempted
                 # Wait for Slack's quota, most urgent row first, and outside the turn below: one delivery
                 # waiting for its method's next token must not hold back the others.
-                await self.quota.prepay(row.bucket or row.op)
+                await self.quota.prepay(self.courier.buckets(row, incident))
+                # Its token is spent: the bucket's tokens count it from now, and the next row may be
+                # claimed while this one is delivered and recorded.
+                self.quota.release(key, row.urgency)
+                waiting = False
                 lull = await self.traffic.quiet(at_most=self.give_way)
                 # A request that came in goes first. In a storm of requests (no lull within give_way),
                 # deliver one message at a time, taking turns with the requests; but a P1's or P2's page,
@@ -383,7 +388,8 @@ class Relay:
                 for key, value in outcome.saves.items():
                     setattr(incident, key, value)
         finally:
-            self.quota.release(row.bucket or row.op, row.urgency)
+            if waiting:
+                self.quota.release(key, row.urgency)
             self._flying.pop(row.id, None)
             self._landed.set()
 

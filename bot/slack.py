@@ -136,9 +136,12 @@ class PacedClient(AsyncWebClient):
         channel = next((str(a["channel"]) for a in args if a.get("channel")), None)
         names = quota.keys(api_method, channel)
         pace = self.pacing.quota
-        unpaid, paid_at = pace.still_to_pay(names)
+        unpaid, paid = pace.still_to_pay(names)
         await pace.take(unpaid)
-        sent = min(paid_at, pace.clock())  # the refill since the first token was taken is taken back
+        # The refill since each token was taken is taken back (Quota.answered): since a prepaid one's,
+        # and for the ones taken just now, since now.
+        now = pace.clock()
+        taken = [(min(at, now), [key]) for key, at in paid.items()] + [(now, unpaid)]
         try:
             response = await super().api_call(api_method, json=json, params=params, **rest)
         except SlackApiError as error:
@@ -146,10 +149,12 @@ class PacedClient(AsyncWebClient):
             if limited:
                 pace.refused(names, retry_after(error))
             else:
-                pace.answered(names, sent=sent)
+                for sent, keys in taken:
+                    pace.answered(keys, sent=sent)
             self.pacing.observe(api_method, "ratelimited" if limited else slack_error(error))
             raise
-        pace.accepted(names, sent=sent)
+        for sent, keys in taken:
+            pace.accepted(keys, sent=sent)
         self.pacing.observe(api_method, "ok")
         return response
 

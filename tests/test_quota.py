@@ -95,10 +95,60 @@ async def test_a_token_taken_ahead_of_a_call_is_spent_by_it_or_given_back() -> N
     pace = Quota(clock=Clock())
     bucket = pace.bucket("chat.update")
     full = bucket.tokens
-    await pace.prepay("chat.update")
+    await pace.prepay(["chat.update"])
     assert bucket.tokens == full - 1
     assert pace.still_to_pay(["chat.update"])[0] == []  # spent already
     assert pace.still_to_pay(["chat.update"])[0] == ["chat.update"]  # the next call pays its own
-    await pace.prepay("chat.update")
+    await pace.prepay(["chat.update"])
     pace.refund()
     assert bucket.tokens == full - 1
+
+
+async def test_a_post_takes_its_channels_token_and_the_workspaces_ahead_each_timed_on_its_own() -> None:
+    """A post waits for its channel's token first (the scarce one), then the workspace's; the refill
+    taken back after the call counts from when each was taken, so a wait for one bucket does not
+    charge the other twice."""
+    clock = Clock()
+    pace = Quota(clock=clock)
+    channel, workspace = pace.bucket("post:C1"), pace.bucket("chat.postMessage")
+    channel.tokens, full = 1.0, workspace.tokens
+    quota.URGENCY.set(0)
+    await pace.prepay(quota.keys("chat.postMessage", "C1"))
+    assert channel.tokens == pytest.approx(0.0) and workspace.tokens == pytest.approx(full - 1)
+    clock.now += 0.5
+    left, paid = pace.still_to_pay(quota.keys("chat.postMessage", "C1"))
+    assert left == [] and set(paid) == {"post:C1", "chat.postMessage"}
+
+
+def test_part_of_each_burst_is_kept_for_a_p1s_or_p2s_calls() -> None:
+    """A storm of P4 pages to one paging channel spends its refill, never the burst that a P1's pages
+    declared a moment later need: the P4s still get one post a second."""
+    clock = Clock()
+    pace = Quota(clock=clock)
+    keys = quota.keys("chat.postMessage", "CPAGING")
+    channel = pace.bucket("post:CPAGING")
+    assert channel.delay(clock.now, urgent=False) == 0  # a full bucket: a P4 may post
+    channel.tokens -= 1
+    assert round(channel.delay(clock.now, urgent=False), 3) == 1.0  # the next P4 waits a second
+    clock.now += 1.0
+    assert channel.delay(clock.now, urgent=False) == 0
+    channel.tokens -= 1  # one P4 post a second: the refill rate, as without the kept tokens
+    assert channel.tokens == pytest.approx(2.0)
+    for _ in range(2):  # and a P1's two pages go at once, a third a second later
+        assert pace.delay(keys) == 0
+        channel.tokens -= 1
+    assert round(channel.delay(clock.now, urgent=True), 3) == 1.0
+
+
+async def test_a_p4s_call_waits_for_the_kept_tokens_and_a_p1s_does_not() -> None:
+    clock = Clock()
+    pace = Quota(clock=clock)
+    channel = pace.bucket("post:CPAGING")
+    channel.tokens = 2.0
+    quota.URGENCY.set(quota.URGENT_UP_TO)  # a P2's message
+    await pace.take(["post:CPAGING"])
+    assert channel.tokens == pytest.approx(1.0)
+    quota.URGENCY.set(quota.URGENT_UP_TO + 1)  # a P3's page
+    with pytest.raises(TimeoutError):  # the clock stands still: the kept tokens never come back
+        await asyncio.wait_for(pace.take(["post:CPAGING"]), timeout=0.1)
+    assert channel.tokens == pytest.approx(1.0)
