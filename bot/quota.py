@@ -197,11 +197,7 @@ class Quota:
     async def prepay(self, names: list[str]) -> None:
         """Take a token of each of `names` for the call the current task is about to make (see PREPAID):
         all the buckets the call spends, so that it goes as soon as it is made."""
-        me, taken = (URGENCY.get(), next(self._arrivals)), {}
-        for bucket, key in self._scarcest_first(names):
-            await self._take_one(bucket, me)
-            taken[key] = self.clock()
-        PREPAID.set(taken)
+        PREPAID.set(await self.take(names))
 
     def still_to_pay(self, names: list[str]) -> tuple[list[str], dict[str, float]]:
         """The buckets a call has yet to take tokens from, and when each prepaid one was taken (spent by
@@ -246,17 +242,18 @@ class Quota:
         if urgency in claimed:
             claimed.remove(urgency)
 
-    async def take(self, names: list[str]) -> None:
-        """Wait for a token of every bucket in `names` (the most urgent waiter first), then spend them.
+    async def take(self, names: list[str]) -> dict[str, float]:
+        """Wait for a token of every bucket in `names` (the most urgent waiter first), spend them, and
+        say when each was taken.
 
         One bucket at a time, the one with the smallest burst (a channel's) first: a call waiting for
         its channel must not stand, as the first waiter, in the workspace's bucket too, where every
         other channel's posts would queue behind it."""
-        if not names:  # every bucket of the call was paid for ahead (prepay)
-            return
-        me = (URGENCY.get(), next(self._arrivals))
-        for bucket, _ in self._scarcest_first(names):
+        me, taken = (URGENCY.get(), next(self._arrivals)), {}
+        for bucket, key in self._scarcest_first(names):
             await self._take_one(bucket, me)
+            taken[key] = self.clock()
+        return taken
 
     def _scarcest_first(self, names: Iterable[str]) -> list[tuple[Bucket, str]]:
         return sorted(((self.bucket(key), key) for key in names), key=lambda pair: pair[0].capacity)

@@ -357,7 +357,7 @@ class Relay:
 
     async def _carry(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> None:
         """Deliver one claimed row and record how it went (at once: the rows behind it wait for that)."""
-        key, waiting = row.bucket or row.op, True
+        bucket, waiting = row.bucket or row.op, True
         try:
             quota.URGENCY.set(row.urgency)
             outcome: Outcome | None = None
@@ -367,7 +367,7 @@ class Relay:
                 await self.quota.prepay(self.courier.buckets(row, incident))
                 # Its token is spent: the bucket's tokens count it from now, and the next row may be
                 # claimed while this one is delivered and recorded.
-                self.quota.release(key, row.urgency)
+                self.quota.release(bucket, row.urgency)
                 waiting = False
                 lull = await self.traffic.quiet(at_most=self.give_way)
                 # A request that came in goes first. In a storm of requests (no lull within give_way),
@@ -389,7 +389,7 @@ class Relay:
                     setattr(incident, key, value)
         finally:
             if waiting:
-                self.quota.release(key, row.urgency)
+                self.quota.release(bucket, row.urgency)
             self._flying.pop(row.id, None)
             self._landed.set()
 

@@ -137,11 +137,8 @@ class PacedClient(AsyncWebClient):
         names = quota.keys(api_method, channel)
         pace = self.pacing.quota
         unpaid, paid = pace.still_to_pay(names)
-        await pace.take(unpaid)
-        # The refill since each token was taken is taken back (Quota.answered): since a prepaid one's,
-        # and for the ones taken just now, since now.
-        now = pace.clock()
-        taken = [(min(at, now), [key]) for key, at in paid.items()] + [(now, unpaid)]
+        # The refill since each token was taken is taken back (Quota.answered), a prepaid one's included.
+        taken = {**paid, **await pace.take(unpaid)}
         try:
             response = await super().api_call(api_method, json=json, params=params, **rest)
         except SlackApiError as error:
@@ -149,12 +146,12 @@ class PacedClient(AsyncWebClient):
             if limited:
                 pace.refused(names, retry_after(error))
             else:
-                for sent, keys in taken:
-                    pace.answered(keys, sent=sent)
+                for key, sent in taken.items():
+                    pace.answered([key], sent=sent)
             self.pacing.observe(api_method, "ratelimited" if limited else slack_error(error))
             raise
-        for sent, keys in taken:
-            pace.accepted(keys, sent=sent)
+        for key, sent in taken.items():
+            pace.accepted([key], sent=sent)
         self.pacing.observe(api_method, "ok")
         return response
 
