@@ -7,7 +7,10 @@ Slack facade takes a token first, the most urgent waiter first, and a 429 emptie
 Retry-After and lowers the bucket's rate for a while (Slack's published figures are approximate and
 other apps of the workspace spend the same quota).
 
-Several replicas share the workspace's quota: each runs at `share` (1/n of n live relays) of it.
+Several replicas share the workspace's quota: each runs at `share` (1/n of n live relays) of it, but
+at all of the buckets it spends alone: the relay gives each family() of buckets to one replica (every
+post to one, every channel creation to one...), so that a burst, and the part of it kept for urgent
+calls, is not split, nor the workspace's posts shared out evenly between replicas that post unevenly.
 
 Part of each bucket's burst is kept for urgent calls (a P1's or P2's, and a person's request): a less
 urgent call waits until the bucket holds that much more than its own token. That costs the less urgent
@@ -99,6 +102,12 @@ def keys(method: str, channel: str | None = None) -> list[str]:
     return [method]
 
 
+def family(key: str) -> str:
+    """The buckets one replica spends alone, named by one of them: every post spends the workspace's
+    chat.postMessage bucket as well as its channel's, so all of them go together."""
+    return "chat.postMessage" if key.startswith("post:") else key
+
+
 def limit_of(key: str) -> Limit:
     if key.startswith("post:"):
         return POST_PER_CHANNEL
@@ -160,6 +169,7 @@ class Quota:
         urgent URGENCY that may spend a bucket's kept tokens."""
         self.clock, self.scale, self.urgent_up_to = clock, scale, urgent_up_to
         self._share = 1.0
+        self._alone: Callable[[str], bool] = lambda key: False
         self._buckets: dict[str, Bucket] = {}
         self._arrivals = itertools.count()
 
@@ -167,25 +177,24 @@ class Quota:
     def share(self) -> float:
         return self._share
 
-    @share.setter
-    def share(self, value: float) -> None:
-        """This replica's part of the workspace's quota; buckets keep what they learnt."""
-        value = min(1.0, max(0.01, value))
-        if value != self._share:
-            for bucket in self._buckets.values():
-                bucket.rate = bucket.rate * value / self._share
-                bucket.share = value
-                bucket.tokens = min(bucket.tokens, bucket.capacity)
-            self._share = value
+    def divide(self, share: float, alone: Callable[[str], bool] | None = None) -> None:
+        """This replica's part of the workspace's quota (1/n of n live relays), for every bucket but those
+        it spends `alone`, of which it has all; buckets keep what they learnt."""
+        self._share = min(1.0, max(0.01, share))
+        self._alone = alone or (lambda key: False)
+        for key, bucket in self._buckets.items():
+            _resize(bucket, self._share_of(key))
+
+    def _share_of(self, key: str) -> float:
+        return 1.0 if self._alone(key) else self._share
 
     def bucket(self, key: str) -> Bucket:
         found = self._buckets.get(key)
         if found is None:
             published = limit_of(key)
             limit = Limit(published.per_minute * self.scale, max(1, round(published.burst * self.scale)))
-            found = Bucket(
-                limit, self._share, tokens=max(1.0, limit.burst * self._share), updated=self.clock()
-            )
+            share = self._share_of(key)
+            found = Bucket(limit, share, tokens=max(1.0, limit.burst * share), updated=self.clock())
             self._buckets[key] = found
         return found
 
@@ -297,3 +306,10 @@ class Quota:
         for key in names:
             bucket = self.bucket(key)
             bucket.rate = min(bucket.published, (bucket.rate or bucket.published) * RECOVER)
+
+
+def _resize(bucket: Bucket, share: float) -> None:
+    if share != bucket.share:
+        bucket.rate = bucket.rate * share / bucket.share
+        bucket.share = share
+        bucket.tokens = min(bucket.tokens, bucket.capacity)

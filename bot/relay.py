@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -160,6 +161,7 @@ class Relay:
         storm_batch: int = 10,
         token_check: float = 30.0,
         horizon: float = 1.0,
+        orphaned: timedelta = timedelta(seconds=1),
     ) -> None:
         self.db, self.slack, self.composer, self.clock = db, slack, composer, clock
         self.courier = Courier(slack=slack, composer=composer, classify=self._classify)
@@ -173,6 +175,7 @@ class Relay:
         # seconds, so the rows that wait for Slack wait in the queue, where a more urgent one can still
         # pass them, not in this process.
         self.quota, self.horizon = slack.pacing.quota, horizon
+        self.orphaned = orphaned  # see _left_waiting()
         self._flying: dict[int, asyncio.Task[None]] = {}  # deliveries under way, by outbox id
         self._landed = asyncio.Event()  # a delivery finished: the rows behind it may be deliverable
         self.backlog_log, self._backlog_logged = 60.0, float("-inf")
@@ -326,11 +329,14 @@ class Relay:
             return []
         now = self.clock()
         rooms: dict[str, int] = {}
+        owner = self._owner([])
 
         def admit(row: OutboxMessage) -> bool:
             if row.id in self._flying:  # this process holds it (its lease looks stale when beats lag)
                 return False
             key = row.bucket or row.op
+            if owner(key) != self.worker and not self._left_waiting(row, now):
+                return False
             if key not in rooms:
                 rooms[key] = self.quota.room(key, self.horizon)
             if rooms[key] <= 0 and not self.quota.overtakes(key, row.urgency):
@@ -340,7 +346,8 @@ class Relay:
 
         async with self.db.write() as session:
             relays = await workers.alive(session, since=now - self.dead_after)
-            self.quota.share = 1 / max(1, relays)
+            owner = self._owner(relays)
+            self.quota.divide(1 / max(1, len(relays)), alone=lambda key: owner(key) == self.worker)
             rows = await outbox.claim(
                 session,
                 now=now,
@@ -349,11 +356,30 @@ class Relay:
                 dead_after=self.dead_after,
                 limit=limit,
                 admit=admit,
-                scan=limit * 4,
+                scan=limit * 4 * max(1, len(relays)),
             )
         for row, _ in rows:
             self.quota.reserve(row.bucket or row.op, row.urgency)
         return rows
+
+    def _left_waiting(self, row: OutboxMessage, now: datetime) -> bool:
+        """Whether a P1's or P2's row another relay should have delivered has waited for it `orphaned`:
+        a relay that died is known dead only after dead_after, and a page must not wait that long. This
+        relay takes it, at its own share of the bucket."""
+        return row.urgency <= quota.URGENT_UP_TO and now - row.next_attempt_at >= self.orphaned
+
+    def _owner(self, relays: list[str]) -> Callable[[str], str]:
+        """Which live relay delivers the rows spending a bucket: one per quota.family(), by a hash of its
+        name, which then spends those buckets alone. Split between n relays, a bucket's burst and the
+        part kept for urgent calls would be split too (a P1's three pages claimed by one relay would go
+        n seconds apart), and the workspace's posts would be shared evenly between relays posting
+        unevenly."""
+        everyone = sorted({*relays, self.worker})
+
+        def owner(key: str) -> str:
+            return everyone[zlib.crc32(quota.family(key).encode()) % len(everyone)]
+
+        return owner
 
     async def _carry(self, row: OutboxMessage, incident: Incident | None, uncertain: bool) -> None:
         """Deliver one claimed row and record how it went (at once: the rows behind it wait for that)."""

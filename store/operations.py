@@ -277,10 +277,12 @@ def route(operation: Operation, *, priority: str | None) -> Route:
             return Route(at(MESSAGE), target, "chat.update", needs=target)
         case Post():
             return _post_route(operation, at(ALERT if operation.urgent else MESSAGE))
-        case Dm():
+        case Dm(users=users):
             # Rendered with a link to the incident's channel once it exists; the claim waits for it only
-            # briefly (outbox.PAGE_PATIENCE): a page must not queue behind channel creations.
-            return Route(at(ALERT), "dm", "chat.postMessage", needs="channel")
+            # briefly (outbox.PAGE_PATIENCE): a page must not queue behind channel creations. Its bucket
+            # is its first user's conversation, as a post's is its channel.
+            bucket = f"post:{users[0]}" if users else "chat.postMessage"
+            return Route(at(ALERT), "dm", bucket, needs="channel")
         case Upload(channel=None):
             return Route(at(MESSAGE), "channel", "files.completeUploadExternal", needs="channel")
         case Upload(channel=channel):

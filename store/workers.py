@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import Worker
@@ -31,8 +31,7 @@ async def prune(session: AsyncSession, *, before: datetime) -> None:
     await session.execute(delete(Worker).where(Worker.seen_at < before))
 
 
-async def alive(session: AsyncSession, *, since: datetime) -> int:
-    """How many workers (processes running a relay) beat at `since` or later."""
-    return int(
-        await session.scalar(select(func.count()).select_from(Worker).where(Worker.seen_at >= since)) or 0
-    )
+async def alive(session: AsyncSession, *, since: datetime) -> list[str]:
+    """The workers (processes running a relay) that beat at `since` or later, by id."""
+    found = await session.scalars(select(Worker.id).where(Worker.seen_at >= since).order_by(Worker.id))
+    return list(found)

@@ -67,7 +67,7 @@ def test_a_429_stops_the_bucket_until_retry_after_and_slows_it() -> None:
 def test_replicas_share_the_quota_and_a_scale_multiplies_it() -> None:
     pace = Quota(clock=Clock())
     alone = pace.bucket("pins.add").published
-    pace.share = 0.5
+    pace.divide(0.5)
     assert pace.bucket("pins.add").published == alone / 2
     assert Quota(scale=10, clock=Clock()).bucket("pins.add").published == pytest.approx(alone * 10)
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from bot.relay import Traffic
 from handlers.messages import publish
-from store import outbox, service
+from store import outbox, service, workers
 from store.models import OutboxMessage
 from store.operations import Post
 from tests.conftest import ANNOUNCE, GENERAL, postgres_connection
@@ -518,3 +518,42 @@ async def test_a_fall_back_to_the_origin_channel_never_takes_over_its_topic_or_p
     assert card[0].payload["incident_id"] == "INC-1"
     assert general.topic == "Company-wide chatter" and general.pins == []
     assert not fake.calls_of("conversations.setTopic") and not fake.calls_of("pins.add")
+
+
+NOTICE = {"event_type": "incident_digest", "event_payload": {}}
+
+
+async def test_with_two_relays_every_post_is_one_relays_until_it_dies(bot) -> None:
+    """Split between two relays, a channel's burst of three would be one and a half each, and three pages
+    claimed by one relay would go two seconds apart: so every post is one live relay's, which spends the
+    posting buckets alone (the workspace's, each channel's), and comes to the other relay when it dies."""
+    fake, tocsin = bot.fake, bot.tocsin
+    channels = [f"C_FIXED{n}" for n in range(8)]
+    for channel in channels:
+        fake.add_channel(channel, channel.lower(), members=[fake.bot_user_id])
+    async with tocsin.db.write() as session:
+        await workers.register(session, worker_id="another-relay", host="test", pid=1, now=bot.clock())
+        for channel in channels:
+            for n in range(2):
+                post = Post(channel=channel, text=f"{channel} #{n}", metadata=NOTICE)
+                outbox.enqueue(session, post, now=bot.clock(), incident_number=None)
+        # A P1's page does not wait for the other relay to be known dead (dead_after): after a second,
+        # whichever relay finds it takes it.
+        page = Post(channel=channels[0], text="page", metadata=NOTICE, urgent=True)
+        outbox.enqueue(session, page, now=bot.clock(), incident_number=None, priority="P1")
+    tocsin.relay.wake()
+    await fake.wait_for(lambda: fake.posts(channel=channels[0]), timeout=3)
+    await asyncio.sleep(1.0)  # long enough for all sixteen others, were they this relay's
+    quota, everything = tocsin.relay.quota, 2 * len(channels) + 1
+    mine = len(fake.messages) == everything
+    assert [m.text for m in fake.messages][: 1 if mine else None] == ["page"]
+    assert len(fake.messages) in (1, everything), "each relay delivers every post or none"
+    shares = {quota.bucket(key).share for key in ("chat.postMessage", *(f"post:{c}" for c in channels))}
+    assert shares == {1.0 if mine else 0.5}
+
+    bot.clock.advance(timedelta(seconds=30))  # the other relay has not beaten since: it is dead
+    await fake.wait_for(lambda: len(fake.messages) == everything, timeout=10)
+    await drained(bot)
+    expected = ["page", *(f"{c} #{n}" for c in channels for n in range(2))]
+    assert sorted(m.text for m in fake.messages) == sorted(expected)
+    assert quota.bucket("chat.postMessage").share == quota.bucket("pins.add").share == 1.0

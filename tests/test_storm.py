@@ -96,6 +96,39 @@ async def test_in_a_storm_the_p1_declared_last_is_paged_first_within_slacks_quot
     assert created.index(next(c for c in created if c.args["name"] == p1_channel)) < QUIET
 
 
+async def test_with_two_replicas_a_p1s_pages_are_not_paced_by_half_a_channel(start_bot) -> None:
+    """Split between two replicas, the paging channel's burst of three would be one and a half each, and
+    three P1 pages claimed by one replica would reach it two seconds apart: every post is one replica's,
+    with each channel's whole burst, so the third page comes within a second or so, as with one."""
+    replicas = [await start_bot(TOCSIN_SLACK_QUOTA_SCALE="1") for _ in range(2)]
+    fake = replicas[0].fake
+    for n in range(QUIET):
+        reply = await replicas[n % 2].slack.command(f"declare P4 Minor glitch {n}")
+        assert reply.status == 200 and "INC-" in reply.body
+    declared = {}
+    for n in range(3):
+        declared[f"INC-{QUIET + n + 1}"] = time.time()
+        reply = await replicas[n % 2].slack.command(f"declare P1 Checkout is down {n}")
+        assert reply.status == 200 and f"INC-{QUIET + n + 1}" in reply.body
+
+    def pages() -> dict[str, float]:
+        at = {m.payload.get("incident_id"): m.posted_at for m in fake.posts(channel=PAGING)}
+        return {number: at[number] for number in declared if number in at}
+
+    await wait_until(lambda: len(pages()) == 3, 10)
+    # Slack's quota lets the third through within about a second (the first two spend the channel's
+    # kept tokens); half a channel's quota would post it two seconds after the second, 2.7 s or more.
+    late = {n: round(at - declared[n], 2) for n, at in pages().items() if at - declared[n] > 2}
+    assert not late, f"P1 pages later than 2 s after their declaration: {late}"
+    await storm_drained(replicas[0], 90)
+    answers = fake.answers()
+    limited = sum(a.ratelimited for a in answers.values())
+    total = sum(a.ok + a.error + a.ratelimited + a.failed for a in answers.values())
+    assert limited <= 0.02 * total, {m: a for m, a in answers.items() if a.ratelimited}
+    cards = [m for m in fake.posts(event_type="incident_declared") if m.channel != ANNOUNCE]
+    assert sorted(m.payload["incident_id"] for m in cards) == sorted(f"INC-{n}" for n in range(1, QUIET + 4))
+
+
 async def test_edits_that_change_nothing_are_not_sent(bot) -> None:
     """Six quick commands on one incident: each edit of the card and the announcement that would show
     what Slack shows already is left out, and edits queued together are sent once."""
