@@ -107,6 +107,7 @@ class Tocsin:
             clock=clock,
             worker=self.worker,
             dead_after=HEARTBEAT * 5,
+            stale_after=HEARTBEAT * 1.5,  # a relay that missed a beat: its P1s' and P2s' rows are anyone's
         )
         self.sweeper = Sweeper(
             db=self.db,

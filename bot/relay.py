@@ -161,7 +161,7 @@ class Relay:
         storm_batch: int = 10,
         token_check: float = 30.0,
         horizon: float = 1.0,
-        orphaned: timedelta = timedelta(seconds=1),
+        stale_after: timedelta = timedelta(seconds=3),
     ) -> None:
         self.db, self.slack, self.composer, self.clock = db, slack, composer, clock
         self.courier = Courier(slack=slack, composer=composer, classify=self._classify)
@@ -175,7 +175,7 @@ class Relay:
         # seconds, so the rows that wait for Slack wait in the queue, where a more urgent one can still
         # pass them, not in this process.
         self.quota, self.horizon = slack.pacing.quota, horizon
-        self.orphaned = orphaned  # see _left_waiting()
+        self.stale_after = stale_after  # see _left_waiting()
         self._flying: dict[int, asyncio.Task[None]] = {}  # deliveries under way, by outbox id
         self._landed = asyncio.Event()  # a delivery finished: the rows behind it may be deliverable
         self.backlog_log, self._backlog_logged = 60.0, float("-inf")
@@ -329,13 +329,14 @@ class Relay:
             return []
         now = self.clock()
         rooms: dict[str, int] = {}
+        relays: dict[str, datetime] = {}  # live relays, and when each last beat
         owner = self._owner([])
 
         def admit(row: OutboxMessage) -> bool:
             if row.id in self._flying:  # this process holds it (its lease looks stale when beats lag)
                 return False
             key = row.bucket or row.op
-            if owner(key) != self.worker and not self._left_waiting(row, now):
+            if (by := owner(key)) != self.worker and not self._left_waiting(row, relays.get(by), now):
                 return False
             if key not in rooms:
                 rooms[key] = self.quota.room(key, self.horizon)
@@ -346,7 +347,7 @@ class Relay:
 
         async with self.db.write() as session:
             relays = await workers.alive(session, since=now - self.dead_after)
-            owner = self._owner(relays)
+            owner = self._owner(list(relays))
             self.quota.divide(1 / max(1, len(relays)), alone=lambda key: owner(key) == self.worker)
             rows = await outbox.claim(
                 session,
@@ -362,11 +363,11 @@ class Relay:
             self.quota.reserve(row.bucket or row.op, row.urgency)
         return rows
 
-    def _left_waiting(self, row: OutboxMessage, now: datetime) -> bool:
-        """Whether a P1's or P2's row another relay should have delivered has waited for it `orphaned`:
-        a relay that died is known dead only after dead_after, and a page must not wait that long. This
-        relay takes it, at its own share of the bucket."""
-        return row.urgency <= quota.URGENT_UP_TO and now - row.next_attempt_at >= self.orphaned
+    def _left_waiting(self, row: OutboxMessage, seen: datetime | None, now: datetime) -> bool:
+        """Whether a P1's or P2's row is another relay's that has not beaten (`seen`) for `stale_after`:
+        a relay that died is known dead only after dead_after, and its pages must not wait that long.
+        This relay takes them, at its own share of their buckets."""
+        return row.urgency <= quota.URGENT_UP_TO and (seen is None or now - seen >= self.stale_after)
 
     def _owner(self, relays: list[str]) -> Callable[[str], str]:
         """Which live relay delivers the rows spending a bucket: one per quota.family(), by a hash of its

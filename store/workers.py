@@ -31,7 +31,7 @@ async def prune(session: AsyncSession, *, before: datetime) -> None:
     await session.execute(delete(Worker).where(Worker.seen_at < before))
 
 
-async def alive(session: AsyncSession, *, since: datetime) -> list[str]:
-    """The workers (processes running a relay) that beat at `since` or later, by id."""
-    found = await session.scalars(select(Worker.id).where(Worker.seen_at >= since).order_by(Worker.id))
-    return list(found)
+async def alive(session: AsyncSession, *, since: datetime) -> dict[str, datetime]:
+    """The workers (processes running a relay) that beat at `since` or later: when each last did, by id."""
+    found = await session.execute(select(Worker.id, Worker.seen_at).where(Worker.seen_at >= since))
+    return {worker: seen for worker, seen in found}

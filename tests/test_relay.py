@@ -537,12 +537,12 @@ async def test_with_two_relays_every_post_is_one_relays_until_it_dies(bot) -> No
             for n in range(2):
                 post = Post(channel=channel, text=f"{channel} #{n}", metadata=NOTICE)
                 outbox.enqueue(session, post, now=bot.clock(), incident_number=None)
-        # A P1's page does not wait for the other relay to be known dead (dead_after): after a second,
-        # whichever relay finds it takes it.
+        # A P1's page does not wait for the other relay to be known dead (dead_after): once that relay
+        # has missed a heartbeat (stale_after), whichever relay finds the page takes it.
         page = Post(channel=channels[0], text="page", metadata=NOTICE, urgent=True)
         outbox.enqueue(session, page, now=bot.clock(), incident_number=None, priority="P1")
     tocsin.relay.wake()
-    await fake.wait_for(lambda: fake.posts(channel=channels[0]), timeout=3)
+    await fake.wait_for(lambda: fake.posts(channel=channels[0]), timeout=6)
     await asyncio.sleep(1.0)  # long enough for all sixteen others, were they this relay's
     quota, everything = tocsin.relay.quota, 2 * len(channels) + 1
     mine = len(fake.messages) == everything

@@ -136,7 +136,8 @@ async def test_sigkill_and_restart_lose_nothing_and_double_nothing(tmp_path, fak
         declared = await _declare(replicas, "a")
         await asyncio.sleep(1.0)
         replicas.kill("a")  # b carries on alone
-        await fake.wait_for(lambda: replicas.fired()[("sla_breached", "response", False)], timeout=10)
+        # b takes a's pages after a second (a is known dead only after ten: its other messages wait)
+        await fake.wait_for(lambda: replicas.fired()[("escalation_page", 2, False)], timeout=10)
         await asyncio.sleep(max(0.0, 4.6 - (time.monotonic() - declared)))
         replicas.kill("b")  # nothing runs while level 3 (6s) and the resolution warning (7s) fall due
         await asyncio.sleep(max(0.0, 9.0 - (time.monotonic() - declared)))
