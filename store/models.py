@@ -172,10 +172,18 @@ class Incident(Base):
 
 
 class TimelineEntry(Base):
-    """One audit row per change: who did what, when, from what to what."""
+    """One audit row per change: who did what, when, from what to what.
+
+    A message captured from the incident's channel (kind "captured") keeps the message's own time
+    (`occurred_at`), its ts, channel, permalink and file names, and the reactions and pin that capture
+    it (`marks`); an entry taken off the visible timeline keeps its row (`removed_at`), and the change
+    that removed or edited it is a row of its own, holding the original."""
 
     __tablename__ = "timeline"
-    __table_args__ = (Index("ix_timeline_incident", "incident_number", "id"),)
+    __table_args__ = (
+        Index("ix_timeline_incident", "incident_number", "id"),
+        Index("uq_timeline_message", "incident_number", "message_ts", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     incident_number: Mapped[int] = mapped_column(ForeignKey("incidents.number"))
@@ -185,8 +193,26 @@ class TimelineEntry(Base):
     from_value: Mapped[str | None] = mapped_column(String(64))
     to_value: Mapped[str | None] = mapped_column(String(64))
     text: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    message_channel: Mapped[str | None] = mapped_column(String(32))
+    permalink: Mapped[str | None] = mapped_column(Text)
+    files: Mapped[list[str] | None] = mapped_column(JSON)
+    marks: Mapped[list[str] | None] = mapped_column(JSON)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     incident: Mapped[Incident] = relationship(back_populates="timeline", lazy="raise")
+
+
+class HomeView(Base):
+    """Who opened Tocsin's App Home tab, and when last: their tab is refreshed when what it shows
+    changes, for a day after."""
+
+    __tablename__ = "home_views"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class ActionItem(Base):
