@@ -210,6 +210,7 @@ TOP_KEYS = {
     "reports",
     "alerts",
     "closure",
+    "timeline",
 }
 
 
@@ -234,6 +235,7 @@ def parse_policy(raw: Any) -> Policy:
     digest = _reports(r, top.get("reports") or {}, "reports", basics.timezone)
     alerts = _alerts(r, top.get("alerts"), "alerts", categories, codes, basics.default_priority)
     closure = _closure(r, top.get("closure") or {}, "closure")
+    capture_emoji, ack_emoji = _timeline(r, top.get("timeline") or {}, "timeline")
     if r.problems:
         raise ConfigError(r.problems)
     return Policy(
@@ -262,6 +264,8 @@ def parse_policy(raw: Any) -> Policy:
         alerts=alerts,
         auto_close_after=closure.auto_close_after,
         require_confirmation=closure.require_confirmation,
+        capture_emoji=capture_emoji,
+        ack_emoji=ack_emoji,
     )
 
 
@@ -536,6 +540,24 @@ def _closure(r: _Reader, raw: Any, path: str) -> _Closure:
         ),
         require_confirmation=r.boolean(node, "require_confirmation", path, False),
     )
+
+
+_EMOJI = re.compile(r"[a-z0-9_+'-]{1,100}(::skin-tone-[2-6])?")
+EMOJI_NAME = "an emoji name as Slack writes it, without colons (e.g. pushpin)"
+
+
+def _timeline(r: _Reader, raw: Any, path: str) -> tuple[tuple[str, ...], str | None]:
+    """The reactions that capture a message into its incident's timeline, and Tocsin's own reaction
+    that confirms it (null: none)."""
+    node = r.mapping(raw, path, {"capture_emoji", "ack_emoji"})
+    capture = (
+        r.strings(node, "capture_emoji", path, _EMOJI, EMOJI_NAME)
+        if "capture_emoji" in node
+        else ("pushpin", "memo")
+    )
+    if "ack_emoji" in node and node["ack_emoji"] is None:
+        return capture, None
+    return capture, r.string(node, "ack_emoji", path, _EMOJI, "white_check_mark", what=EMOJI_NAME)
 
 
 def slack_references(document: Any) -> list[SlackReference]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,8 @@ from store.operations import (
     Invite,
     Pin,
     Post,
+    PublishHome,
+    React,
     Refresh,
     Topic,
     UnknownOperation,
@@ -59,8 +61,10 @@ class Courier:
         slack: SlackFacade,
         composer: Composer,
         classify: Callable[[OutboxMessage, SlackApiError], Outcome],
+        home: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
-        self.slack, self.composer, self.classify = slack, composer, classify
+        """`home`: a user's App Home view, as it should show now (None: PublishHome rows are dropped)."""
+        self.slack, self.composer, self.classify, self.home = slack, composer, classify, home
 
     def buckets(self, row: OutboxMessage, incident: Incident | None) -> list[str]:
         """The quota buckets (bot/quota.py) the row's first call spends, as far as they are known before
@@ -95,6 +99,13 @@ class Courier:
                 return await self._post(operation, row, incident, uncertain)
             case Upload():
                 return await self._upload(operation, incident)
+            case React(channel=channel, ts=ts, name=name):
+                await self.slack.react(channel=channel, ts=ts, name=name)
+                return Outcome()
+            case PublishHome(user=user):
+                if self.home is not None:
+                    await self.slack.publish_home(user=user, view=await self.home(user))
+                return Outcome()
 
     async def _create_channel(
         self, operation: CreateChannel, row: OutboxMessage, incident: Incident | None, uncertain: bool

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 from bot.slack import bot_scopes
-from handlers.routes import COMMAND
+from handlers.routes import COMMAND, EVENTS, SHORTCUTS
 
 
 def manifest(*, url: str | None, socket: bool) -> dict[str, Any]:
@@ -19,9 +19,11 @@ def manifest(*, url: str | None, socket: bool) -> dict[str, Any]:
         "should_escape": True,
     }
     interactivity: dict[str, Any] = {"is_enabled": True}
+    events: dict[str, Any] = {"bot_events": sorted(EVENTS)}
     if events_url:
         command["url"] = events_url
         interactivity["request_url"] = events_url
+        events["request_url"] = events_url
     return {
         "display_information": {
             "name": "Tocsin",
@@ -33,14 +35,19 @@ def manifest(*, url: str | None, socket: bool) -> dict[str, Any]:
             # Pages reach people as DMs from the app, in its Messages tab; read-only, as Tocsin reads
             # nothing typed there.
             "app_home": {
-                "home_tab_enabled": False,
+                "home_tab_enabled": True,
                 "messages_tab_enabled": True,
                 "messages_tab_read_only_enabled": True,
             },
+            "shortcuts": [
+                {"name": name, "type": kind, "callback_id": callback_id, "description": description}
+                for callback_id, (kind, name, description) in SHORTCUTS.items()
+            ],
             "slash_commands": [command],
         },
         "oauth_config": {"scopes": {"bot": bot_scopes()}},
         "settings": {
+            "event_subscriptions": events,
             "interactivity": interactivity,
             "org_deploy_enabled": False,
             "socket_mode_enabled": socket,

@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -66,7 +67,7 @@ PERMANENT = frozenset(
         "ekm_access_denied",
     }
 )
-HARMLESS = frozenset({"already_in_channel", "cant_invite_self", "already_pinned"})
+HARMLESS = frozenset({"already_in_channel", "cant_invite_self", "already_pinned", "already_reacted"})
 MISSING_SCOPE = "missing_scope"  # a row's last_error: "missing_scope: chat.postMessage needs chat:write"
 # Rows held for an operator, by kind of pause: their last_error, exactly or up to a `*` (for /healthz).
 HELD = {"token": tuple(sorted(TOKEN_ERRORS)), "scope": (f"{MISSING_SCOPE}: *",)}
@@ -162,9 +163,10 @@ class Relay:
         token_check: float = 30.0,
         horizon: float = 1.0,
         stale_after: timedelta = timedelta(seconds=3),
+        home: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.db, self.slack, self.composer, self.clock = db, slack, composer, clock
-        self.courier = Courier(slack=slack, composer=composer, classify=self._classify)
+        self.courier = Courier(slack=slack, composer=composer, classify=self._classify, home=home)
         self.lease, self.batch, self.idle_poll = lease, batch, idle_poll
         self.worker, self.dead_after = worker, dead_after
         self.traffic, self.give_way = traffic or Traffic(), give_way

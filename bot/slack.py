@@ -43,6 +43,9 @@ METHOD_SCOPES = {
     "conversations.info": "channels:read",  # tocsin check-config --live
     "usergroups.list": "usergroups:read",  # tocsin check-config --live
     "views.open": None,
+    "views.publish": None,
+    "reactions.add": "reactions:write",
+    "chat.getPermalink": None,
     "auth.test": None,
 }
 INVITE_BATCH = 1000  # conversations.invite takes up to 1000 users
@@ -60,9 +63,10 @@ _CANNOT_INVITE_ONE = frozenset(
     }
 )
 _NO_SUCH_GROUP = frozenset({"no_such_subteam", "subteam_not_found"})
-# The slash command needs `commands`; posting to announce/leadership/page channels the bot has not
-# joined needs `chat:write.public`.
-EXTRA_SCOPES = ("commands", "chat:write.public")
+# The slash command and the shortcuts need `commands`; posting to announce/leadership/page channels the
+# bot has not joined needs `chat:write.public`; the reaction and pin events that capture a message into
+# the timeline need `reactions:read` and `pins:read`.
+EXTRA_SCOPES = ("commands", "chat:write.public", "reactions:read", "pins:read")
 
 
 def bot_scopes() -> list[str]:
@@ -340,6 +344,50 @@ class SlackFacade:
             if payload.get("delivery_id") == delivery_id:
                 return str(message["ts"])
         return None
+
+    async def read_message(self, *, channel: str, ts: str) -> dict[str, Any] | None:
+        """The message `ts` of `channel` as Slack keeps it (a thread's reply too), None when Slack has
+        none; the bot joins a public channel it must read and is not in."""
+
+        async def read() -> list[dict[str, Any]]:
+            found = await self.client.conversations_history(
+                channel=channel, latest=ts, inclusive=True, limit=1
+            )
+            messages = list(found.get("messages") or [])
+            if not any(message.get("ts") == ts for message in messages):  # a reply, in its thread
+                found = await self.client.conversations_replies(channel=channel, ts=ts, limit=200)
+                messages = list(found.get("messages") or [])
+            return messages
+
+        try:
+            try:
+                messages = await read()
+            except SlackApiError as error:
+                if slack_error(error) != "not_in_channel":
+                    raise
+                await self.client.conversations_join(channel=channel)
+                messages = await read()
+        except SlackApiError as error:
+            log.warning(
+                "cannot read a message to capture",
+                extra={"event": "capture_read_failed", "error": slack_error(error), "channel": channel},
+            )
+            return None
+        return next((message for message in messages if message.get("ts") == ts), None)
+
+    async def permalink(self, *, channel: str, ts: str) -> str | None:
+        try:
+            response = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except SlackApiError as error:
+            log.warning("no permalink", extra={"event": "permalink_failed", "error": slack_error(error)})
+            return None
+        return str(response.get("permalink") or "") or None
+
+    async def react(self, *, channel: str, ts: str, name: str) -> None:
+        await self.client.reactions_add(channel=channel, timestamp=ts, name=name)
+
+    async def publish_home(self, *, user: str, view: dict[str, Any]) -> None:
+        await self.client.views_publish(user_id=user, view=view)
 
     async def update(
         self,

@@ -15,7 +15,8 @@ from store.policy import Policy
 
 
 class Slack(Protocol):
-    """The part of the outbound facade handlers use directly: modals, private answers, display names."""
+    """The part of the outbound facade handlers use directly: modals, private answers, display names,
+    and reading a message to capture (everything that changes Slack goes through the outbox)."""
 
     async def open_view(self, *, trigger_id: str, view: dict[str, Any]) -> None: ...
 
@@ -24,6 +25,10 @@ class Slack(Protocol):
     ) -> None: ...
 
     async def display_names(self, users: Iterable[str]) -> dict[str, str]: ...
+
+    async def read_message(self, *, channel: str, ts: str) -> dict[str, Any] | None: ...
+
+    async def permalink(self, *, channel: str, ts: str) -> str | None: ...
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import ids, text
 from handlers.render import Message, Renderer, mention, truncate_text
-from store import outbox
+from store import home_views, outbox
 from store.change import (
     STATE_CHANGES,
     Acknowledged,
@@ -157,6 +157,7 @@ async def publish(session: AsyncSession, change: Change, *, composer: Composer, 
     await outbox.enqueue_all(
         session, ops, now=now, incident_number=incident.number, priority=incident.priority
     )
+    await home_views.changed(session, now=now)  # the Home tabs list incidents, SLAs and actions
 
 
 def plan(change: Change, *, composer: Composer) -> list[Operation]:

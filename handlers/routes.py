@@ -11,7 +11,7 @@ from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from handlers import actions, commands, fallback, ids, views
+from handlers import actions, commands, events, fallback, ids, shortcuts, views
 from handlers.deps import Deps
 
 COMMAND = "/incident"
@@ -43,7 +43,41 @@ def register(app: AsyncApp, deps: Deps) -> None:
     app.view(ids.DECLARE_VIEW)(views.on_view_declare)
     app.view(ids.RESOLVE_VIEW)(views.on_view_resolve)
     app.view(ids.UPDATE_VIEW)(views.on_view_update)
+    register_events(app)
     register_fallbacks(app)
+
+
+# The events Tocsin subscribes to (the manifest asks for exactly these), and their handlers.
+EVENTS = {
+    "reaction_added": events.on_reaction_added,
+    "reaction_removed": events.on_reaction_removed,
+    "pin_added": events.on_pin_added,
+    "pin_removed": events.on_pin_removed,
+    "app_home_opened": events.on_app_home_opened,
+}
+# Shortcuts as the manifest declares them: callback id -> (type, name, description).
+SHORTCUTS = {
+    shortcuts.ADD_TO_TIMELINE: (
+        "message",
+        "Add to incident timeline",
+        "Capture this message into an incident's timeline",
+    ),
+    shortcuts.DECLARE_FROM_MESSAGE: (
+        "message",
+        "Declare incident from message",
+        "Open the declare form filled in from this message",
+    ),
+    shortcuts.DECLARE: ("global", "Declare incident", "Open the declare form"),
+}
+
+
+def register_events(app: AsyncApp) -> None:
+    for name, handler in EVENTS.items():
+        app.event(name)(handler)
+    app.shortcut(shortcuts.ADD_TO_TIMELINE)(shortcuts.on_shortcut_add_to_timeline)
+    app.shortcut(shortcuts.DECLARE_FROM_MESSAGE)(shortcuts.on_shortcut_declare_from_message)
+    app.shortcut(shortcuts.DECLARE)(shortcuts.on_shortcut_declare)
+    app.view(shortcuts.PICK_VIEW)(shortcuts.on_view_pick)
 
 
 def register_fallbacks(app: AsyncApp) -> None:

@@ -35,10 +35,15 @@ _FIELD_BLOCKS = {
 }
 
 
-def declare_view(deps: Deps, *, origin_channel: str) -> dict[str, Any]:
+def declare_view(
+    deps: Deps, *, origin_channel: str, title: str = "", description: str = ""
+) -> dict[str, Any]:
+    """The declare form; `title` and `description` fill it in (from a message), as a person reads them."""
     return deps.renderer.json(
         "declare_modal.json.j2",
         ids=ids,
+        title=title,
+        description=description,
         policy=deps.policy,
         impacts=IMPACTS,
         urgencies=URGENCIES,
@@ -93,7 +98,7 @@ def values(view: dict[str, Any]) -> dict[str, str | None]:
     return found
 
 
-def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+def metadata(view: dict[str, Any]) -> dict[str, Any]:
     raw = view.get("private_metadata")
     try:
         data = json.loads(raw) if isinstance(raw, str) and raw else {}
@@ -179,12 +184,12 @@ async def on_view_update(ack: Ack, body: dict[str, Any], view: dict[str, Any], d
 
 
 def _ref(view: dict[str, Any], deps: Deps) -> str:
-    number = _metadata(view).get("incident")
+    number = metadata(view).get("incident")
     if not isinstance(number, int) or isinstance(number, bool):
         raise InvalidInput(field=Field.INCIDENT, problem="this form has lost its incident; open it again")
     return deps.policy.public_id(number)
 
 
 def _channel(view: dict[str, Any]) -> str | None:
-    channel = _metadata(view).get("channel")
+    channel = metadata(view).get("channel")
     return channel if isinstance(channel, str) and channel else None

@@ -104,7 +104,24 @@ class Upload:
     comment: str
 
 
-Operation = CreateChannel | Invite | Topic | Pin | Refresh | Post | Dm | Upload
+@dataclass(frozen=True)
+class React:
+    """Tocsin's own reaction on a person's message: it confirms the message was captured."""
+
+    channel: str
+    ts: str
+    name: str
+
+
+@dataclass(frozen=True)
+class PublishHome:
+    """A user's App Home tab, rendered when delivered from what it shows then: rows queued for one user
+    while one waits are not queued again (store/home_views.py), so only the latest rendering is sent."""
+
+    user: str
+
+
+Operation = CreateChannel | Invite | Topic | Pin | Refresh | Post | Dm | Upload | React | PublishHome
 
 
 def encode(operation: Operation) -> tuple[str, dict[str, Any]]:
@@ -130,6 +147,10 @@ def encode(operation: Operation) -> tuple[str, dict[str, Any]]:
             return "dm", {"users": users, "groups": groups, "page": page_facts, "metadata": metadata}
         case Upload():
             return "upload", _upload(operation)
+        case React(channel=channel, ts=ts, name=name):
+            return "react", {"channel": channel, "ts": ts, "name": name}
+        case PublishHome(user=user):
+            return "publish_home", {"user": user}
     raise TypeError(f"not an outbox operation: {operation!r}")
 
 
@@ -221,6 +242,10 @@ def decode(name: str, payload: dict[str, Any]) -> Operation:
                 ),
                 comment=payload["comment"],
             )
+        case "react":
+            return React(channel=payload["channel"], ts=payload["ts"], name=payload["name"])
+        case "publish_home":
+            return PublishHome(user=payload["user"])
     raise UnknownOperation(name)
 
 
@@ -287,6 +312,10 @@ def route(operation: Operation, *, priority: str | None) -> Route:
             return Route(at(MESSAGE), "channel", "files.completeUploadExternal", needs="channel")
         case Upload(channel=channel):
             return Route(at(MESSAGE), f"to:{channel}", "files.completeUploadExternal")
+        case React():
+            return Route(at(HOUSEKEEPING), "react", "reactions.add")
+        case PublishHome():
+            return Route(at(HOUSEKEEPING), "home", "views.publish")
     raise TypeError(f"not an outbox operation: {operation!r}")
 
 

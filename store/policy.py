@@ -79,6 +79,8 @@ class Policy:
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
     auto_close_after: timedelta | None = None  # closure: a resolved incident closes by itself after this
     require_confirmation: bool = False  # ... but only once someone confirmed service is restored
+    capture_emoji: tuple[str, ...] = ("pushpin", "memo")  # reactions that capture a message (timeline.)
+    ack_emoji: str | None = "white_check_mark"  # Tocsin's reaction confirming a capture
 
     def priority_for(self, impact: str, urgency: str) -> str:
         return self.priority_matrix[impact][urgency]

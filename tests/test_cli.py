@@ -175,7 +175,19 @@ async def test_manifest_has_the_command_interactivity_and_exactly_the_scopes_use
         "request_url": "https://bot.example.com/slack/events",
     }
     used = {scope for scope in METHOD_SCOPES.values() if scope}
-    assert set(manifest["oauth_config"]["scopes"]["bot"]) == used | {"commands", "chat:write.public"}
+    # the events that capture a message need reactions:read and pins:read; shortcuts need commands
+    events = {"reactions:read", "pins:read"}
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == used | {"commands", "chat:write.public"} | events
+    assert manifest["settings"]["event_subscriptions"] == {
+        "bot_events": ["app_home_opened", "pin_added", "pin_removed", "reaction_added", "reaction_removed"],
+        "request_url": "https://bot.example.com/slack/events",
+    }
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert {(s["type"], s["callback_id"]) for s in manifest["features"]["shortcuts"]} == {
+        ("message", "timeline_add"),
+        ("message", "declare_from_message"),
+        ("global", "declare_incident"),
+    }
     code, out, err = await run("manifest", "--socket", env=environment())
     socket = yaml.safe_load(out)
     assert (

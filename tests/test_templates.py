@@ -14,7 +14,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from bot.config import load_policy
-from handlers import views
+from handlers import shortcuts, views
 from handlers.messages import Composer, channel_name
 from handlers.render import TEMPLATES, Renderer, TemplatesMissing
 from store.change import (
@@ -274,6 +274,7 @@ def test_every_template_is_checked_here() -> None:
             "pir.md.j2",
             "pir_uploaded.txt.j2",
             "resolve_modal.json.j2",
+            "timeline_pick_modal.json.j2",
             "update_modal.json.j2",
         }
     )
@@ -291,6 +292,10 @@ def test_modals_validate() -> None:
         views.declare_view(_Deps, origin_channel="C1"),
         views.resolve_view(_Deps, incident(State.INVESTIGATING)),
         views.update_view(_Deps, incident(State.INVESTIGATING)),
+        views.declare_view(_Deps, origin_channel="C1", title=EVIL[:150], description=EVIL),
+        shortcuts._pick_view(
+            _Deps, [incident(State.INVESTIGATING)] * 120, channel="C1", ts="1.2", answer_to=""
+        ),
     ):
         View(**view).validate_json()
     declared = views.declare_view(_Deps, origin_channel="C1")
