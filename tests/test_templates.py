@@ -260,6 +260,7 @@ def test_every_template_is_checked_here() -> None:
             "_final_record.j2",
             "_note.json.j2",
             "action_items.json.j2",
+            "app_home.json.j2",  # tests/test_home.py, from real rows
             "declare_modal.json.j2",
             "escalation_page.json.j2",
             "help.json.j2",
