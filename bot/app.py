@@ -29,11 +29,13 @@ from bot.scheduler import Sweeper, guarded, start_jobs
 from bot.slack import TOKEN_ERRORS, SlackFacade, make_client, slack_error
 from handlers import alerts
 from handlers.deps import Deps
+from handlers.home import render_home
 from handlers.messages import Composer
 from handlers.render import Renderer
 from handlers.routes import register
 from store import health, workers
 from store.db import Database
+from store.home import home_facts
 
 log = logging.getLogger("tocsin")
 HEARTBEAT = timedelta(seconds=2)  # how often each process says it is alive
@@ -108,6 +110,7 @@ class Tocsin:
             worker=self.worker,
             dead_after=HEARTBEAT * 5,
             stale_after=HEARTBEAT * 1.5,  # a relay that missed a beat: its P1s' and P2s' rows are anyone's
+            home=self._home_view,
         )
         self.sweeper = Sweeper(
             db=self.db,
@@ -135,6 +138,12 @@ class Tocsin:
         )
         self.bolt = self._bolt()
         register(self.bolt, self.deps)
+
+    async def _home_view(self, user: str) -> dict[str, Any]:
+        """A user's App Home tab as it should show now: rendered when its views.publish is delivered."""
+        async with self.db.read() as session:
+            facts = await home_facts(session, user=user, now=self.clock(), policy=self.settings.policy)
+        return render_home(self.composer, facts)
 
     def _bolt(self) -> AsyncApp:
         bolt_log = logging.getLogger("tocsin.bolt")

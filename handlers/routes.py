@@ -11,7 +11,7 @@ from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from handlers import actions, commands, events, fallback, ids, shortcuts, views
+from handlers import actions, commands, events, fallback, home, ids, shortcuts, views
 from handlers.deps import Deps
 
 COMMAND = "/incident"
@@ -78,6 +78,7 @@ def register_events(app: AsyncApp) -> None:
     app.shortcut(shortcuts.DECLARE_FROM_MESSAGE)(shortcuts.on_shortcut_declare_from_message)
     app.shortcut(shortcuts.DECLARE)(shortcuts.on_shortcut_declare)
     app.view(shortcuts.PICK_VIEW)(shortcuts.on_view_pick)
+    app.action(home.HOME_DECLARE)(home.on_action_home_declare)
 
 
 def register_fallbacks(app: AsyncApp) -> None:
