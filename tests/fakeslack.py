@@ -6,7 +6,9 @@ assert on what it recorded: ``calls``, ``messages``, ``ephemerals``, ``views``, 
 allow, see ``tests/slackspec.py``, and mistakes Slack would let pass or silently drop).
 
 It keeps what a person in Slack would see: who is in each channel (``Message.members`` is the membership
-when a message was posted), who a message notified (``notified``, ``reached``), direct messages (``dms``).
+when a message was posted), who a message notified (``notified``, ``reached``), direct messages (``dms``),
+what people do there (``add_message``, ``react``, ``pin_by``: the test sends the matching event itself, see
+``tests/signed.py``), and each person's Home tab (``home``, ``publishes``).
 Faults are scripted: ``fail_next``, ``set_down``, ``revoke_token``, ``lose_answer``.
 
 Slack's quotas are modelled only when asked (``FakeSlack(rate_limits=True)``, or a ``RateLimits`` of
@@ -46,6 +48,7 @@ T = TypeVar("T")
 
 JSON_STRING_FIELDS = ("blocks", "metadata", "view", "files", "attachments")
 CHANNEL_NAME = re.compile(r"^[a-z0-9_-]+$")
+EMOJI_NAME = re.compile(r"^[a-z0-9_+'-]+(::skin-tone-[2-6])?$")  # a name without its colons
 EVENT_TYPE = re.compile(r"^[a-z0-9_]+$")
 MAX_CHANNEL_NAME = 80
 MAX_TOPIC = 250
@@ -117,6 +120,8 @@ SLACK_TIERS: Mapping[str, Rate] = MappingProxyType(
                 "users.info",
                 "auth.test",
                 "files.getUploadURLExternal",
+                "views.publish",
+                "chat.getPermalink",  # Slack calls its tier "special"; it allows at least Tier 4
             ),
             TIER_4,
         ),
@@ -219,7 +224,8 @@ class Edit:
 
 @dataclass
 class Message:
-    """A message the bot posted to a channel; `history` holds the versions chat.update replaced.
+    """A message in a channel: the bot's post (`user` None) or a person's (``FakeSlack.add_message``);
+    `history` holds the versions chat.update replaced.
 
     `members` is who was in the channel when it was posted: Slack notifies only mentioned members."""
 
@@ -235,6 +241,10 @@ class Message:
     posted_at: float = field(default_factory=time.time)  # wall-clock time it reached the channel
     posted_monotonic: float = field(default_factory=time.monotonic)
     edited_at: list[float] = field(default_factory=list)  # wall-clock time of each chat.update
+    user: str | None = None  # the person who posted it; None for the bot
+    files: list[dict] = field(default_factory=list)  # file objects shared with it, as Slack shows them
+    reactions: dict[str, list[str]] = field(default_factory=dict)  # emoji name -> who, in order
+    client_msg_id: str | None = None  # the id a person's Slack client gives what they send
 
     @property
     def posted(self) -> tuple[str | None, list | None]:
@@ -260,6 +270,8 @@ class Channel:
     members: set[str] = field(default_factory=set)
     messages: list[Message] = field(default_factory=list)
     pins: list[str] = field(default_factory=list)
+    # ts -> (who, when) of its latest pin; kept once unpinned, as pin_removed reports the pin it ended
+    pinned_by: dict[str, tuple[str, int]] = field(default_factory=dict)
     is_private: bool = False
     is_archived: bool = False
     created: int = field(default_factory=lambda: int(time.time()))
@@ -323,6 +335,7 @@ class FakeSlack:
         self._last_ts = 0
         self._dms: dict[str, str] = {}  # user id -> implicit DM channel id
         self._open_views: dict[str, dict] = {}  # view id -> the view as Slack returns it
+        self._homes: dict[str, list[dict]] = {}  # user id -> each Home tab views.publish gave them
         self._uploads: dict[str, dict] = {}  # file id -> {"filename", "length", "content"}
         self._response_urls: dict[str, int] = {}  # issued url -> times used
         self._triggers: dict[str, float] = {}  # issued trigger id -> monotonic time
@@ -356,8 +369,11 @@ class FakeSlack:
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
             "pins.add": self._pins_add,
+            "reactions.add": self._reactions_add,
             "views.open": self._views_open,
+            "views.publish": self._views_publish,
             "views.push": self._views_push,
             "views.update": self._views_update,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
@@ -458,6 +474,106 @@ class FakeSlack:
         group["user_count"] = len(group["users"])
         self.usergroups[group_id] = group
         return group
+
+    def add_message(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        files: Iterable[Mapping[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> Message:
+        """A message `user` posted in `channel` (a reply when `thread_ts` names its parent). `text` is as
+        Slack stores it: `&lt;`, `&gt;` and `&amp;` for what was typed, markup such as `<@U123>` as is
+        (``tests.signed.slack_encoded`` makes it from what a person typed). `files`: {"name", ...} each,
+        completed to the file objects Slack shows. People's messages are kept in their channel only:
+        ``messages`` and ``posts()`` stay what the bot posted."""
+        room = self._person_room(channel, user)
+        parent = self.message(channel, thread_ts) if thread_ts is not None else None
+        message = Message(
+            room.id,
+            self._new_ts(),
+            text,
+            None,
+            None,
+            thread_ts,
+            members=frozenset(room.members),
+            user=user,
+            client_msg_id=str(uuid.uuid4()),
+        )
+        message.files = [self._shared_file(dict(f), user, message.ts) for f in files or ()]
+        room.messages.append(message)
+        if parent is not None:
+            parent.replies.append(message.ts)
+        return message
+
+    def message(self, channel: str, ts: str | None) -> Message:
+        """The message `ts` in `channel`, the bot's or a person's."""
+        room = self.channels.get(channel)
+        found = next((m for m in room.messages if m.ts == ts), None) if room is not None else None
+        if found is None:
+            raise LookupError(f"the fake holds no message {ts} in {channel}")
+        return found
+
+    def reactions(self, channel: str, ts: str) -> dict[str, set[str]]:
+        """Who reacted to the message with each emoji name (the bot as `bot_user_id`)."""
+        return {name: set(users) for name, users in self.message(channel, ts).reactions.items()}
+
+    def react(self, channel: str, ts: str, user: str, name: str) -> None:
+        """`user` adds the reaction `name` to a message, as in Slack's client; send the reaction_added
+        event apart (``SlackRequests.reaction_added``)."""
+        message = self._seen_by(channel, ts, user)
+        if user in message.reactions.get(name, []):
+            raise ValueError(f"{user} already reacted :{name}: to {channel}/{ts}")
+        message.reactions.setdefault(name, []).append(user)
+
+    def unreact(self, channel: str, ts: str, user: str, name: str) -> None:
+        """`user` takes their reaction `name` off a message (the event is sent apart)."""
+        message = self._seen_by(channel, ts, user)
+        if user not in message.reactions.get(name, []):
+            raise ValueError(f"{user} has no :{name}: reaction on {channel}/{ts}")
+        message.reactions[name].remove(user)
+        if not message.reactions[name]:
+            del message.reactions[name]
+
+    def pin_by(self, channel: str, ts: str, user: str) -> None:
+        """`user` pins a message to its channel (the pin_added event is sent apart)."""
+        self._seen_by(channel, ts, user)
+        room = self.channels[channel]
+        if ts in room.pins:
+            raise ValueError(f"{channel}/{ts} is already pinned")
+        room.pins.append(ts)
+        room.pinned_by[ts] = (user, int(time.time()))
+
+    def unpin_by(self, channel: str, ts: str, user: str) -> None:
+        """`user` unpins a message (the pin_removed event is sent apart)."""
+        self._seen_by(channel, ts, user)
+        room = self.channels[channel]
+        if ts not in room.pins:
+            raise ValueError(f"{channel}/{ts} is not pinned")
+        room.pins.remove(ts)
+
+    def permalink(self, channel: str, ts: str) -> str:
+        """The message's permalink as chat.getPermalink gives it; a reply's names its thread."""
+        message = self.message(channel, ts)
+        link = f"https://fake.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        if message.thread_ts and message.thread_ts != ts:
+            link += f"?thread_ts={message.thread_ts}&cid={channel}"
+        return link
+
+    def home(self, user_id: str) -> dict | None:
+        """The Home tab views.publish last gave `user_id`, as Slack returned it; None before any."""
+        published = self._homes.get(user_id)
+        return published[-1] if published else None
+
+    def publishes(self, user_id: str) -> int:
+        """How many times views.publish gave `user_id` a Home tab."""
+        return len(self._homes.get(user_id, []))
+
+    def dm_id(self, user_id: str) -> str:
+        """The id of the app's direct conversation with `user_id` (its App Home's Messages tab)."""
+        return self._dm(user_id).id
 
     def new_response_url(self) -> str:
         url = f"{self.base_url}/response/{uuid.uuid4().hex}"
@@ -877,30 +993,45 @@ class FakeSlack:
             **({"user": channel.user} if channel.user else {}),
         }
 
-    def _message_json(self, message: Message) -> dict:
-        body: dict[str, Any] = {
-            "type": "message",
-            "user": self.bot_user_id,
-            "bot_id": self.bot_id,
-            "app_id": self.app_id,
-            "team": self.team_id,
-            "ts": message.ts,
-            "text": message.text or "",
-        }
+    def message_json(self, message: Message) -> dict:
+        """`message` as the Web API shows it (chat.postMessage, conversations.history, ...)."""
+        body: dict[str, Any] = {"type": "message", "user": message.user or self.bot_user_id}
+        if message.user is None:
+            body.update(bot_id=self.bot_id, app_id=self.app_id)
+        else:
+            body["client_msg_id"] = message.client_msg_id
+        body.update(team=self.team_id, ts=message.ts, text=message.text or "")
         if message.blocks:
             body["blocks"] = message.blocks
+        if message.files:
+            body.update(files=message.files, upload=False)
         if message.metadata:
             body["metadata"] = message.metadata
         if message.thread_ts:
             body["thread_ts"] = message.thread_ts
+            if message.thread_ts != message.ts:
+                body["parent_user_id"] = self._author(message.channel, message.thread_ts)
         if message.replies:
+            who = list(dict.fromkeys(self._author(message.channel, ts) for ts in message.replies))
             body.update(
                 thread_ts=message.ts,
                 reply_count=len(message.replies),
-                reply_users=[self.bot_user_id],
+                reply_users_count=len(who),
+                reply_users=who,
                 latest_reply=message.replies[-1],
             )
+        if message.reactions:
+            body["reactions"] = [
+                {"name": name, "users": list(users), "count": len(users)}
+                for name, users in message.reactions.items()
+            ]
+        if message.ts in self.channels[message.channel].pins:
+            body["pinned_to"] = [message.channel]
         return body
+
+    def _author(self, channel: str, ts: str) -> str:
+        """Who posted the message `ts` (the bot as its user id)."""
+        return self.message(channel, ts).user or self.bot_user_id
 
     def _content(self, args: dict, where: str) -> tuple[str | None, list | None, dict | None]:
         """Validate text/blocks/metadata the way chat.postMessage and chat.update do."""
@@ -925,6 +1056,52 @@ class FakeSlack:
                 return message
         raise SlackError("message_not_found")
 
+    def _person_room(self, channel_id: str, user: str) -> Channel:
+        """The channel a person posts in: one that exists, is not archived and has them as a member."""
+        room = self.channels.get(channel_id)
+        if room is None:
+            raise ValueError(f"no channel {channel_id}: add_channel() it first")
+        if room.is_archived:
+            raise ValueError(f"{channel_id} is archived: nobody can post in it")
+        if user not in room.members:
+            raise ValueError(
+                f"{user} is not a member of {channel_id}: people post only where they are members"
+            )
+        return room
+
+    def _seen_by(self, channel: str, ts: str, user: str) -> Message:
+        """The message a person acts on (reacts, pins): it exists, in a channel they are a member of."""
+        message = self.message(channel, ts)
+        if user not in self.channels[channel].members:
+            raise ValueError(f"{user} is not a member of {channel}, so cannot act on its messages")
+        return message
+
+    def _shared_file(self, given: dict, user: str, ts: str) -> dict:
+        """A file object as a message shows it: `given` (at least a "name") completed as Slack would."""
+        name = given.get("name") or "file"
+        file_id = given.get("id") or self._new_id("F")
+        kind = name.rsplit(".", 1)[-1].lower() if "." in name else "binary"
+        created = int(float(ts))
+        return {
+            "id": file_id,
+            "created": created,
+            "timestamp": created,
+            "name": name,
+            "title": name,
+            "mimetype": "application/octet-stream",
+            "filetype": kind,
+            "pretty_type": kind.upper(),
+            "user": user,
+            "user_team": self.team_id,
+            "mode": "hosted",
+            "is_external": False,
+            "is_public": True,
+            "size": 0,
+            "url_private": f"https://files.fake.slack.com/files-pri/{self.team_id}-{file_id}/{name}",
+            "permalink": f"https://fake.slack.com/files/{user}/{file_id}/{name}",
+            **given,
+        }
+
     def _use_trigger(self, trigger_id: Any) -> str:
         if not isinstance(trigger_id, str) or not trigger_id:
             raise SlackError("invalid_arguments", errors=["trigger_id is required"])
@@ -937,8 +1114,14 @@ class FakeSlack:
         return trigger_id
 
     def _store_view(self, view: dict, *, view_id: str | None = None, root_id: str | None = None) -> dict:
+        """An open modal's view, as Slack returns it, kept for views.update and submissions."""
+        stored = self._view_json(view, view_id=view_id, root_id=root_id)
+        self._open_views[stored["id"]] = stored
+        return stored
+
+    def _view_json(self, view: dict, *, view_id: str | None = None, root_id: str | None = None) -> dict:
         view_id = view_id or self._new_id("V")
-        stored = {
+        return {
             "id": view_id,
             "team_id": self.team_id,
             "type": view["type"],
@@ -959,8 +1142,6 @@ class FakeSlack:
             "app_installed_team_id": self.team_id,
             "bot_id": self.bot_id,
         }
-        self._open_views[view_id] = stored
-        return stored
 
     def _checked_view(self, view: Any) -> dict:
         errors = _view_errors(view)
@@ -1170,7 +1351,7 @@ class FakeSlack:
         return {}
 
     def _history_json(self, message: Message, args: dict) -> dict:
-        body = self._message_json(message)
+        body = self.message_json(message)
         if not _flag(args.get("include_all_metadata")):
             body.pop("metadata", None)  # Slack only returns metadata when asked
         return body
@@ -1189,7 +1370,13 @@ class FakeSlack:
             for m in reversed(channel.messages)
             if (m.thread_ts is None or m.thread_ts == m.ts) and _in_range(m.ts, args)
         ]
-        return self._page_of_messages(found, args)
+        page = self._page_of_messages(found, args)
+        return {
+            **page,
+            "pin_count": len(channel.pins),
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+        }
 
     def _conversations_replies(self, args: dict) -> dict:
         """The thread's parent first, then its replies between `oldest` and `latest`, oldest first."""
@@ -1214,7 +1401,6 @@ class FakeSlack:
         body: dict[str, Any] = {
             "messages": [self._history_json(m, args) for m in page],
             "has_more": bool(rest),
-            "pin_count": 0,
         }
         if rest:
             body["response_metadata"] = {"next_cursor": _encode_cursor(f"next_ts:{rest[0].ts}")}
@@ -1245,7 +1431,7 @@ class FakeSlack:
         self.messages.append(message)
         if parent is not None:
             parent.replies.append(message.ts)
-        return {"channel": channel.id, "ts": message.ts, "message": self._message_json(message)}
+        return {"channel": channel.id, "ts": message.ts, "message": self.message_json(message)}
 
     def _chat_update(self, args: dict) -> dict:
         channel = self._channel(args.get("channel"))
@@ -1264,7 +1450,7 @@ class FakeSlack:
             "channel": channel.id,
             "ts": message.ts,
             "text": text or "",
-            "message": self._message_json(message),
+            "message": self.message_json(message),
         }
 
     def _chat_post_ephemeral(self, args: dict) -> dict:
@@ -1292,7 +1478,31 @@ class FakeSlack:
         if message.ts in channel.pins:
             raise SlackError("already_pinned")
         channel.pins.append(message.ts)
+        channel.pinned_by[message.ts] = (self.bot_user_id, int(time.time()))
         return {}
+
+    def _reactions_add(self, args: dict) -> dict:
+        """The bot's reaction `name` on a message. A private channel the bot is not in is hidden from
+        it (channel_not_found); Slack has no not_in_channel for reactions."""
+        channel = self._channel(args.get("channel"))
+        if channel.is_private and self.bot_user_id not in channel.members:
+            raise SlackError("channel_not_found")
+        if channel.is_archived:
+            raise SlackError("is_archived")
+        message = self._find_message(channel, args.get("timestamp"))
+        name = str(args.get("name") or "")
+        if not EMOJI_NAME.match(name):
+            raise SlackError("invalid_name")
+        reacted = message.reactions.setdefault(name, [])
+        if self.bot_user_id in reacted:
+            raise SlackError("already_reacted")
+        reacted.append(self.bot_user_id)
+        return {}
+
+    def _chat_get_permalink(self, args: dict) -> dict:
+        channel = self._channel(args.get("channel"))
+        message = self._find_message(channel, args.get("message_ts"))
+        return {"channel": channel.id, "permalink": self.permalink(channel.id, message.ts)}
 
     def _views_open(self, args: dict) -> dict:
         view = self._checked_view(args.get("view"))
@@ -1313,6 +1523,23 @@ class FakeSlack:
         self.views.append(
             {"method": "views.push", "trigger_id": trigger_id, "view": view, "view_id": stored["id"]}
         )
+        return {"view": stored}
+
+    def _views_publish(self, args: dict) -> dict:
+        """A person's Home tab: a "home" view, checked as views.open checks a modal; `hash` must be the
+        current one's when given."""
+        user_id = args.get("user_id")
+        if not isinstance(user_id, str) or not self._is_person(user_id):
+            raise SlackError("user_not_found")
+        view = self._checked_view(args.get("view"))
+        if view.get("type") != "home":
+            messages = [f"[ERROR] must be 'home', not {view.get('type')!r} [json-pointer:/view/type]"]
+            raise SlackError("invalid_arguments", response_metadata={"messages": messages})
+        current = self.home(user_id)
+        if args.get("hash") and (current is None or args["hash"] != current["hash"]):
+            raise SlackError("hash_conflict")
+        stored = self._view_json(view, view_id=current["id"] if current else None)
+        self._homes.setdefault(user_id, []).append(stored)
         return {"view": stored}
 
     def _views_update(self, args: dict) -> dict:

@@ -4,6 +4,11 @@ Payloads start from the real Slack JSON in ``tests/payloads/`` and are filled in
 click carries the message the fake holds, a submission carries the view the bot opened, and
 response URLs and trigger ids are issued by the fake so it can check how the bot uses them.
 
+Events go as Slack's Events API sends them: an ``event_callback`` envelope in a JSON body, signed, with
+Slack's retry headers when it sends one again. The builders (``reaction_added`` ...) make an event from
+what the fake holds, so change the fake first (``fake.react``, ``fake.pin_by``) and send the event after,
+as Slack does.
+
 A command's text goes over the wire encoded as Slack encodes what a person typed (`slack_encoded`);
 modal values go raw, as Slack sends them.
 """
@@ -61,11 +66,15 @@ _EMPTY_STATE: dict[str, dict[str, Any]] = {
 }
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
 @dataclass
 class Reply:
     status: int
     body: str
     json: Any | None  # parsed when the body is JSON
+    event_id: str | None = None  # the envelope's event_id, for an event (send it again to retry)
 
 
 def slack_encoded(text: str) -> str:
@@ -121,6 +130,7 @@ class SlackRequests:
         self.team_domain = "tocsin-test"
         self.api_app_id = api_app_id
         self._session: aiohttp.ClientSession | None = None
+        self._events: dict[str, dict] = {}  # event_id -> the envelope sent, for retries
 
     async def close(self) -> None:
         if self._session is not None:
@@ -256,6 +266,119 @@ class SlackRequests:
         )
         return await self._send(urlencode({"payload": json.dumps(payload)}).encode())
 
+    # ------------------------------------------------------------------ Events API
+
+    async def event(
+        self,
+        event: dict,
+        *,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+        event_id: str | None = None,
+    ) -> Reply:
+        """`event` in Slack's event_callback envelope, as a signed JSON body; the Reply's `event_id` is
+        the envelope's. Slack sends an event again when the app did not answer 200 within 3 s: to send
+        such a retry, pass the first Reply's `event_id` and `retry_num` (1 to 3). The same envelope goes
+        (event_time too), with X-Slack-Retry-Num and X-Slack-Retry-Reason. A new `event_id` names a
+        fresh envelope."""
+        retries = load_payload("event_retry_headers")
+        if retry_num is not None and not 1 <= retry_num <= retries["most_retries"]:
+            raise AssertionError(f"Slack numbers retries 1 to {retries['most_retries']}, not {retry_num}")
+        if retry_reason not in retries["reasons"]:
+            raise AssertionError(
+                f"Slack gives no retry reason {retry_reason!r}; it gives {retries['reasons']}"
+            )
+        envelope = self._events.get(event_id or "") or self._envelope(event_id)
+        envelope = {**envelope, "event": event}
+        self._events[envelope["event_id"]] = envelope
+        body = json.dumps(envelope).encode()
+        headers = self.sign(body, content_type="application/json")
+        if retry_num is not None:
+            headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason})
+        reply = await self.post(body, headers)
+        reply.event_id = envelope["event_id"]
+        return reply
+
+    async def url_verification(self, challenge: str) -> Reply:
+        """The handshake Slack sends when a Request URL is saved: the app must answer the challenge."""
+        payload = load_payload("url_verification")
+        payload["challenge"] = challenge
+        body = json.dumps(payload).encode()
+        return await self.post(body, self.sign(body, content_type="application/json"))
+
+    def reaction_added(self, channel: str, ts: str, *, user: str, name: str) -> dict:
+        """The reaction_added event for `user`'s :`name`: on a message, which fake.react() made."""
+        if user not in self.fake.reactions(channel, ts).get(name, set()):
+            raise AssertionError(f"{user} has no :{name}: on {channel}/{ts}: fake.react() it first")
+        return self._reaction_event("reaction_added", channel, ts, user=user, name=name)
+
+    def reaction_removed(self, channel: str, ts: str, *, user: str, name: str) -> dict:
+        """The reaction_removed event, once fake.unreact() has taken the reaction off."""
+        if user in self.fake.reactions(channel, ts).get(name, set()):
+            raise AssertionError(f"{user} still has :{name}: on {channel}/{ts}: fake.unreact() it first")
+        return self._reaction_event("reaction_removed", channel, ts, user=user, name=name)
+
+    def pin_added(self, channel: str, ts: str, *, user: str) -> dict:
+        """The pin_added event for `user`'s pin of a message, which fake.pin_by() made."""
+        room = self.fake.channels[channel]
+        if ts not in room.pins or room.pinned_by[ts][0] != user:
+            raise AssertionError(f"{user} has not pinned {channel}/{ts}: fake.pin_by() it first")
+        return self._pin_event("pin_added", channel, ts, user=user)
+
+    def pin_removed(self, channel: str, ts: str, *, user: str) -> dict:
+        """The pin_removed event for `user` unpinning a message, once fake.unpin_by() has."""
+        room = self.fake.channels[channel]
+        if ts in room.pins or ts not in room.pinned_by:
+            raise AssertionError(f"{channel}/{ts} is pinned or never was: fake.unpin_by() it first")
+        event = self._pin_event("pin_removed", channel, ts, user=user)
+        event["has_pins"] = bool(room.pins)
+        return event
+
+    def app_home_opened(self, user: str, *, tab: str = "home") -> dict:
+        """`user` opens the app's Home (or Messages) tab; a Home tab published before comes with it."""
+        event = load_payload("app_home_opened")
+        event.update(user=user, channel=self.fake.dm_id(user), tab=tab, event_ts=_event_ts())
+        view = self.fake.home(user) if tab == "home" else None
+        if view is None:
+            del event["view"]  # Slack sends a view only once the app has published one
+        else:
+            event["view"] = view
+        return event
+
+    # ------------------------------------------------------------------ shortcuts
+
+    async def message_shortcut(self, callback_id: str, *, channel: str, ts: str, user: str) -> Reply:
+        """A message shortcut on the message `ts` the fake holds (a person's or the bot's), by `user`."""
+        payload = load_payload("message_action")
+        message = self.fake.message_json(self.fake.message(channel, ts))
+        message.pop("metadata", None)
+        payload.update(
+            action_ts=_event_ts(),
+            team={"id": self.team_id, "domain": self.team_domain},
+            user=self._user(user),
+            channel={"id": channel, "name": self._channel_name(channel)},
+            callback_id=callback_id,
+            trigger_id=self.fake.new_trigger_id(),
+            response_url=self.fake.new_response_url(),
+            message_ts=ts,
+            message=message,
+        )
+        return await self._send(urlencode({"payload": json.dumps(payload)}).encode())
+
+    async def global_shortcut(self, callback_id: str, *, user: str) -> Reply:
+        """A global shortcut (the lightning menu) by `user`: no channel, no response_url."""
+        payload = load_payload("shortcut")
+        user_json = self._user(user)
+        del user_json["name"]  # a global shortcut's user has id, username and team_id only
+        payload.update(
+            action_ts=_event_ts(),
+            team={"id": self.team_id, "domain": self.team_domain},
+            user=user_json,
+            callback_id=callback_id,
+            trigger_id=self.fake.new_trigger_id(),
+        )
+        return await self._send(urlencode({"payload": json.dumps(payload)}).encode())
+
     async def post(self, body: bytes, headers: dict) -> Reply:
         if self._session is None:
             self._session = aiohttp.ClientSession()
@@ -264,18 +387,69 @@ class SlackRequests:
             is_json = response.content_type == "application/json"
         return Reply(status=response.status, body=text, json=json.loads(text) if is_json and text else None)
 
-    def sign(self, body: bytes, timestamp: int | None = None) -> dict:
+    def sign(self, body: bytes, timestamp: int | None = None, *, content_type: str = FORM) -> dict:
         timestamp = int(time.time()) if timestamp is None else timestamp
         base = f"v0:{timestamp}:".encode() + body
         digest = hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest()
         return {
             "X-Slack-Request-Timestamp": str(timestamp),
             "X-Slack-Signature": f"v0={digest}",
-            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Type": content_type,
         }
 
     async def _send(self, body: bytes) -> Reply:
         return await self.post(body, self.sign(body))
+
+    def _envelope(self, event_id: str | None) -> dict:
+        """A fresh event_callback envelope from this workspace to the app, seen by its bot user."""
+        envelope = load_payload("event_callback")
+        envelope.update(
+            team_id=self.team_id,
+            context_team_id=self.team_id,
+            api_app_id=self.api_app_id,
+            event_id=event_id or f"Ev{secrets.token_hex(5).upper()}",
+            event_time=int(time.time()),
+            authed_users=[self.fake.bot_user_id],
+            event_context=f"4-{secrets.token_urlsafe(48)}",
+        )
+        envelope["authorizations"][0].update(team_id=self.team_id, user_id=self.fake.bot_user_id)
+        return envelope
+
+    def _reaction_event(self, kind: str, channel: str, ts: str, *, user: str, name: str) -> dict:
+        event = load_payload(kind)
+        event.update(
+            user=user,
+            reaction=name,
+            item={"type": "message", "channel": channel, "ts": ts},
+            item_user=self.fake.message_json(self.fake.message(channel, ts))["user"],
+            event_ts=_event_ts(),
+        )
+        return event
+
+    def _pin_event(self, kind: str, channel: str, ts: str, *, user: str) -> dict:
+        """pin_added or pin_removed: `user` did it; the item is the pin (who made it, when)."""
+        room = self.fake.channels[channel]
+        pinner, pinned_at = room.pinned_by[ts]
+        message = self.fake.message_json(self.fake.message(channel, ts))
+        message.pop("metadata", None)
+        message["permalink"] = self.fake.permalink(channel, ts)
+        event = load_payload(kind)
+        event.update(
+            user=user,
+            channel_id=channel,
+            item={
+                "type": "message",
+                "created": pinned_at,
+                "created_by": pinner,
+                "channel": channel,
+                "message": message,
+            },
+            item_user=message["user"],
+            pin_count=len(room.pins),
+            pinned_info={"channel": channel, "pinned_by": pinner, "pinned_ts": pinned_at},
+            event_ts=_event_ts(),
+        )
+        return event
 
     def _user(self, user: str) -> dict:
         name = _user_name(user)
@@ -315,6 +489,10 @@ class SlackRequests:
             "team": self.team_id,
             "blocks": [{"type": "actions", "block_id": block_id, "elements": [button]}],
         }
+
+
+def _event_ts() -> str:
+    return f"{time.time():.6f}"
 
 
 def _user_name(user: str) -> str:

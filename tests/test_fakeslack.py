@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from tests import slackspec
-from tests.fakeslack import Answers, FakeSlack, Rate, RateLimits
+from tests.fakeslack import SLACK_TIERS, TIER_3, TIER_4, Answers, FakeSlack, Rate, RateLimits
 from tests.signed import SlackRequests, load_payload, select, slack_encoded, text_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,8 +138,8 @@ async def test_unknown_methods_are_a_problem(fake: FakeSlack, client: AsyncWebCl
 
     # a method Slack has but the fake does not model is answered unknown_method too, and named as such
     reaction = {"channel": "C_OPS", "timestamp": "1.000001", "name": "eyes"}
-    assert await error_of(client.api_call("reactions.add", json=reaction)) == "unknown_method"
-    assert fake.problems == ["reactions.add: not implemented by the fake (unknown_method)"]
+    assert await error_of(client.api_call("reactions.remove", json=reaction)) == "unknown_method"
+    assert fake.problems == ["reactions.remove: not implemented by the fake (unknown_method)"]
     fake.problems.clear()
 
 
@@ -710,6 +711,170 @@ async def test_views_are_validated_and_triggers_used_once(fake: FakeSlack, clien
     assert await error_of(client.views_open(trigger_id=late, view=MODAL)) == "expired_trigger_id"
 
 
+# ---------------------------------------------------------------------- people, reactions, pins, home
+
+
+async def test_people_post_messages_with_files_and_threads(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops", members=["UBOT", "U_ALICE", "U_BOB"])
+    said = fake.add_message("C_OPS", "U_ALICE", "R&amp;D &lt;3 <@U_BOB>", files=[{"name": "graph.png"}])
+    posted = await client.chat_postMessage(channel="C_OPS", text="noted", thread_ts=said.ts, metadata=META)
+    fake.add_message("C_OPS", "U_BOB", "on it", thread_ts=said.ts)
+    assert fake.messages == [fake.message("C_OPS", posted["ts"])]  # the bot's posts only
+
+    [shown] = (await client.conversations_history(channel="C_OPS"))["messages"]
+    assert (shown["user"], shown["text"], shown["ts"]) == ("U_ALICE", "R&amp;D &lt;3 <@U_BOB>", said.ts)
+    assert "bot_id" not in shown and shown["client_msg_id"] == said.client_msg_id
+    [file] = shown["files"]
+    assert file["name"] == "graph.png" and file["id"].startswith("F") and file["user"] == "U_ALICE"
+    assert (shown["thread_ts"], shown["reply_count"], shown["reply_users"]) == (said.ts, 2, ["UBOT", "U_BOB"])
+
+    with pytest.raises(ValueError, match="not a member"):
+        fake.add_message("C_OPS", "U_CAROL", "hello")
+    with pytest.raises(LookupError):
+        fake.add_message("C_OPS", "U_ALICE", "reply", thread_ts="1.000001")
+
+
+async def test_history_is_read_only_by_a_member(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops", members=["U_ALICE"])
+    fake.add_message("C_OPS", "U_ALICE", "anyone?")
+    assert await error_of(client.conversations_history(channel="C_OPS")) == "not_in_channel"
+    assert await error_of(client.conversations_replies(channel="C_OPS", ts="1.000001")) == "not_in_channel"
+    assert await error_of(client.conversations_history(channel="C_NOPE")) == "channel_not_found"
+
+    fake.channels["C_OPS"].members.add("UBOT")
+    history = await client.conversations_history(channel="C_OPS")
+    assert [m["text"] for m in history["messages"]] == ["anyone?"]
+    assert (history["pin_count"], history["channel_actions_count"]) == (0, 0)
+
+
+async def test_replies_of_a_thread(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops", members=["UBOT", "U_ALICE", "U_BOB"])
+    parent = fake.add_message("C_OPS", "U_ALICE", "db is slow")
+    replies = [fake.add_message("C_OPS", "U_BOB", f"reply {n}", thread_ts=parent.ts).ts for n in range(3)]
+    fake.add_message("C_OPS", "U_ALICE", "unrelated")
+
+    thread = (await client.conversations_replies(channel="C_OPS", ts=parent.ts))["messages"]
+    assert [m["ts"] for m in thread] == [parent.ts, *replies]  # the parent, then oldest first
+    assert all(m["thread_ts"] == parent.ts and m["parent_user_id"] == "U_ALICE" for m in thread[1:])
+    window = await client.conversations_replies(channel="C_OPS", ts=parent.ts, oldest=replies[0])
+    assert [m["ts"] for m in window["messages"]] == [parent.ts, *replies[1:]]
+    page = await client.conversations_replies(channel="C_OPS", ts=parent.ts, limit=2)
+    assert page["has_more"] and len(page["messages"]) == 2
+    assert await error_of(client.conversations_replies(channel="C_OPS", ts="1.000001")) == "thread_not_found"
+
+
+async def test_reactions_by_the_bot_and_by_people(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops", members=["UBOT", "U_ALICE"])
+    said = fake.add_message("C_OPS", "U_ALICE", "db down")
+    await client.reactions_add(channel="C_OPS", timestamp=said.ts, name="eyes")
+    fake.react("C_OPS", said.ts, "U_ALICE", "eyes")
+    fake.react("C_OPS", said.ts, "U_ALICE", "white_check_mark")
+    assert fake.reactions("C_OPS", said.ts) == {"eyes": {"UBOT", "U_ALICE"}, "white_check_mark": {"U_ALICE"}}
+
+    reaction = client.reactions_add(channel="C_OPS", timestamp=said.ts, name="eyes")
+    assert await error_of(reaction) == "already_reacted"
+    missing = client.reactions_add(channel="C_OPS", timestamp="1.000001", name="eyes")
+    assert await error_of(missing) == "message_not_found"
+    assert await error_of(client.reactions_add(channel="C_OPS", timestamp=said.ts, name=":eyes:")) == (
+        "invalid_name"
+    )
+    assert await error_of(client.reactions_add(channel="C_NOPE", timestamp=said.ts, name="eyes")) == (
+        "channel_not_found"
+    )
+    fake.add_channel("G_SECRET", "secret", members=["U_ALICE"], is_private=True)
+    hidden = fake.add_message("G_SECRET", "U_ALICE", "psst")
+    assert await error_of(client.reactions_add(channel="G_SECRET", timestamp=hidden.ts, name="eyes")) == (
+        "channel_not_found"
+    )
+
+    [shown] = (await client.conversations_history(channel="C_OPS"))["messages"]
+    assert shown["reactions"][0] == {"name": "eyes", "users": ["UBOT", "U_ALICE"], "count": 2}
+    fake.unreact("C_OPS", said.ts, "U_ALICE", "white_check_mark")
+    assert fake.reactions("C_OPS", said.ts) == {"eyes": {"UBOT", "U_ALICE"}}
+    with pytest.raises(ValueError, match="already reacted"):
+        fake.react("C_OPS", said.ts, "U_ALICE", "eyes")
+    with pytest.raises(ValueError, match="no :tada: reaction"):
+        fake.unreact("C_OPS", said.ts, "U_ALICE", "tada")
+
+
+async def test_pins_by_people(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops", members=["UBOT", "U_ALICE"])
+    said = fake.add_message("C_OPS", "U_ALICE", "root cause: expired cert")
+    fake.pin_by("C_OPS", said.ts, "U_ALICE")
+    assert fake.channels["C_OPS"].pins == [said.ts]
+    history = await client.conversations_history(channel="C_OPS")
+    assert history["pin_count"] == 1 and history["messages"][0]["pinned_to"] == ["C_OPS"]
+    assert await error_of(client.pins_add(channel="C_OPS", timestamp=said.ts)) == "already_pinned"
+    with pytest.raises(ValueError, match="already pinned"):
+        fake.pin_by("C_OPS", said.ts, "U_ALICE")
+
+    fake.unpin_by("C_OPS", said.ts, "U_ALICE")
+    assert fake.channels["C_OPS"].pins == []
+    assert fake.channels["C_OPS"].pinned_by[said.ts][0] == "U_ALICE"  # kept for pin_removed
+    with pytest.raises(ValueError, match="not pinned"):
+        fake.unpin_by("C_OPS", said.ts, "U_ALICE")
+
+
+async def test_permalinks(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_channel("C_OPS", "ops", members=["UBOT", "U_ALICE"])
+    said = fake.add_message("C_OPS", "U_ALICE", "db down")
+    reply = fake.add_message("C_OPS", "U_ALICE", "still down", thread_ts=said.ts)
+
+    link = await client.chat_getPermalink(channel="C_OPS", message_ts=said.ts)
+    assert link["channel"] == "C_OPS"
+    assert link["permalink"] == f"https://fake.slack.com/archives/C_OPS/p{said.ts.replace('.', '')}"
+    threaded = (await client.chat_getPermalink(channel="C_OPS", message_ts=reply.ts))["permalink"]
+    assert threaded.endswith(f"/p{reply.ts.replace('.', '')}?thread_ts={said.ts}&cid=C_OPS")
+    assert await error_of(client.chat_getPermalink(channel="C_OPS", message_ts="1.000001")) == (
+        "message_not_found"
+    )
+    assert await error_of(client.chat_getPermalink(channel="C_NOPE", message_ts=said.ts)) == (
+        "channel_not_found"
+    )
+
+
+HOME = {
+    "type": "home",
+    "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*No open incidents*"}}],
+}
+
+
+async def test_views_publish_keeps_each_persons_home_tab(fake: FakeSlack, client: AsyncWebClient) -> None:
+    first = (await client.views_publish(user_id="U_ALICE", view=HOME))["view"]
+    assert first["type"] == "home" and fake.home("U_ALICE") == first and fake.home("U_BOB") is None
+    again = {**HOME, "blocks": [*HOME["blocks"], {"type": "divider"}]}
+    second = (await client.views_publish(user_id="U_ALICE", view=again, hash=first["hash"]))["view"]
+    assert second["id"] == first["id"] and fake.home("U_ALICE") == second
+    assert (fake.publishes("U_ALICE"), fake.publishes("U_BOB")) == (2, 0)
+    assert fake.views == []  # modals only: a Home tab is no view to submit or update
+
+    stale = client.views_publish(user_id="U_ALICE", view=HOME, hash=first["hash"])
+    assert await error_of(stale) == "hash_conflict"
+    assert await error_of(client.views_publish(user_id="U_ALICE", view=MODAL)) == "invalid_arguments"
+    with_submit = {**HOME, "submit": {"type": "plain_text", "text": "Go"}}
+    assert await error_of(client.views_publish(user_id="U_ALICE", view=with_submit)) == "invalid_arguments"
+    assert fake.publishes("U_ALICE") == 2
+    fake.add_user("U_ALICE", "alice")
+    assert await error_of(client.views_publish(user_id="U_NOBODY", view=HOME)) == "user_not_found"
+
+
+async def test_a_home_tab_holds_at_most_100_blocks(fake: FakeSlack, client: AsyncWebClient) -> None:
+    divider = {"type": "divider"}
+    await client.views_publish(user_id="U_ALICE", view={"type": "home", "blocks": [divider] * 100})
+    with pytest.raises(SlackApiError) as info:
+        await client.views_publish(user_id="U_ALICE", view={"type": "home", "blocks": [divider] * 101})
+    assert info.value.response["error"] == "invalid_arguments"
+    assert "100 blocks" in info.value.response["response_metadata"]["messages"][0]  # slack_sdk's check
+    assert fake.publishes("U_ALICE") == 1
+
+
+def test_new_methods_have_slacks_tiers() -> None:
+    assert SLACK_TIERS["views.publish"] == SLACK_TIERS["chat.getPermalink"] == TIER_4
+    assert SLACK_TIERS["reactions.add"] == SLACK_TIERS["conversations.history"] == TIER_3
+    assert SLACK_TIERS["conversations.replies"] == TIER_3
+    assert set(SLACK_TIERS) <= set(slackspec.methods())
+
+
 # ---------------------------------------------------------------------- files
 
 
@@ -1155,6 +1320,24 @@ async def bolt(fake: FakeSlack) -> AsyncIterator[tuple[SlackRequests, dict[str, 
         await ack()
         seen["view"] = view
 
+    async def on_event(body: dict, request: Any) -> None:
+        seen.setdefault("events", []).append((body, request.headers))
+
+    for kind in ("reaction_added", "reaction_removed", "pin_added", "pin_removed", "app_home_opened"):
+        app.event(kind)(on_event)
+
+    @app.shortcut("capture_message")
+    async def on_message_shortcut(ack: Any, body: dict, client: AsyncWebClient) -> None:
+        await ack()
+        seen["message_shortcut"] = body
+        await client.views_open(trigger_id=body["trigger_id"], view=MODAL)
+
+    @app.shortcut("declare_incident")
+    async def on_global_shortcut(ack: Any, body: dict, client: AsyncWebClient) -> None:
+        await ack()
+        seen["global_shortcut"] = body
+        await client.views_open(trigger_id=body["trigger_id"], view=MODAL)
+
     runner = web.AppRunner(app.web_app(path="/slack/events"))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -1272,3 +1455,164 @@ async def test_bolt_handles_a_modal_submission(fake: FakeSlack, bolt: tuple[Slac
     }
     with pytest.raises(AssertionError, match="is a plain_text_input"):
         await requests.submit("declare", {"title": {"value": select("sev1")}})
+
+
+# Slack's AsyncAPI description of the Events API (slackapi/slack-api-specs, MIT, as tests/spec/LICENSE)
+EVENTS_SPEC = json.loads((ROOT / "tests" / "payloads" / "slack-events-api.json").read_text())
+EVENT_FIXTURES = ("reaction_added", "reaction_removed", "pin_added", "pin_removed", "app_home_opened")
+
+
+def test_event_fixtures_meet_the_events_api_description() -> None:
+    wrapper = EVENTS_SPEC["components"]["schemas"]["GenericEventWrapper"]
+    envelope = load_payload("event_callback")
+    assert set(wrapper["required"]) <= set(envelope) and envelope["type"] == "event_callback"
+    assert isinstance(envelope["event_time"], int) and envelope["authorizations"][0]["is_bot"] is True
+    for name in EVENT_FIXTURES:
+        event = load_payload(name)
+        assert set(wrapper["properties"]["event"]["required"]) <= set(event), name
+        assert event["type"] == name and re.fullmatch(r"\d+\.\d{6}", event["event_ts"]), name
+        topic = EVENTS_SPEC["topics"].get(name.replace("_", "."))
+        if topic is not None:  # the description predates app_home_opened
+            assert topic["subscribe"]["externalDocs"]["url"].endswith(f"/events/{name}")
+    for name in ("reaction_added", "reaction_removed"):
+        event = load_payload(name)
+        assert set(event) == {"type", "user", "reaction", "item", "item_user", "event_ts"}
+        assert set(event["item"]) == {"type", "channel", "ts"}
+    for name in ("pin_added", "pin_removed"):
+        event = load_payload(name)
+        assert {"user", "channel_id", "item", "item_user", "pin_count", "pinned_info"} <= set(event)
+        assert {"type", "created", "created_by", "channel", "message"} <= set(event["item"])
+    assert "has_pins" in load_payload("pin_removed")
+    assert load_payload("app_home_opened")["view"]["type"] == "home"
+    assert set(load_payload("url_verification")) == {"token", "challenge", "type"}
+    retry = load_payload("event_retry_headers")
+    assert set(retry["headers"]) == {"X-Slack-Retry-Num", "X-Slack-Retry-Reason"}
+    assert retry["headers"]["X-Slack-Retry-Reason"] in retry["reasons"]
+
+
+def test_shortcut_fixtures_have_slack_shapes() -> None:
+    action = load_payload("message_action")
+    assert action["type"] == "message_action"
+    assert {"callback_id", "trigger_id", "response_url", "message_ts", "message", "channel"} <= set(action)
+    assert action["message"]["ts"] == action["message_ts"]
+    shortcut = load_payload("shortcut")
+    assert shortcut["type"] == "shortcut" and {"callback_id", "trigger_id", "user", "team"} <= set(shortcut)
+    assert "channel" not in shortcut and "response_url" not in shortcut
+
+
+def test_events_are_signed_as_json(fake: FakeSlack) -> None:
+    requests = SlackRequests("http://127.0.0.1:9/slack/events", SECRET, fake)
+    body = json.dumps(load_payload("event_callback")).encode()
+    headers = requests.sign(body, content_type="application/json")
+    assert headers["Content-Type"] == "application/json"
+    assert SignatureVerifier(SECRET).is_valid_request(body, headers)
+
+
+async def test_bolt_receives_events_and_their_retries(
+    fake: FakeSlack, bolt: tuple[SlackRequests, dict]
+) -> None:
+    requests, seen = bolt
+    fake.add_channel("C_OPS", "ops", members=["UBOT", "U_ALICE"])
+    said = fake.add_message("C_OPS", "U_ALICE", "db down")
+    fake.react("C_OPS", said.ts, "U_ALICE", "eyes")
+    event = requests.reaction_added("C_OPS", said.ts, user="U_ALICE", name="eyes")
+    assert event["item"] == {"type": "message", "channel": "C_OPS", "ts": said.ts}
+    assert event["item_user"] == "U_ALICE"
+
+    first = await requests.event(event)
+    assert first.status == 200 and first.event_id and first.event_id.startswith("Ev")
+    await fake.wait_for(lambda: len(seen.get("events", [])) == 1)
+    body, headers = seen["events"][0]
+    assert body["event"] == event and body["event_id"] == first.event_id
+    assert body["team_id"] == "T0001" and body["authorizations"][0]["user_id"] == "UBOT"
+    assert "x-slack-retry-num" not in headers
+
+    again = await requests.event(event, retry_num=1, event_id=first.event_id)
+    assert again.event_id == first.event_id
+    await fake.wait_for(lambda: len(seen["events"]) == 2)
+    retried, headers = seen["events"][1]
+    assert retried == body  # the same envelope, event_time included
+    assert (headers["x-slack-retry-num"], headers["x-slack-retry-reason"]) == (["1"], ["http_timeout"])
+    with pytest.raises(AssertionError, match="no retry reason"):
+        await requests.event(event, retry_num=2, retry_reason="bored", event_id=first.event_id)
+    with pytest.raises(AssertionError, match="fake.react"):
+        requests.reaction_added("C_OPS", said.ts, user="U_ALICE", name="tada")
+
+    fake.unreact("C_OPS", said.ts, "U_ALICE", "eyes")
+    removed = requests.reaction_removed("C_OPS", said.ts, user="U_ALICE", name="eyes")
+    assert removed["type"] == "reaction_removed" and removed["reaction"] == "eyes"
+
+
+async def test_pin_events_carry_the_message(fake: FakeSlack, bolt: tuple[SlackRequests, dict]) -> None:
+    requests, seen = bolt
+    fake.add_channel("C_OPS", "ops", members=["UBOT", "U_ALICE", "U_BOB"])
+    said = fake.add_message("C_OPS", "U_ALICE", "root cause: expired cert", files=[{"name": "cert.txt"}])
+    with pytest.raises(AssertionError, match="fake.pin_by"):
+        requests.pin_added("C_OPS", said.ts, user="U_BOB")
+    fake.pin_by("C_OPS", said.ts, "U_BOB")
+    added = requests.pin_added("C_OPS", said.ts, user="U_BOB")
+    assert (added["user"], added["channel_id"], added["item_user"], added["pin_count"]) == (
+        "U_BOB",
+        "C_OPS",
+        "U_ALICE",
+        1,
+    )
+    item = added["item"]
+    assert (item["type"], item["channel"], item["created_by"]) == ("message", "C_OPS", "U_BOB")
+    assert item["message"]["text"] == "root cause: expired cert" and item["message"]["ts"] == said.ts
+    assert item["message"]["files"][0]["name"] == "cert.txt"
+    assert item["message"]["permalink"] == fake.permalink("C_OPS", said.ts)
+    assert added["pinned_info"] == {"channel": "C_OPS", "pinned_by": "U_BOB", "pinned_ts": item["created"]}
+    await requests.event(added)
+    await fake.wait_for(lambda: seen.get("events"))
+    assert seen["events"][0][0]["event"]["type"] == "pin_added"
+
+    fake.unpin_by("C_OPS", said.ts, "U_ALICE")
+    removed = requests.pin_removed("C_OPS", said.ts, user="U_ALICE")
+    assert (removed["has_pins"], removed["pin_count"], removed["item"]["created_by"]) == (False, 0, "U_BOB")
+    assert "pinned_to" not in removed["item"]["message"]
+
+
+async def test_app_home_opened_carries_the_published_home(
+    fake: FakeSlack, client: AsyncWebClient, bolt: tuple[SlackRequests, dict]
+) -> None:
+    requests, _ = bolt
+    before = requests.app_home_opened("U_ALICE")
+    assert "view" not in before and before["tab"] == "home"
+    assert before["channel"] == fake.dm_id("U_ALICE") and before["channel"].startswith("D")
+    published = (await client.views_publish(user_id="U_ALICE", view=HOME))["view"]
+    assert requests.app_home_opened("U_ALICE")["view"] == published
+    assert "view" not in requests.app_home_opened("U_ALICE", tab="messages")
+
+
+async def test_url_verification_is_answered_with_the_challenge(bolt: tuple[SlackRequests, dict]) -> None:
+    requests, _ = bolt
+    reply = await requests.url_verification("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P")
+    assert reply.status == 200
+    assert reply.json == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+
+
+async def test_bolt_handles_shortcuts(fake: FakeSlack, bolt: tuple[SlackRequests, dict]) -> None:
+    requests, seen = bolt
+    fake.add_channel("C_OPS", "ops", members=["UBOT", "U_ALICE"])
+    said = fake.add_message("C_OPS", "U_ALICE", "db &lt;primary&gt; down <@U_BOB>")
+    reply = await requests.message_shortcut("capture_message", channel="C_OPS", ts=said.ts, user="U_BOB")
+    assert reply.status == 200
+    shortcut = seen["message_shortcut"]
+    assert (shortcut["type"], shortcut["callback_id"], shortcut["message_ts"]) == (
+        "message_action",
+        "capture_message",
+        said.ts,
+    )
+    assert shortcut["message"]["text"] == "db &lt;primary&gt; down <@U_BOB>"
+    assert shortcut["message"]["user"] == "U_ALICE" and shortcut["user"]["id"] == "U_BOB"
+    assert shortcut["channel"] == {"id": "C_OPS", "name": "ops"}
+    await fake.wait_for(lambda: fake.views)
+    assert fake.views[0]["trigger_id"] == shortcut["trigger_id"]  # a trigger the fake issued
+
+    reply = await requests.global_shortcut("declare_incident", user="U_ALICE")
+    assert reply.status == 200
+    assert (
+        seen["global_shortcut"]["type"] == "shortcut" and seen["global_shortcut"]["user"]["id"] == "U_ALICE"
+    )
+    await fake.wait_for(lambda: len(fake.views) == 2)
