@@ -1458,7 +1458,7 @@ async def test_bolt_handles_a_modal_submission(fake: FakeSlack, bolt: tuple[Slac
 
 
 # Slack's AsyncAPI description of the Events API (slackapi/slack-api-specs, MIT, as tests/spec/LICENSE)
-EVENTS_SPEC = json.loads((ROOT / "tests" / "payloads" / "slack-events-api.json").read_text())
+EVENTS_SPEC = json.loads((ROOT / "tests" / "spec" / "slack-events-api.json").read_text())
 EVENT_FIXTURES = ("reaction_added", "reaction_removed", "pin_added", "pin_removed", "app_home_opened")
 
 
