@@ -11,6 +11,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from handlers.deps import Deps
 from store import capture, home_views, outbox, service
 from store.errors import DomainError
@@ -118,15 +120,22 @@ async def captured(
             if isinstance(f, dict)
         ],
     )
+    try:
+        await _keep(deps, incident, kept, mark=mark, by=by)
+    except IntegrityError:  # the same message, captured at the same moment (a retried event): it is there
+        await _keep(deps, incident, kept, mark=mark, by=by)
+    deps.wake_relay()
+    return incident
+
+
+async def _keep(deps: Deps, incident: Incident, kept: capture.Message, *, mark: str, by: str) -> None:
     async with deps.db.write() as session:
         new = await capture.capture(session, incident, kept, mark=mark, by=by, now=deps.clock())
         if new and deps.policy.ack_emoji:
-            react = React(channel=channel, ts=ts, name=deps.policy.ack_emoji)
+            react = React(channel=kept.channel, ts=kept.ts, name=deps.policy.ack_emoji)
             outbox.enqueue(
                 session, react, now=deps.clock(), incident_number=incident.number, priority=incident.priority
             )
-    deps.wake_relay()
-    return incident
 
 
 async def uncaptured(deps: Deps, channel: str, ts: str, *, mark: str, by: str) -> None:

@@ -14,7 +14,7 @@ from bot.slack import METHOD_SCOPES
 from tests.conftest import ANNOUNCE, ROOT, SECRET, shipped_config
 from tests.helpers import drained
 from tests.processes import environment, free_port, run, start, terminate, wait_healthy
-from tests.signed import SlackRequests
+from tests.signed import SlackRequests, load_payload
 
 pytestmark = pytest.mark.slow
 
@@ -122,6 +122,21 @@ async def test_socket_mode_acks_envelopes_and_acts(tmp_path, fake, database_url)
         await fake.socket_send("interactive", click)
         acked = await fake.wait_for(lambda: fake.posts(event_type="incident_acknowledged"))
         assert "<@U_BOB>" in acked[0].text
+        # Events come over the socket too: a pushpin captures a message, and Tocsin confirms it.
+        said = fake.add_message(card[0].channel, "U_ALICE", "The disk filled at 10:02")
+        fake.react(card[0].channel, said.ts, "U_ALICE", "pushpin")
+        envelope = load_payload("event_callback")
+        envelope["event"] = {
+            **load_payload("reaction_added"),
+            "user": "U_ALICE",
+            "reaction": "pushpin",
+            "item": {"type": "message", "channel": card[0].channel, "ts": said.ts},
+            "item_user": "U_ALICE",
+        }
+        await fake.socket_send("events_api", envelope)
+        await fake.wait_for(
+            lambda: fake.reactions(card[0].channel, said.ts).get("white_check_mark"), timeout=10
+        )
     finally:
         code = await terminate(process)
     assert code == 0, log.read_text()
