@@ -19,7 +19,7 @@ from handlers.grammar import PRIORITY_SPAN, Arg, Call, Command, Form, Grammar, I
 from handlers.messages import Composer
 from handlers.render import Message, mrkdwn
 from handlers.replies import NO_USER, answer
-from store import actions, closure, knowledge, metrics, pir, service
+from store import actions, closure, knowledge, metrics, pir, service, timeline
 from store.change import Change, Closed, PirDraft
 from store.machine import STATUS_ACTIONS, Action
 from store.models import Incident
@@ -302,9 +302,28 @@ async def do_show(call: Call) -> Message:
 
 async def do_timeline(call: Call) -> Message:
     async with call.reading() as (session, incident):
-        entries = await service.timeline(session, incident)
+        shown = await timeline.visible(session, incident)
+    entries = [entry for _, entry in shown]
     names = await _names_in_time(call.deps, {entry.actor for entry in entries})
-    return call.deps.composer.render("incident_timeline.json.j2", incident, entries=entries, names=names)
+    numbers = {entry.id: number for number, entry in shown}
+    return call.deps.composer.render(
+        "incident_timeline.json.j2", incident, entries=entries, numbers=numbers, names=names
+    )
+
+
+async def do_timeline_edit(call: Call, *, n: int, text: str) -> Message:
+    change = await call.change(timeline.edit, n, text)
+    return _ok(f"Timeline entry {n} of {call.public_id(change)} edited; it said: {_quoted(change.original)}")
+
+
+async def do_timeline_remove(call: Call, *, n: int) -> Message:
+    change = await call.change(timeline.remove, n)
+    return _ok(f"Timeline entry {n} of {call.public_id(change)} removed; it said: {_quoted(change.original)}")
+
+
+def _quoted(stored: str | None) -> str:
+    """An entry's former text, echoed privately as it read, with nothing live in it."""
+    return "“" + render.truncate_text(text.literal(stored or ""), 300) + "”"
 
 
 async def _names_in_time(deps: Deps, users: set[str]) -> dict[str, str]:
@@ -350,6 +369,12 @@ async def do_detected(call: Call, *, when: str) -> Message:
 _REASON = Arg("reason", Kind.TEXT)
 _MAYBE_REASON = Arg("reason", Kind.TEXT, optional=True)
 _RESOLVE_NEEDS = "resolve needs a summary, cause=<code> and resolution=<code>, e.g. `/incident resolve Rolled back the deploy cause=application-error resolution=rollback`"
+# A timeline entry, by the number `/incident timeline` shows
+_ENTRY = Arg(
+    "n",
+    Kind.NUMBER,
+    refusal="give the entry's number as `/incident timeline` shows it, e.g. `/incident timeline remove 3`",
+)
 # `list problem=` is shown beside the command that links a problem; plain `list` with the reads
 _LIST_PROBLEM = Form("list problem=", (Arg("key", Kind.TEXT),), run=do_list_problem)
 
@@ -525,7 +550,25 @@ GRAMMAR: Grammar = (
     ),
     (
         Command.of("show", do_show, Form("show")),
-        Command.of("timeline", do_timeline, Form("timeline")),
+        Command.of(
+            "timeline",
+            do_timeline,
+            Form("timeline", (), "numbered; an entry keeps its number"),
+            Form(
+                "timeline edit",
+                (_ENTRY, Arg("text", Kind.TEXT, label="new text")),
+                "a note or a captured message",
+                Who.AUTHOR,
+                run=do_timeline_edit,
+            ),
+            Form(
+                "timeline remove",
+                (_ENTRY,),
+                "take it off (the audit trail keeps it)",
+                Who.AUTHOR,
+                run=do_timeline_remove,
+            ),
+        ),
         Command.of("list", do_list, Form("list", (), "open incidents"), also=(_LIST_PROBLEM,)),
         Command.of("help", do_help, Form("help")),
     ),

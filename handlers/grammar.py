@@ -52,6 +52,7 @@ class Who(enum.Enum):
     COMMANDER = "the commander or an admin"
     REPORTER = "the reporter, the commander or an admin"
     OWNER = "the action item's owner, the commander or an admin"
+    AUTHOR = "the entry's author, the commander or an admin"
 
     @property
     def hint(self) -> str:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
 from handlers import text as user_text
+from store import timeline
 from store.machine import STATUS_ACTIONS, Action
 
 
@@ -132,8 +133,15 @@ def describe_entry(entry: Any) -> str:
             return f"declared: {text}"
         case "update":
             return f"stakeholder update: {text}"
-        case "note":
-            return f"note: {text}"
+        case timeline.NOTE:
+            return f"note{' (edited)' if entry.edited_at else ''}: {text}"
+        case timeline.CAPTURED:
+            return f"said{_captured_details(entry)}: {text}"
+        case timeline.EDITED | timeline.REMOVED:
+            what = _ENTRY_WORDS.get(before or "", "a timeline entry")
+            return f"{'edited' if kind == timeline.EDITED else 'removed'} {what}; it said: {text}"
+        case timeline.UNCAPTURED:
+            return f"took a captured message off the timeline; it said: {text}"
         case "priority":
             return f"priority {before} → {after}"
         case "role":
@@ -166,6 +174,21 @@ def describe_entry(entry: Any) -> str:
     if kind in COMMAND_WORDS:
         return f"{COMMAND_WORDS[kind]} ({before} → {after})" + (f": {text}" if text else "")
     return f"{kind}: {before} → {after}" + (f" ({text})" if text else "")
+
+
+_ENTRY_WORDS = {timeline.NOTE: "a note", timeline.CAPTURED: "a captured message"}
+
+
+def _captured_details(entry: Any) -> str:
+    """A captured message's link, whether it was edited and its files, before its text: the timeline
+    clips a long line at its end."""
+    names = ", ".join(user_text.escape(name) for name in entry.files or [])  # as Slack gave them: raw
+    details = [
+        *([f"<{user_text.escape(entry.permalink)}|message>"] if entry.permalink else []),
+        *(["edited"] if entry.edited_at else []),
+        *([f"files: {names}"] if names else []),
+    ]
+    return f" ({', '.join(details)})" if details else ""
 
 
 def truncate_text(value: str, limit: int) -> str:

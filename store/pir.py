@@ -39,7 +39,7 @@ class PirFacts:
     incident: Incident
     milestones: list[Milestone]
     sla: list[SlaResult]
-    timeline: list[TimelineEntry]
+    timeline: list[TimelineEntry]  # as edited, removed entries left out, in time order (store/timeline.py)
     updates: list[TimelineEntry]
     open_actions: list[ActionItem]
     actions: list[ActionItem] = field(default_factory=list)

@@ -43,7 +43,7 @@ from store.machine import Action
 from store.models import OPEN_STATES, Incident, State, TimelineEntry, table_of
 from store.policy import IMPACTS, PRIORITIES, ROLES, URGENCIES, Policy
 from store.text import shown_length
-from store.timeline import SYSTEM_ACTOR, record
+from store.timeline import SYSTEM_ACTOR, record, visible
 
 # Limits count characters as a person reads them (store/text.py): `R&amp;D` is three, a mention its name.
 TITLE_MAX = 150
@@ -618,13 +618,9 @@ async def count_open(session: AsyncSession) -> int:
 
 
 async def timeline(session: AsyncSession, incident: Incident, *, limit: int = 200) -> list[TimelineEntry]:
-    query = (
-        select(TimelineEntry)
-        .where(TimelineEntry.incident_number == incident.number)
-        .order_by(TimelineEntry.id)
-        .limit(limit)
-    )
-    return list(await session.scalars(query))
+    """The visible timeline (store/timeline.py): in the time things happened, edited text as edited,
+    without the entries removed from it and the rows that record those edits and removals."""
+    return [entry for _, entry in await visible(session, incident, limit=limit)]
 
 
 def ensure_open(incident: Incident, *, action: str, policy: Policy) -> None:
