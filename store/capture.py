@@ -14,10 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import Incident, TimelineEntry
-from store.timeline import record
+from store.timeline import CAPTURED, UNCAPTURED, record
 
-CAPTURED = "captured"  # the timeline kind of a captured message
-UNCAPTURED = "capture_removed"  # the audit row of a capture undone (its last mark removed)
 PIN = "pin"
 
 
@@ -95,7 +93,5 @@ async def uncapture(
     if entry.marks or entry.removed_at is not None:
         return False
     entry.removed_at = now
-    await record(
-        session, incident, at=now, actor=by, kind=UNCAPTURED, after=str(entry.id), text=entry.text
-    )
+    await record(session, incident, at=now, actor=by, kind=UNCAPTURED, after=str(entry.id), text=entry.text)
     return True
