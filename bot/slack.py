@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -23,6 +23,7 @@ from bot import quota
 from bot.quota import Quota
 
 log = logging.getLogger("tocsin.slack")
+T = TypeVar("T")
 
 # The bot scope each Web API method the facade calls needs; the manifest asks for exactly these.
 METHOD_SCOPES = {
@@ -325,14 +326,7 @@ class SlackFacade:
             )
 
         try:
-            try:
-                response = await read()
-            except SlackApiError as error:
-                if slack_error(error) != "not_in_channel":
-                    raise
-                # chat:write.public posts where the bot is no member, but only a member reads history
-                await self.client.conversations_join(channel=channel)
-                response = await read()
+            response = await self._as_member(channel, read)
         except SlackApiError as error:
             log.warning(
                 "cannot check for a duplicate; posting",
@@ -344,6 +338,17 @@ class SlackFacade:
             if payload.get("delivery_id") == delivery_id:
                 return str(message["ts"])
         return None
+
+    async def _as_member(self, channel: str, read: Callable[[], Awaitable[T]]) -> T:
+        """`read()`, joining the public channel first when Slack says the bot is not in it:
+        chat:write.public posts where the bot is no member, but only a member reads history."""
+        try:
+            return await read()
+        except SlackApiError as error:
+            if slack_error(error) != "not_in_channel":
+                raise
+        await self.client.conversations_join(channel=channel)
+        return await read()
 
     async def read_message(self, *, channel: str, ts: str) -> dict[str, Any] | None:
         """The message `ts` of `channel` as Slack keeps it (a thread's reply too), None when Slack has
@@ -360,13 +365,7 @@ class SlackFacade:
             return messages
 
         try:
-            try:
-                messages = await read()
-            except SlackApiError as error:
-                if slack_error(error) != "not_in_channel":
-                    raise
-                await self.client.conversations_join(channel=channel)
-                messages = await read()
+            messages = await self._as_member(channel, read)
         except SlackApiError as error:
             log.warning(
                 "cannot read a message to capture",
