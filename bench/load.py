@@ -299,7 +299,16 @@ async def bench_store(store: str, url: str, args: argparse.Namespace) -> list[di
     reference_url = url.rsplit("/", 1)[0] + "/reference.db" if store == "sqlite" else url
     reference, reference_urls = await spawn("bench/servers.py", "reference", SECRET, reference_url)
     port = 20000 + random.randint(0, 9999)
-    server = await serve(port=port, database_url=url, api_url=fake_urls["api_url"], secret=SECRET)
+    # This fake Slack enforces no quotas, and this bench measures Tocsin's acks and its own delivery;
+    # paced to Slack's real quotas, the outbox of a few hundred declares would take an hour to drain
+    # (bench/storm.py measures the pacing, against a fake that enforces the quotas).
+    server = await serve(
+        port=port,
+        database_url=url,
+        api_url=fake_urls["api_url"],
+        secret=SECRET,
+        TOCSIN_SLACK_QUOTA_SCALE="100",
+    )
     tocsin = f"http://127.0.0.1:{port}/slack/events"
     results = []
     try:

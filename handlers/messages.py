@@ -157,7 +157,22 @@ async def publish(session: AsyncSession, change: Change, *, composer: Composer, 
     await outbox.enqueue_all(
         session, ops, now=now, incident_number=incident.number, priority=incident.priority
     )
-    await home_views.changed(session, now=now)  # the Home tabs list incidents, SLAs and actions
+    if isinstance(change, _HOME_SHOWS) and not isinstance(change, ActionItemReminder):
+        await home_views.changed(session, now=now)
+
+
+# What the App Home tab shows changes with these: an incident's state, priority, roles and SLA clocks,
+# and action items. Notes, updates and reminders leave it as it was, and spare every such write a read
+# of who has the tab open.
+_HOME_SHOWS = (
+    Declared,
+    StateChanged,
+    PriorityChanged,
+    RoleAssigned,
+    SlaChange,
+    ActionItemChange,
+    Confirmed,
+)
 
 
 def plan(change: Change, *, composer: Composer) -> list[Operation]:
