@@ -18,11 +18,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.config_schedules import read_schedules, schedule_references
 from bot.logs import LEVELS
 from store.policy import (
     AUTO_RESOLVE_CODES,
     IMPACTS,
     PRIORITIES,
+    SCHEDULE,
     URGENCIES,
     AlertPolicy,
     AlertRoute,
@@ -30,14 +32,16 @@ from store.policy import (
     Policy,
     PriorityPolicy,
 )
+from store.rota import Schedule
 
 DEFAULT_DATABASE_URL = "sqlite:///./tocsin.db"
 DEFAULT_CONFIG = "./app.yaml"
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_DURATION = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _SLACK_ID = re.compile(r"[UWSCG][A-Z0-9]{2,}")
 _CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _NAME_FIELDS = {"number", "slug", "prefix"}
 _ALERT_TOKEN = re.compile(r"[\x21-\x7e]{16,}")  # printable ASCII, no spaces: it travels in a header
+_CALENDAR_TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,}")  # a URL's unreserved characters
 # The shipped app.yaml's made-up ids (C0123ANNOUNCE, U0123ONCALL, S0123TIER1, ...): left in, they page nobody.
 PLACEHOLDER = re.compile(r"[CGUWS]0123[A-Z0-9]+")
 _KINDS = {"C": "channel", "G": "channel", "U": "user", "W": "user", "S": "usergroup"}
@@ -62,6 +66,7 @@ class Settings:
     config_path: Path
     alert_token: str | None = None  # TOCSIN_ALERT_TOKEN; None: the /alerts/* endpoints are off
     log_level: str = "INFO"  # TOCSIN_LOG_LEVEL, one of bot.logs.LEVELS
+    calendar_token: str | None = None  # TOCSIN_CALENDAR_TOKEN; None: the calendar feed is off
     quota_scale: float = 1.0  # TOCSIN_SLACK_QUOTA_SCALE: times Slack's published Web API quotas
 
 
@@ -75,14 +80,15 @@ class SlackReference:
 
 
 def parse_duration(value: Any) -> timedelta | None:
-    """`90s`, `15m`, `4h`, `2d`, or combinations such as `1h30m`; None when it is not one."""
+    """`90s`, `15m`, `4h`, `2d`, `1w`, or combinations in that order, largest first, such as `1h30m` or
+    `2w3d`; None when it is not one."""
     if isinstance(value, bool) or not isinstance(value, str):
         return None
     match = _DURATION.fullmatch(value.strip())
     if not value.strip() or match is None:
         return None
-    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    total = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    weeks, days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
     return total if total >= timedelta(seconds=1) else None
 
 
@@ -161,6 +167,7 @@ class _Reader:
         pattern: re.Pattern[str],
         what: str,
         allow_empty: bool = False,
+        unique: bool = True,
     ) -> tuple[str, ...]:
         value = node.get(key, [] if allow_empty else None)
         if not isinstance(value, list) or (not value and not allow_empty):
@@ -172,7 +179,7 @@ class _Reader:
                 good.append(item)
             else:
                 self.problem(f"{_join(path, key)}[{index}]", f"{_show(item)} is not {what}")
-        if len(set(good)) != len(good):
+        if unique and len(set(good)) != len(good):
             self.problem(_join(path, key), "has duplicates")
         return tuple(good)
 
@@ -201,6 +208,7 @@ TOP_KEYS = {
     "priorities",
     "priority_matrix",
     "sla",
+    "schedules",
     "escalation",
     "categories",
     "codes",
@@ -226,7 +234,8 @@ def parse_policy(raw: Any) -> Policy:
     priorities = _priorities(r, r.required(top, "priorities", ""), "priorities")
     matrix = _priority_matrix(r, r.required(top, "priority_matrix", ""), "priority_matrix")
     warn_at = _sla(r, top.get("sla", {}), "sla")
-    escalation = _escalation(r, r.required(top, "escalation", ""), "escalation")
+    schedules = read_schedules(r, top.get("schedules"), "schedules", basics.timezone)
+    escalation = _escalation(r, r.required(top, "escalation", ""), "escalation", schedules)
     categories = _categories(r, top)
     codes = _codes(r, r.required(top, "codes", ""), "codes")
     pir = _pir(r, top.get("pir", {}), "pir")
@@ -266,6 +275,7 @@ def parse_policy(raw: Any) -> Policy:
         require_confirmation=closure.require_confirmation,
         capture_emoji=capture_emoji,
         ack_emoji=ack_emoji,
+        schedules=schedules,
     )
 
 
@@ -274,6 +284,8 @@ def parse_policy(raw: Any) -> Policy:
 
 _PRIORITY = re.compile("|".join(PRIORITIES))
 _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
+_TARGET = re.compile(rf"{_SLACK_ID.pattern}|{re.escape(SCHEDULE)}.+")  # who an escalation level pages
+_TARGET_WHAT = f"a user (U...), user group (S...) or channel (C...) id, or {SCHEDULE}<name>"
 
 
 class _Basics(NamedTuple):
@@ -324,7 +336,7 @@ def _basics(r: _Reader, top: Mapping[str, Any]) -> _Basics:
     tz_name = r.string(top, "timezone", "", default="UTC")
     try:
         timezone = ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory such as "America"
         r.problem("timezone", f'"{tz_name}" is not a time zone (e.g. UTC, Europe/Paris)')
         timezone = ZoneInfo("UTC")
     return _Basics(prefix, default_priority, timezone)
@@ -400,7 +412,7 @@ def _sla(r: _Reader, raw: Any, path: str) -> float:
     return float(warn_at)
 
 
-def _escalation(r: _Reader, raw: Any, path: str) -> _Escalation:
+def _escalation(r: _Reader, raw: Any, path: str, schedules: Mapping[str, Schedule]) -> _Escalation:
     node = r.mapping(raw, path, {"repeat_every", "levels", "direct_message"})
     repeat_every = r.duration(node, "repeat_every", path, timedelta(minutes=10))
     direct_message = r.boolean(node, "direct_message", path, True)
@@ -409,19 +421,25 @@ def _escalation(r: _Reader, raw: Any, path: str) -> _Escalation:
         r.problem(_join(path, "levels"), "must be a non-empty list of levels")
         raw_levels = []
     levels = tuple(
-        _escalation_level(r, item, f"{path}.levels[{index}]", first=index == 0)
+        _escalation_level(r, item, f"{path}.levels[{index}]", first=index == 0, schedules=schedules)
         for index, item in enumerate(raw_levels)
     )
     return _Escalation(repeat_every, levels, direct_message)
 
 
-def _escalation_level(r: _Reader, raw: Any, path: str, *, first: bool) -> EscalationLevel:
+def _escalation_level(
+    r: _Reader, raw: Any, path: str, *, first: bool, schedules: Mapping[str, Schedule]
+) -> EscalationLevel:
     node = r.mapping(raw, path, {"name", "notify", "after"})
+    notify = r.strings(node, "notify", path, _TARGET, _TARGET_WHAT)
+    for index, target in enumerate(_list(node.get("notify"))):
+        name = target.removeprefix(SCHEDULE) if isinstance(target, str) else target
+        if name != target and name and name not in schedules:  # `schedule:` alone is refused above
+            known = f"schedules: {', '.join(schedules)}" if schedules else "app.yaml has no schedules"
+            r.problem(f"{path}.notify[{index}]", f'there is no schedule "{name}" ({known})')
     return EscalationLevel(
         name=r.string(node, "name", path),
-        notify=r.strings(
-            node, "notify", path, _SLACK_ID, "a user (U...), user group (S...) or channel (C...) id"
-        ),
+        notify=notify,
         after=r.duration(node, "after", path) if not first or "after" in node else None,
     )
 
@@ -566,6 +584,7 @@ def slack_references(document: Any) -> list[SlackReference]:
     found: list[tuple[str, Any]] = [
         ("channels.announce", _mapping(top.get("channels")).get("announce")),
         ("channels.leadership", _mapping(top.get("channels")).get("leadership")),
+        *schedule_references(top.get("schedules")),
     ]
     for i, level in enumerate(_list(_mapping(top.get("escalation")).get("levels"))):
         found += [
@@ -687,6 +706,7 @@ def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings
     database_url = _database_url(environ, problems)
     log_level = _log_level(environ, problems)
     alert_token = _alert_token(environ, problems)
+    calendar_token = _calendar_token(environ, problems)
     quota_scale = _quota_scale(environ, problems)
     policy, config_path = None, Path(DEFAULT_CONFIG)
     try:
@@ -706,6 +726,7 @@ def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings
         config_path=config_path,
         alert_token=alert_token,
         log_level=log_level,
+        calendar_token=calendar_token,
         quota_scale=quota_scale,
     )
 
@@ -777,3 +798,14 @@ def _alert_token(environ: Mapping[str, str], problems: list[str]) -> str | None:
             "(e.g. the output of `openssl rand -hex 32`)"
         )
     return alert_token
+
+
+def _calendar_token(environ: Mapping[str, str], problems: list[str]) -> str | None:
+    """Calendar apps subscribe to a feed by its URL alone, so the token travels in the URL."""
+    calendar_token = environ.get("TOCSIN_CALENDAR_TOKEN", "").strip() or None
+    if calendar_token is not None and not _CALENDAR_TOKEN.fullmatch(calendar_token):
+        problems.append(
+            "TOCSIN_CALENDAR_TOKEN: must be at least 16 letters, digits, -, _, . or ~ "
+            "(it goes in the calendar feed's URL; e.g. the output of `openssl rand -hex 32`)"
+        )
+    return calendar_token

@@ -46,6 +46,34 @@ def test_unsupported_database_is_named() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("short", True),
+        ("has a space in it, 16+", True),
+        ("a/slash-in-a-token-0123", True),
+        ("0123456789abcdef", False),
+        ("calendar.feed_token~2026", False),
+    ],
+)
+def test_the_calendar_token_must_be_long_and_fit_in_a_url(given: str, problem: bool) -> None:
+    if not problem:
+        assert load_settings(BASE | {"TOCSIN_CALENDAR_TOKEN": given}).calendar_token == given
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_settings(BASE | {"TOCSIN_CALENDAR_TOKEN": given})
+    assert caught.value.problems == [
+        "TOCSIN_CALENDAR_TOKEN: must be at least 16 letters, digits, -, _, . or ~ "
+        "(it goes in the calendar feed's URL; e.g. the output of `openssl rand -hex 32`)"
+    ]
+
+
+@pytest.mark.parametrize("given", [None, "", "  "])
+def test_without_a_calendar_token_the_feed_is_off(given: str | None) -> None:
+    environ = BASE | ({"TOCSIN_CALENDAR_TOKEN": given} if given is not None else {})
+    assert load_settings(environ).calendar_token is None
+
+
 # ---------------------------------------------------------------- app.yaml as a file
 
 
@@ -126,12 +154,19 @@ def test_the_shipped_placeholders_are_found_by_key_path() -> None:
     assert [(r.path, r.id, r.kind) for r in references] == [
         ("channels.announce", "C0123ANNOUNCE", "channel"),
         ("channels.leadership", "C0123LEADERS", "channel"),
+        ("schedules.platform.channel", "C0123ONCALL", "channel"),
+        ("schedules.platform.usergroup", "S0123PLATFORM", "usergroup"),
+        ("schedules.platform.layers[0].participants[0]", "U0123ALICE", "user"),
+        ("schedules.platform.layers[0].participants[1]", "U0123BOB", "user"),
+        ("schedules.platform.layers[0].participants[2]", "U0123CAROL", "user"),
+        ("schedules.platform.layers[1].participants[0]", "U0123DAVE", "user"),
         ("escalation.levels[0].notify[0]", "S0123TIER1", "usergroup"),
         ("escalation.levels[1].notify[0]", "U0123ONCALL", "user"),
         ("escalation.levels[2].notify[0]", "U0123MANAGER", "user"),
         ("permissions.admins[0]", "U0123ADMIN", "user"),
     ]
     config = shipped_config()
+    del config["schedules"]  # its placeholders: tests/test_config_schedules.py
     config["channels"]["announce"] = "C07QF2M1A"
     config["escalation"]["levels"][1]["notify"] = ["U04ABCD12", "C0123"]
     config["reports"]["digest"] = {"channel": "C0123DIGEST"}
@@ -193,6 +228,12 @@ async def test_check_config_warns_about_the_shipped_placeholders_and_passes() ->
     assert [line.split(":")[1].strip() for line in err.splitlines()] == [
         "channels.announce",
         "channels.leadership",
+        "schedules.platform.channel",
+        "schedules.platform.usergroup",
+        "schedules.platform.layers[0].participants[0]",
+        "schedules.platform.layers[0].participants[1]",
+        "schedules.platform.layers[0].participants[2]",
+        "schedules.platform.layers[1].participants[0]",
         "escalation.levels[0].notify[0]",
         "escalation.levels[1].notify[0]",
         "escalation.levels[2].notify[0]",
@@ -209,6 +250,7 @@ async def test_check_config_warns_about_the_shipped_placeholders_and_passes() ->
 
 def live_config(tmp_path: Path) -> Path:
     config = shipped_config()
+    del config["schedules"]  # its ids are tests/test_config_schedules.py's
     config["channels"] = {"announce": "C0INCIDENTS", "leadership": "C0LEADERS"}
     config["escalation"]["levels"] = [
         {"name": "Service desk", "notify": ["S0DESK"]},
@@ -308,3 +350,12 @@ def test_problems_are_listed_section_by_section_each_with_its_key_path() -> None
         'closure.auto_close_after: "never" is not a duration (use 90s, 15m, 4h or 2d)',
         'closure.require_confirmation: "yes" is not true or false',
     ]
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "America", ""])
+def test_a_timezone_that_is_not_one_is_named(zone: str) -> None:
+    config = shipped_config() | {"timezone": zone}
+    with pytest.raises(ConfigError) as caught:
+        parse_policy(config)
+    shown = f'"{zone}" is not a time zone (e.g. UTC, Europe/Paris)' if zone else '"" is not a string'
+    assert caught.value.problems == [f"timezone: {shown}"]
