@@ -26,6 +26,7 @@ from store.operations import (
     PublishHome,
     React,
     Refresh,
+    SetUsergroup,
     Topic,
     UnknownOperation,
     Upload,
@@ -41,6 +42,18 @@ GROUP_INVITES = 100
 # on-call rota expects it, a broadcast group does not (its members still see the page in the channel).
 GROUP_DMS = 25
 _NO_DM = frozenset({"channel_not_found", "user_not_found", "cannot_dm_bot", "user_disabled", "is_archived"})
+# Errors with which Slack refuses a user group's members for good: the update is recorded as failed, not
+# tried again (the schedule's next hand-off queues another).
+_NO_GROUP_UPDATE = frozenset(
+    {
+        "no_such_subteam",
+        "subteam_not_found",
+        "invalid_users",
+        "no_users_provided",
+        "permission_denied",
+        "plan_upgrade_required",
+    }
+)
 
 
 @dataclass
@@ -62,22 +75,27 @@ class Courier:
         composer: Composer,
         classify: Callable[[OutboxMessage, SlackApiError], Outcome],
         home: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
+        on_call: Callable[[str], Awaitable[list[str]]] | None = None,
     ) -> None:
-        """`home`: a user's App Home view, as it should show now (None: PublishHome rows are dropped)."""
+        """`home`: a user's App Home view, as it should show now (None: PublishHome rows are dropped).
+        `on_call`: who is on call of a schedule now, by its name (None: a SetUsergroup sets the users it
+        was queued with)."""
         self.slack, self.composer, self.classify, self.home = slack, composer, classify, home
+        self.on_call = on_call
 
     def buckets(self, row: OutboxMessage, incident: Incident | None) -> list[str]:
         """The quota buckets (bot/quota.py) the row's first call spends, as far as they are known before
-        it is made: a post's channel is known only now for the incident's channel, a DM's is its user."""
+        it is made: a post's channel is known only now for the incident's channel, a DM's is its user;
+        a post that invites people first spends an invitation too."""
         try:
             operation = decode(row.op, row.payload)
         except UnknownOperation:
             return [row.bucket or row.op]
         match operation:
-            case Post(channel=None):
-                return quota.keys("chat.postMessage", incident.channel_id if incident else None)
-            case Post(channel=channel):
-                return quota.keys("chat.postMessage", channel)
+            case Post(channel=channel, invite=invite):
+                inviting = quota.keys("conversations.invite") if invite else []
+                where = channel or (incident.channel_id if incident else None)
+                return [*inviting, *quota.keys("chat.postMessage", where)]
             case Dm(users=[user, *_]):
                 return quota.keys("chat.postMessage", user)
         return [row.bucket or row.op]
@@ -106,6 +124,8 @@ class Courier:
                 if self.home is not None:
                     await self.slack.publish_home(user=user, view=await self.home(user))
                 return Outcome()
+            case SetUsergroup():
+                return await self._set_usergroup(operation)
 
     async def _create_channel(
         self, operation: CreateChannel, row: OutboxMessage, incident: Incident | None, uncertain: bool
@@ -232,6 +252,8 @@ class Courier:
             channel = incident.channel_id if incident else None
             if not channel:
                 return Outcome(error="no incident channel")
+        if operation.invite and (held := await self._invite_first(operation, row, channel)):
+            return held
         text, blocks = operation.text, operation.blocks
         rendered = operation.render is not None and incident is not None
         if rendered and incident is not None:
@@ -243,16 +265,8 @@ class Courier:
             text, blocks = message.text, message.blocks
         thread_ts = incident.announcement_ts if operation.thread == "announcement" and incident else None
         metadata = _tagged(operation.metadata, row.id)
-        ts = None
-        if uncertain:  # a process died mid-delivery: Slack may have this message already
-            ts = await self.slack.find_posted(
-                channel=channel,
-                thread_ts=thread_ts,
-                delivery_id=row.id,
-                oldest=row.created_at.timestamp() - 60,
-            )
-            if ts:
-                log.info("already posted", extra={"event": "outbox_recovered", "outbox_id": row.id})
+        # A process died mid-delivery, or its answer was lost: Slack may have this message already.
+        ts = await self._posted_already(row, channel, thread_ts) if uncertain else None
         if ts is None:
             ts = await self.slack.post(
                 channel=channel, text=text, blocks=blocks, metadata=metadata, thread_ts=thread_ts
@@ -262,6 +276,56 @@ class Courier:
         if rendered and save_as in ("card", "announcement"):  # what a later edit compares itself with
             saves[f"{save_as}_digest"] = digest(text, blocks, operation.metadata)
         return Outcome(saves=saves or None)
+
+    async def _invite_first(self, operation: Post, row: OutboxMessage, channel: str) -> Outcome | None:
+        """Bring the post's `invite` into its channel before it mentions them: Slack notifies a mentioned
+        user only if they are a member. Whoever Slack will not take is left out (invite_members logs
+        them), and a channel nobody can be invited into is posted to all the same: the notice matters
+        more. The outcome to record instead of posting, only when the post must wait (Slack busy or down,
+        a token or a scope for an operator to fix): it is tried again, invitation first."""
+        try:
+            await self.slack.invite_members(channel=channel, users=operation.invite)
+        except SlackApiError as error:
+            outcome = self.classify(row, error)
+            if outcome.retry_at is not None:
+                return outcome
+            if outcome.error is not None:
+                log.warning(
+                    "could not invite before posting; posting anyway",
+                    extra={"event": "post_invite_failed", "channel": channel, "error": slack_error(error)},
+                )
+        return None
+
+    async def _posted_already(self, row: OutboxMessage, channel: str, thread_ts: str | None) -> str | None:
+        """The ts of the message an earlier try of `row` posted, if Slack has it. A DM (`channel` a user
+        id) is not looked for: reading it back would need im:history, which Tocsin does not ask for; at
+        worst its person gets it twice, as a page's DM may (Dm)."""
+        if channel.startswith(("U", "W")):
+            return None
+        ts = await self.slack.find_posted(
+            channel=channel, thread_ts=thread_ts, delivery_id=row.id, oldest=row.created_at.timestamp() - 60
+        )
+        if ts:
+            log.info("already posted", extra={"event": "outbox_recovered", "outbox_id": row.id})
+        return ts
+
+    async def _set_usergroup(self, operation: SetUsergroup) -> Outcome:
+        """A schedule's user group, made to hold who is on call of it. With `on_call`, who is on call when
+        this is delivered: rows of no incident keep no order between them, so a late or retried update
+        must not bring back an earlier hand-off's people. Nobody on call leaves the group as it is
+        (Slack refuses an empty user group)."""
+        users = await self.on_call(operation.schedule) if self.on_call else list(operation.users)
+        fields = {"usergroup": operation.usergroup, "schedule": operation.schedule}
+        if not users:
+            log.info("nobody on call: user group left as it is", extra={"event": "usergroup_kept", **fields})
+            return Outcome()
+        try:
+            await self.slack.set_usergroup_members(usergroup=operation.usergroup, users=users)
+        except SlackApiError as error:
+            if slack_error(error) not in _NO_GROUP_UPDATE:
+                raise
+            return Outcome(error=slack_error(error))
+        return Outcome()
 
     async def _upload(self, operation: Upload, incident: Incident | None) -> Outcome:
         channel = operation.channel or (incident.channel_id if incident else None)

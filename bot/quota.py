@@ -49,6 +49,7 @@ METHOD_LIMITS: dict[str, Limit] = {
             "conversations.setTopic",
             "pins.add",
             "usergroups.users.list",
+            "usergroups.users.update",
             "usergroups.list",
             "conversations.list",
             "files.completeUploadExternal",

@@ -37,9 +37,10 @@ METHOD_SCOPES = {
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
     "conversations.replies": "channels:history",
-    "conversations.join": "channels:join",  # to read back a post in a channel the bot had not joined
+    "conversations.join": "channels:join",  # to read or invite into a channel the bot had not joined
     "conversations.list": "channels:read",
     "usergroups.users.list": "usergroups:read",
+    "usergroups.users.update": "usergroups:write",  # an on-call schedule's group follows its hand-offs
     "users.info": "users:read",
     "conversations.info": "channels:read",  # tocsin check-config --live
     "usergroups.list": "usergroups:read",  # tocsin check-config --live
@@ -339,16 +340,23 @@ class SlackFacade:
                 return str(message["ts"])
         return None
 
-    async def _as_member(self, channel: str, read: Callable[[], Awaitable[T]]) -> T:
-        """`read()`, joining the public channel first when Slack says the bot is not in it:
-        chat:write.public posts where the bot is no member, but only a member reads history."""
+    async def _as_member(self, channel: str, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`, joining the public channel first when Slack says the bot is not in it:
+        chat:write.public posts where the bot is no member, but only a member reads history or invites
+        people. A private channel cannot be joined: Slack's not_in_channel is raised as it was."""
         try:
-            return await read()
+            return await call()
         except SlackApiError as error:
             if slack_error(error) != "not_in_channel":
                 raise
-        await self.client.conversations_join(channel=channel)
-        return await read()
+            outside = error
+        try:
+            await self.client.conversations_join(channel=channel)
+        except SlackApiError as error:
+            if slack_error(error) == "method_not_supported_for_channel_type":  # only an invitation lets it in
+                raise outside from error
+            raise
+        return await call()
 
     async def read_message(self, *, channel: str, ts: str) -> dict[str, Any] | None:
         """The message `ts` of `channel` as Slack keeps it (a thread's reply too), None when Slack has
@@ -473,12 +481,23 @@ class SlackFacade:
         self._groups[usergroup] = (members, time.monotonic() + GROUP_TTL)
         return list(members)
 
+    async def set_usergroup_members(self, *, usergroup: str, users: list[str]) -> None:
+        """Make `users` the user group's members (the whole list, not a change, so sending it twice does
+        no harm); usergroup_members() answers with them from now on."""
+        people = list(dict.fromkeys(users))
+        response = await self.client.usergroups_users_update(usergroup=usergroup, users=",".join(people))
+        group = response.get("usergroup") or {}
+        members = [str(user) for user in group.get("users") or people]
+        self._groups[usergroup] = (members, time.monotonic() + GROUP_TTL)
+
     async def invite_members(self, *, channel: str, users: list[str]) -> list[str]:
         """Invite users into a channel, as many as Slack allows; returns those it would not take.
 
         Slack fails a whole conversations.invite when one of its ids cannot be invited (unknown, a guest,
         the bot itself, already a member) and invites nobody. `force` asks it to invite the others; should
-        a batch still be refused for one id, it is split in halves until the bad id stands alone."""
+        a batch still be refused for one id, it is split in halves until the bad id stands alone. Only a
+        member invites: in a public channel the bot is not in (one an on-call schedule's hand-offs are
+        posted to), it joins and tries again."""
         left_out: list[str] = []
 
         async def attempt(batch: list[str]) -> None:
@@ -496,9 +515,13 @@ class SlackFacade:
                 await attempt(batch[: len(batch) // 2])
                 await attempt(batch[len(batch) // 2 :])
 
+        async def invite_all() -> None:
+            left_out.clear()  # tried again once the bot has joined: only that try's refusals count
+            for start in range(0, len(people), INVITE_BATCH):
+                await attempt(people[start : start + INVITE_BATCH])
+
         people = list(dict.fromkeys(users))
-        for start in range(0, len(people), INVITE_BATCH):
-            await attempt(people[start : start + INVITE_BATCH])
+        await self._as_member(channel, invite_all)
         if left_out:
             log.warning(
                 "could not invite", extra={"event": "invite_left_out", "channel": channel, "users": left_out}

@@ -3,7 +3,8 @@
 A row stores an operation as its name (the `op` column) and a JSON payload. The names and payload keys
 are those of every earlier release, so rows queued by a running one still deliver after an upgrade.
 A post or upload whose `channel` is None goes to the incident's own channel (stored as
-`"to": "incident"`), resolved by the relay when it delivers, once that channel exists.
+`"to": "incident"`), resolved by the relay when it delivers, once that channel exists. A post whose
+`channel` is a user id (U... or W...) is a DM: Slack delivers it in that person's DM with the app.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ class Refresh:
 @dataclass(frozen=True)
 class Post:
     """Post a message, given (text and blocks) or rendered when delivered (`render`); `save_as` keeps
-    its ts on the incident (as `<save_as>_ts`); `thread` answers in the thread of a kept message."""
+    its ts on the incident (as `<save_as>_ts`); `thread` answers in the thread of a kept message;
+    `invite` brings people into the channel first: Slack notifies a mentioned user only if they are a
+    member (an on-call hand-off's notice mentions the incoming person)."""
 
     channel: str | None = None  # None: the incident's channel
     text: str = ""
@@ -73,6 +76,7 @@ class Post:
     thread: Literal["announcement"] | None = None
     save_as: Target | None = None
     urgent: bool = False  # a page, an SLA breach or a leadership notice: goes before the rest
+    invite: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,16 @@ class React:
 
 
 @dataclass(frozen=True)
+class SetUsergroup:
+    """Make a schedule's user group hold who is on call of it: `users`, as planned at the hand-off, unless
+    the relay can ask who is on call when it delivers (bot/delivery.py's `on_call`)."""
+
+    usergroup: str
+    schedule: str
+    users: list[str]
+
+
+@dataclass(frozen=True)
 class PublishHome:
     """A user's App Home tab, rendered when delivered from what it shows then: rows queued for one user
     while one waits are not queued again (store/home_views.py), so only the latest rendering is sent."""
@@ -121,7 +135,9 @@ class PublishHome:
     user: str
 
 
-Operation = CreateChannel | Invite | Topic | Pin | Refresh | Post | Dm | Upload | React | PublishHome
+Operation = (
+    CreateChannel | Invite | Topic | Pin | Refresh | Post | Dm | Upload | React | PublishHome | SetUsergroup
+)
 
 
 def encode(operation: Operation) -> tuple[str, dict[str, Any]]:
@@ -151,6 +167,8 @@ def encode(operation: Operation) -> tuple[str, dict[str, Any]]:
             return "react", {"channel": channel, "ts": ts, "name": name}
         case PublishHome(user=user):
             return "publish_home", {"user": user}
+        case SetUsergroup(usergroup=usergroup, schedule=schedule, users=users):
+            return "set_usergroup", {"usergroup": usergroup, "schedule": schedule, "users": users}
     raise TypeError(f"not an outbox operation: {operation!r}")
 
 
@@ -170,6 +188,8 @@ def _post(post: Post) -> dict[str, Any]:
         payload["save_as"] = post.save_as
     if post.urgent:
         payload["urgent"] = True
+    if post.invite:  # only when there is someone: rows queued before `invite` existed look the same
+        payload["invite"] = post.invite
     return payload
 
 
@@ -208,16 +228,7 @@ def decode(name: str, payload: dict[str, Any]) -> Operation:
                 metadata=payload.get("metadata"),
             )
         case "post":
-            return Post(
-                channel=None if payload.get("to") == "incident" else payload.get("channel"),
-                text=payload.get("text", ""),
-                blocks=payload.get("blocks"),
-                metadata=payload.get("metadata"),
-                render=payload.get("render"),
-                thread=payload.get("thread"),
-                save_as=payload.get("save_as"),
-                urgent=bool(payload.get("urgent", False)),
-            )
+            return _decoded_post(payload)
         case "dm":
             return Dm(
                 users=list(payload["users"]),
@@ -246,7 +257,25 @@ def decode(name: str, payload: dict[str, Any]) -> Operation:
             return React(channel=payload["channel"], ts=payload["ts"], name=payload["name"])
         case "publish_home":
             return PublishHome(user=payload["user"])
+        case "set_usergroup":
+            return SetUsergroup(
+                usergroup=payload["usergroup"], schedule=payload["schedule"], users=list(payload["users"])
+            )
     raise UnknownOperation(name)
+
+
+def _decoded_post(payload: dict[str, Any]) -> Post:
+    return Post(
+        channel=None if payload.get("to") == "incident" else payload.get("channel"),
+        text=payload.get("text", ""),
+        blocks=payload.get("blocks"),
+        metadata=payload.get("metadata"),
+        render=payload.get("render"),
+        thread=payload.get("thread"),
+        save_as=payload.get("save_as"),
+        urgent=bool(payload.get("urgent", False)),
+        invite=list(payload.get("invite", ())),
+    )
 
 
 # How urgent a message is: by its incident's priority first, then by its class within the priority.
@@ -316,6 +345,8 @@ def route(operation: Operation, *, priority: str | None) -> Route:
             return Route(at(HOUSEKEEPING), "react", "reactions.add")
         case PublishHome():
             return Route(at(HOUSEKEEPING), "home", "views.publish")
+        case SetUsergroup(usergroup=usergroup):
+            return Route(at(MESSAGE), f"usergroup:{usergroup}", "usergroups.users.update")
     raise TypeError(f"not an outbox operation: {operation!r}")
 
 

@@ -11,6 +11,10 @@ what people do there (``add_message``, ``react``, ``pin_by``: the test sends the
 ``tests/signed.py``), and each person's Home tab (``home``, ``publishes``).
 Faults are scripted: ``fail_next``, ``set_down``, ``revoke_token``, ``lose_answer``.
 
+The bot token's scopes are checked only when given (``FakeSlack(scopes=...)``): a method the token lacks
+the scope for (NEEDED_SCOPES) is answered ``missing_scope``, naming the scope ``needed``, and without
+``chat:write.public`` the bot posts only where it is a member.
+
 Slack's quotas are modelled only when asked (``FakeSlack(rate_limits=True)``, or a ``RateLimits`` of
 one's own): a token bucket per method, and for chat.postMessage one per channel under a workspace-wide
 one; a call that finds its bucket empty is answered 429 with ``Retry-After`` and not carried out.
@@ -90,6 +94,7 @@ SLACK_TIERS: Mapping[str, Rate] = MappingProxyType(
                 "conversations.setTopic",
                 "pins.add",
                 "usergroups.users.list",
+                "usergroups.users.update",
                 "usergroups.list",
                 "conversations.list",
                 "files.completeUploadExternal",
@@ -128,6 +133,40 @@ SLACK_TIERS: Mapping[str, Rate] = MappingProxyType(
     }
 )
 POST = "chat.postMessage"  # paced per channel, under a workspace-wide ceiling, instead of by tier
+
+# The bot token scope each method needs, as Slack's page for it says (the 2020 description names older,
+# user-token scopes). A method on a conversation needs its kind's: public channel, private channel, DM.
+READ = MappingProxyType({"public": "channels:read", "private": "groups:read", "im": "im:read"})
+HISTORY = MappingProxyType({"public": "channels:history", "private": "groups:history", "im": "im:history"})
+MANAGE = MappingProxyType({"public": "channels:manage", "private": "groups:write", "im": "im:write"})
+# Methods not named need no scope (auth.test, chat.getPermalink, views.*).
+NEEDED_SCOPES: Mapping[str, str | Mapping[str, str]] = MappingProxyType(
+    {
+        "users.info": "users:read",
+        "usergroups.list": "usergroups:read",
+        "usergroups.users.list": "usergroups:read",
+        "usergroups.users.update": "usergroups:write",
+        "conversations.open": "im:write",
+        "conversations.list": READ,  # each kind its `types` asks for
+        "conversations.members": READ,
+        "conversations.info": READ,
+        "conversations.create": MANAGE,  # by `is_private`
+        "conversations.invite": MANAGE,
+        "conversations.setTopic": MANAGE,
+        "conversations.archive": MANAGE,
+        "conversations.join": "channels:join",
+        "conversations.history": HISTORY,
+        "conversations.replies": HISTORY,
+        "chat.postMessage": "chat:write",
+        "chat.update": "chat:write",
+        "chat.postEphemeral": "chat:write",
+        "pins.add": "pins:write",
+        "reactions.add": "reactions:write",
+        "files.getUploadURLExternal": "files:write",
+        "files.completeUploadExternal": "files:write",
+    }
+)
+LIST_TYPES = {"public_channel": "public", "private_channel": "private", "im": "im"}
 
 
 @dataclass(frozen=True)
@@ -304,12 +343,15 @@ class FakeSlack:
         team_id: str = "T0001",
         app_id: str = "A1",
         rate_limits: RateLimits | bool = False,
+        scopes: Iterable[str] | None = None,
     ) -> None:
-        """`rate_limits`: True for Slack's published quotas, a RateLimits for others, False for none."""
+        """`rate_limits`: True for Slack's published quotas, a RateLimits for others, False for none.
+        `scopes`: the bot token's (NEEDED_SCOPES); None checks none."""
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.team_id = team_id
         self.app_id = app_id
+        self.scopes: frozenset[str] | None = None if scopes is None else frozenset(scopes)
         self.calls: list[Call] = []
         self.channels: dict[str, Channel] = {}
         self.messages: list[Message] = []
@@ -355,6 +397,7 @@ class FakeSlack:
             "users.info": self._users_info,
             "usergroups.list": self._usergroups_list,
             "usergroups.users.list": self._usergroups_users_list,
+            "usergroups.users.update": self._usergroups_users_update,
             "conversations.open": self._conversations_open,
             "conversations.list": self._conversations_list,
             "conversations.members": self._conversations_members,
@@ -816,6 +859,7 @@ class FakeSlack:
             self._authorize(method, token)
             if fault is not None:
                 raise SlackError(fault.error or "fatal_error")
+            self._require_scopes(method, args)
             if against_spec:
                 raise SlackError("invalid_arguments", response_metadata={"messages": against_spec})
             handler = self._methods.get(method)
@@ -921,6 +965,33 @@ class FakeSlack:
             if ends is None or time.monotonic() < ends:
                 raise SlackError(error)
             self._revoked = None
+
+    def _require_scopes(self, method: str, args: dict) -> None:
+        """missing_scope, as Slack answers it, when the token lacks a scope the call needs."""
+        needed = NEEDED_SCOPES.get(method)
+        if self.scopes is None or needed is None:
+            return
+        wanted = [needed] if isinstance(needed, str) else [needed[kind] for kind in self._kinds(method, args)]
+        for scope in wanted:
+            if scope not in self.scopes:
+                raise SlackError("missing_scope", needed=scope, provided=",".join(sorted(self.scopes)))
+
+    def _kinds(self, method: str, args: dict) -> list[str]:
+        """The kinds of conversation a call is about: the channel's (public when the fake has none such:
+        the method answers channel_not_found), a new channel's, or those conversations.list asks for."""
+        if method == "conversations.list":
+            asked = str(args.get("types") or "public_channel").split(",")
+            return [LIST_TYPES[kind.strip()] for kind in asked if kind.strip() in LIST_TYPES]
+        if method == "conversations.create":
+            return ["private" if _flag(args.get("is_private")) else "public"]
+        channel = self.channels.get(args["channel"]) if isinstance(args.get("channel"), str) else None
+        if channel is None:
+            return ["public"]
+        return ["im" if channel.user is not None else "private" if channel.is_private else "public"]
+
+    def granted(self, scope: str) -> bool:
+        """Whether the bot token has `scope` (every one when the fake was given none)."""
+        return self.scopes is None or scope in self.scopes
 
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):08X}"
@@ -1201,6 +1272,19 @@ class FakeSlack:
             raise SlackError("no_such_subteam")
         return {"users": list(group["users"])}
 
+    def _usergroups_users_update(self, args: dict) -> dict:
+        """The user group's members, replaced by `users` (comma-separated ids, each a person)."""
+        group = self.usergroups.get(args.get("usergroup"))  # type: ignore[arg-type]
+        if group is None:
+            raise SlackError("no_such_subteam")
+        users = list(dict.fromkeys(u.strip() for u in str(args.get("users") or "").split(",") if u.strip()))
+        if not users:
+            raise SlackError("no_users_provided")
+        if not all(self._is_person(user) for user in users):
+            raise SlackError("invalid_users")
+        group.update(users=users, user_count=len(users), date_update=int(time.time()))
+        return {"usergroup": dict(group)}
+
     def _conversations_open(self, args: dict) -> dict:
         """The app's DM with one person (`users`), or an existing DM by id (`channel`)."""
         if args.get("channel"):
@@ -1410,7 +1494,7 @@ class FakeSlack:
         channel = self._destination(args.get("channel"))
         if channel.is_archived:
             raise SlackError("is_archived")
-        if channel.is_private:  # chat:write.public reaches public channels only
+        if channel.is_private or not self.granted("chat:write.public"):  # public channels only, with it
             self._require_member(channel)
         text, blocks, metadata = self._content(args, f"chat.postMessage to {channel.id}")
         thread_ts = args.get("thread_ts") or None

@@ -388,6 +388,78 @@ async def test_users_and_usergroups(fake: FakeSlack, client: AsyncWebClient) -> 
     ]
 
 
+async def test_usergroup_members_are_replaced_as_strictly_as_slack(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake.add_user("U0CAROL", "carol")
+    fake.add_user("U0DAN", "dan")
+    fake.add_usergroup("S0ONCALL", "oncall", ["U0CAROL"])
+    fake.add_channel("C_OPS", "ops", members=["UBOT", "U0CAROL", "U0DAN"])
+
+    updated = await client.usergroups_users_update(usergroup="S0ONCALL", users=["U0DAN", "U0DAN"])
+    assert (updated["usergroup"]["id"], updated["usergroup"]["users"]) == ("S0ONCALL", ["U0DAN"])
+    assert (await client.usergroups_users_list(usergroup="S0ONCALL"))["users"] == ["U0DAN"]
+    assert fake.usergroups["S0ONCALL"]["user_count"] == 1
+    await client.chat_postMessage(channel="C_OPS", text="<!subteam^S0ONCALL> is on call", metadata=META)
+    assert fake.notified(fake.messages[-1]) == {"U0DAN"}  # a mention reaches the members as they are now
+
+    refused = {
+        "no_such_subteam": client.usergroups_users_update(usergroup="S0NOPE", users="U0DAN"),
+        "invalid_users": client.usergroups_users_update(usergroup="S0ONCALL", users="U0DAN,U0NOBODY"),
+        "no_users_provided": client.usergroups_users_update(usergroup="S0ONCALL", users=" , "),
+    }
+    for error, call in refused.items():
+        assert await error_of(call) == error
+    assert fake.usergroups["S0ONCALL"]["users"] == ["U0DAN"]  # a refused update changes nothing
+    assert [c.error for c in fake.calls_of("usergroups.users.update")] == [None, *refused]
+
+    # An empty `users` is a required argument missing, to Slack's description: refused before all else
+    assert await error_of(client.usergroups_users_update(usergroup="S0ONCALL", users="")) == (
+        "invalid_arguments"
+    )
+    assert fake.problems == [
+        "usergroups.users.update: missing required argument(s) users "
+        "(https://api.slack.com/methods/usergroups.users.update)"
+    ]
+    fake.problems.clear()
+    assert SLACK_TIERS["usergroups.users.update"] == SLACK_TIERS["usergroups.users.list"]
+
+
+async def test_a_token_without_a_methods_scope_is_refused_it() -> None:
+    """Only when the fake is told the token's scopes: each method needs its own, and a conversation's
+    method the one for its kind (a DM's history needs im:history)."""
+    fake = FakeSlack(scopes=["usergroups:read", "chat:write", "channels:history"])
+    await fake.start()
+    try:
+        client = AsyncWebClient(token="xoxb-test", base_url=fake.api_url)
+        fake.add_usergroup("S0ONCALL", "oncall", ["U0CAROL"])
+        with pytest.raises(SlackApiError) as info:
+            await client.usergroups_users_update(usergroup="S0ONCALL", users="U0DAN")
+        assert (info.value.response["error"], info.value.response["needed"]) == (
+            "missing_scope",
+            "usergroups:write",
+        )
+        assert info.value.response["provided"] == "channels:history,chat:write,usergroups:read"
+        assert fake.usergroups["S0ONCALL"]["users"] == ["U0CAROL"]
+
+        fake.add_channel("C_OPS", "ops", members=["UBOT"])
+        await client.chat_postMessage(channel="C_OPS", text="hello", metadata=META)
+        assert (await client.conversations_history(channel="C_OPS"))["messages"]
+        await client.chat_postMessage(channel="U0CAROL", text="you are on call")
+        dm = fake.dm_id("U0CAROL")
+        assert await error_of(client.conversations_history(channel=dm)) == "missing_scope"
+        # Without chat:write.public the bot posts only where it is a member
+        fake.add_channel("C_ELSEWHERE", "elsewhere")
+        refused = client.chat_postMessage(channel="C_ELSEWHERE", text="hi", metadata=META)
+        assert await error_of(refused) == "not_in_channel"
+        fake.scopes = frozenset({*fake.scopes, "usergroups:write", "chat:write.public"})
+        await client.usergroups_users_update(usergroup="S0ONCALL", users="U0DAN")
+        await client.chat_postMessage(channel="C_ELSEWHERE", text="hi", metadata=META)
+        assert fake.usergroups["S0ONCALL"]["users"] == ["U0DAN"] and fake.problems == []
+    finally:
+        await fake.stop()
+
+
 async def test_a_message_keeps_who_was_a_member_when_it_was_posted(
     fake: FakeSlack, client: AsyncWebClient
 ) -> None:

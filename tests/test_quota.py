@@ -8,6 +8,8 @@ import pytest
 
 from bot import quota
 from bot.quota import Quota
+from bot.slack import METHOD_SCOPES
+from tests.fakeslack import SLACK_TIERS, TIER_3
 
 
 class Clock:
@@ -35,6 +37,14 @@ def test_a_tier_2_method_allows_its_burst_then_one_call_every_three_seconds() ->
     assert not pace.overtakes("conversations.create", urgency=14)
     clock.now += 3.0
     assert pace.delay(keys) == 0
+
+
+def test_each_method_the_facade_calls_is_paced_at_slacks_tier() -> None:
+    """The fake Slack's tiers are Slack's published ones; a post is paced per channel instead."""
+    for method in METHOD_SCOPES.keys() - {"chat.postMessage"}:
+        ours, slacks = quota.limit_of(method), SLACK_TIERS.get(method, TIER_3)
+        assert (ours.per_minute, ours.burst) == (slacks.per_minute, slacks.burst), method
+    assert quota.limit_of("usergroups.users.update") == quota.TIER_2
 
 
 def test_posts_are_paced_per_channel_and_for_the_workspace() -> None:
