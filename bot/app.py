@@ -27,13 +27,13 @@ from bot.quota import Quota
 from bot.relay import HELD, Relay, Traffic, pause_reason
 from bot.scheduler import Sweeper, guarded, start_jobs
 from bot.slack import TOKEN_ERRORS, SlackFacade, make_client, slack_error
-from handlers import alerts
+from handlers import alerts, calendar
 from handlers.deps import Deps
 from handlers.home import render_home
 from handlers.messages import Composer
 from handlers.render import Renderer
 from handlers.routes import register
-from store import health, workers
+from store import health, overrides, workers
 from store.db import Database
 from store.home import home_facts
 
@@ -111,6 +111,7 @@ class Tocsin:
             dead_after=HEARTBEAT * 5,
             stale_after=HEARTBEAT * 1.5,  # a relay that missed a beat: its P1s' and P2s' rows are anyone's
             home=self._home_view,
+            on_call=self._on_call,
         )
         self.sweeper = Sweeper(
             db=self.db,
@@ -144,6 +145,16 @@ class Tocsin:
         async with self.db.read() as session:
             facts = await home_facts(session, user=user, now=self.clock(), policy=self.settings.policy)
         return render_home(self.composer, facts)
+
+    async def _on_call(self, schedule: str) -> list[str]:
+        """Who a schedule's user group should hold now: read when its update is delivered, so that a late
+        or retried update sets the person on call then."""
+        found = self.settings.policy.schedules.get(schedule)
+        if found is None:
+            return []
+        async with self.db.read() as session:
+            shift = await overrides.on_call(session, found, at=self.clock())
+        return [shift.user] if shift.user else []
 
     def _bolt(self) -> AsyncApp:
         bolt_log = logging.getLogger("tocsin.bolt")
@@ -302,6 +313,8 @@ class Tocsin:
         app.router.add_get("/metrics", self._on_metrics)
         if self.settings.alert_token:  # unset: the alert endpoints do not exist (404)
             app.add_routes(alerts.routes(self.deps, token=self.settings.alert_token))
+        if self.settings.calendar_token:  # unset: the calendar feeds do not exist (404)
+            app.add_routes(calendar.routes(self.deps, token=self.settings.calendar_token))
 
         async def on_startup(_: web.Application) -> None:
             await self.start()

@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["text", "json", "csv"], default="text")
     pir_cmd = commands.add_parser("pir", help="print an incident's post-incident review draft (Markdown)")
     pir_cmd.add_argument("incident", help="e.g. INC-7")
+    oncall_cmd = commands.add_parser("oncall", help="who is on call now (or --at), and the next hand-offs")
+    oncall_cmd.add_argument("schedule", nargs="?", help="one schedule (default: every schedule)")
+    oncall_cmd.add_argument(
+        "--at", help="a moment: YYYY-MM-DD HH:MM on the schedule's clock, or ISO 8601 with an offset"
+    )
     check = commands.add_parser("check-config", help="validate app.yaml")
     check.add_argument("path", nargs="?", help=f"default: $TOCSIN_CONFIG or {DEFAULT_CONFIG}")
     check.add_argument(
@@ -114,7 +119,7 @@ def _manifest(url: str | None, *, socket: bool) -> int:
 
 
 def _operator(settings: Settings, args: argparse.Namespace) -> int:
-    """timers, outbox, report and pir: read the database and print."""
+    """timers, outbox, report, pir and oncall: read the database and print."""
     if getattr(args, "outbox_action", None) == "retry":
         return _outbox_retry(settings, args.ids, every=args.all)
     try:
@@ -125,6 +130,8 @@ def _operator(settings: Settings, args: argparse.Namespace) -> int:
                 incident=getattr(args, "incident", None),
                 days=getattr(args, "days", 30),
                 output=getattr(args, "format", "text"),
+                schedule=getattr(args, "schedule", None),
+                at=getattr(args, "at", None),
             )
         )
     except operator.OperatorError as error:
@@ -181,6 +188,7 @@ SUBCOMMANDS = {
     "outbox": Subcommand("store", _operator),
     "report": Subcommand("store", _operator),
     "pir": Subcommand("store", _operator),
+    "oncall": Subcommand("store", _operator),
 }
 
 

@@ -20,6 +20,7 @@ from store.models import Incident, OutboxMessage
 from store.operations import (
     CreateChannel,
     Dm,
+    Edit,
     Invite,
     Pin,
     Post,
@@ -126,6 +127,9 @@ class Courier:
                 return Outcome()
             case SetUsergroup():
                 return await self._set_usergroup(operation)
+            case Edit(channel=channel, ts=ts, text=text, blocks=blocks, metadata=metadata):
+                await self.slack.update(channel=channel, ts=ts, text=text, blocks=blocks, metadata=metadata)
+                return Outcome()
 
     async def _create_channel(
         self, operation: CreateChannel, row: OutboxMessage, incident: Incident | None, uncertain: bool

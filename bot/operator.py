@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from handlers import reports
 from handlers.messages import Composer
-from handlers.render import Renderer
+from handlers.render import Renderer, local
 from handlers.replies import describe
-from store import metrics, outbox, pir, service, timers
+from store import metrics, oncall, outbox, overrides, pir, rota, service, timers
 from store.db import Database
 from store.errors import DomainError, NotFound
 from store.models import OutboxMessage
@@ -52,6 +52,8 @@ async def run(
     incident: str | None = None,
     days: int = 30,
     output: str = "text",
+    schedule: str | None = None,
+    at: str | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
     if command == "report" and not 1 <= days <= 3660:
@@ -67,6 +69,8 @@ async def run(
             out.write(text)
         elif command == "pir":
             await _pir(session, settings, incident or "", out)
+        elif command == "oncall":
+            await _oncall(session, settings, schedule, at, out)
         else:
             await _outbox(session, settings, out)
     return 0
@@ -104,11 +108,67 @@ async def _pir(session: AsyncSession, settings: Settings, ref: str, out: TextIO)
         incident = await service.find(session, policy=policy, ref=ref)
         facts = await pir.gather(session, incident, policy=policy)
     except DomainError as error:
-        raise OperatorError(
-            describe(error, renderer=Renderer(timezone=policy.timezone)).split(" ", 1)[1].replace("*", "")
-        ) from None
+        raise OperatorError(_plain(describe(error, renderer=Renderer(timezone=policy.timezone)))) from None
     composer = Composer(policy=policy, renderer=Renderer(timezone=policy.timezone))
     out.write(composer.pir_document(facts))
+
+
+async def _oncall(
+    session: AsyncSession, settings: Settings, name: str | None, at: str | None, out: TextIO
+) -> None:
+    """`tocsin oncall [schedule] [--at TIME]`: who is on call, the next hand-offs, overrides and covers."""
+    policy = settings.policy
+    if not policy.schedules:
+        raise OperatorError("no on-call schedules are configured (app.yaml's `schedules`)")
+    try:
+        names = [overrides.schedule_named(policy, name).name] if name else sorted(policy.schedules)
+        for each in names:
+            moment = _moment(at, policy.schedules[each])
+            shown = await oncall.listing(session, policy=policy, schedule=each, now=moment)
+            out.write(_oncall_text(shown, moment))
+    except DomainError as error:
+        raise OperatorError(_plain(describe(error, renderer=Renderer(timezone=policy.timezone)))) from None
+
+
+def _moment(at: str | None, schedule: rota.Schedule) -> datetime:
+    """--at: `YYYY-MM-DD HH:MM` on the schedule's clock, or ISO 8601 with its offset; now without it."""
+    if not at:
+        return datetime.now(UTC)
+    try:
+        return rota.parse_local(at, schedule.timezone)
+    except ValueError as local:
+        try:
+            given = datetime.fromisoformat(at)
+        except ValueError:
+            raise OperatorError(f"--at: {local}") from None
+        if given.tzinfo is None:
+            raise OperatorError(f"--at: {local}") from None
+        return given.astimezone(UTC)
+
+
+def _oncall_text(shown: oncall.OnCall, moment: datetime) -> str:
+    zone = shown.schedule.timezone
+    now = shown.now
+    why = f"override {now.override}" if now.override else f"layer {now.layer}" if now.layer else "no layer"
+    lines = [
+        f"{shown.schedule.name} ({zone.key}) at {local(moment, zone)}",
+        f"  on call: {now.user or 'nobody'}  from {local(now.starts_at, zone)}  until {local(now.ends_at, zone)}  [{why}]",
+    ]
+    lines += [f"  next:    {local(h.starts_at, zone)}  ->  {h.user or 'nobody'}" for h in shown.next]
+    lines += [
+        f"  override {o.id}: {o.user}  {local(o.starts_at, zone)} -> {local(o.ends_at, zone)}  (by {o.created_by})"
+        for o in shown.overrides
+    ]
+    lines += [
+        f"  cover request {c.id}: {local(c.starts_at, zone)} -> {local(c.ends_at, zone)}  asked by {c.requested_by}, not taken"
+        for c in shown.covers
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _plain(sentence: str) -> str:
+    """A private answer's sentence for a terminal: without its emoji and mrkdwn's bold."""
+    return sentence.split(" ", 1)[1].replace("*", "") if sentence.startswith(":") else sentence
 
 
 async def _outbox(session: AsyncSession, settings: Settings, out: TextIO) -> None:

@@ -164,9 +164,12 @@ class Relay:
         horizon: float = 1.0,
         stale_after: timedelta = timedelta(seconds=3),
         home: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
+        on_call: Callable[[str], Awaitable[list[str]]] | None = None,
     ) -> None:
         self.db, self.slack, self.composer, self.clock = db, slack, composer, clock
-        self.courier = Courier(slack=slack, composer=composer, classify=self._classify, home=home)
+        self.courier = Courier(
+            slack=slack, composer=composer, classify=self._classify, home=home, on_call=on_call
+        )
         self.lease, self.batch, self.idle_poll = lease, batch, idle_poll
         self.worker, self.dead_after = worker, dead_after
         self.traffic, self.give_way = traffic or Traffic(), give_way

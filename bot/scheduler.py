@@ -21,7 +21,8 @@ from sqlalchemy import delete
 from bot import digest
 from handlers import reports
 from handlers.messages import Composer, publish
-from store import closure, lookup, metrics, outbox, timers
+from handlers.oncall import handoff_operations
+from store import closure, lookup, metrics, oncall, outbox, timers
 from store.change import Change, of_timer
 from store.db import Database
 from store.models import OutboxMessage
@@ -59,7 +60,7 @@ class Sweeper:
 
     async def sweep(self) -> int:
         """Fire everything due now, including timers that firing makes due; the number fired."""
-        fired = await self._digests()
+        fired = await self._digests() + await self._handoffs()
         for _ in range(4000):  # each round fires or retires what it saw, so this ends long before
             began = time.perf_counter()
             claimed, posted = await self._round()
@@ -156,6 +157,37 @@ class Sweeper:
                 posted = 1
                 log.info("digest queued", extra={"event": "digest_queued", "chart": png is not None})
         return posted
+
+    async def _handoffs(self) -> int:
+        """Plan the next hand-offs of every schedule, and make those that fell due, once whichever replica
+        claims them: the notice, the DM and the user group's members are queued with the hand-off. Read
+        first: most sweeps have nothing to write, and on SQLite a write transaction holds the one lock."""
+        if not self.policy.schedules:
+            return 0
+        now = self.clock()
+        async with self.db.read() as session:
+            plan = await oncall.plan_handoffs(session, policy=self.policy, now=now)
+        if not plan:
+            return 0
+        async with self.db.write() as session:
+            await oncall.apply_plan(session, plan, now=now)
+            handoffs = await oncall.fire_handoffs(session, policy=self.policy, now=now)
+            for handoff in handoffs:
+                ops = handoff_operations(handoff, renderer=self.composer.renderer, policy=self.policy)
+                await outbox.enqueue_all(session, ops, now=now, incident_number=None)
+        for handoff in handoffs:
+            log.info(
+                "hand-off",
+                extra={
+                    "event": "oncall_handoff",
+                    "schedule": handoff.schedule.name,
+                    "on_call": handoff.incoming.user,
+                    "previous": handoff.outgoing,
+                    "due_at": handoff.due_at.isoformat(),
+                    "late_seconds": round((now - handoff.due_at).total_seconds(), 3),
+                },
+            )
+        return len(handoffs)
 
     async def housekeeping(self, *, keep: timedelta = timedelta(days=14)) -> None:
         """Forget delivered outbox rows after two weeks; failed ones stay for `tocsin outbox`."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import flows, render, reports, text, views
+from handlers import flows, oncall, render, reports, text, views
 from handlers.deps import Deps
 from handlers.flows import UseCaseContext
 from handlers.grammar import PRIORITY_SPAN, Arg, Call, Command, Form, Grammar, Invocation, Kind, Who, dispatch
@@ -375,6 +375,10 @@ _ENTRY = Arg(
     Kind.NUMBER,
     refusal="give the entry's number as `/incident timeline` shows it, e.g. `/incident timeline remove 3`",
 )
+# On call: a stretch of a schedule, on its own clock
+_SPAN = Arg("when", Kind.SPAN)
+_SPAN_NOTE = " (each YYYY-MM-DD HH:MM on the schedule's clock; `now` may start it)"
+_SCHEDULE = Arg("schedule", Kind.NAME)
 # `list problem=` is shown beside the command that links a problem; plain `list` with the reads
 _LIST_PROBLEM = Form("list problem=", (Arg("key", Kind.TEXT),), run=do_list_problem)
 
@@ -546,6 +550,52 @@ GRAMMAR: Grammar = (
                 (Arg("window", Kind.CHOICE, optional=True, choices=WINDOWS, default="30d"),),
                 "figures",
             ),
+        ),
+    ),
+    (
+        Command.of(
+            "oncall",
+            oncall.do_oncall,
+            Form("oncall", (Arg("schedule", Kind.NAME, optional=True),), "who is on call now, and next"),
+            aliases=("on-call",),
+        ),
+        Command.of(
+            "override",
+            oncall.do_override,
+            Form(
+                "override",
+                (
+                    _SCHEDULE,
+                    Arg(
+                        "person",
+                        Kind.USER,
+                        refusal="name the person on call instead with @, e.g. `/incident override platform @alice 2026-12-10 09:00 2026-12-10 18:00`",
+                    ),
+                    _SPAN,
+                ),
+                "someone on call instead",
+                Who.ROTA,
+                note=_SPAN_NOTE,
+            ),
+            Form(
+                "override remove",
+                (Arg("number", Kind.NUMBER),),
+                who=Who.ROTA,
+                note="; `/incident oncall` lists the numbers",
+                run=oncall.do_override_remove,
+            ),
+        ),
+        Command.of(
+            "cover",
+            oncall.do_cover,
+            Form(
+                "cover",
+                (_SCHEDULE, _SPAN),
+                "ask the schedule's channel who will cover",
+                Who.ROTA,
+                note=_SPAN_NOTE,
+            ),
+            Form("cover cancel", (Arg("number", Kind.NUMBER),), who=Who.ROTA, run=oncall.do_cover_cancel),
         ),
     ),
     (

@@ -53,6 +53,7 @@ class Who(enum.Enum):
     REPORTER = "the reporter, the commander or an admin"
     OWNER = "the action item's owner, the commander or an admin"
     AUTHOR = "the entry's author, the commander or an admin"
+    ROTA = "the people on the schedule's rota or an admin"
 
     @property
     def hint(self) -> str:
@@ -69,16 +70,18 @@ class Kind(enum.Enum):
     PRIORITY = "a leading word like P2, the priority a declaration may start with"
     USER = "one person, @mentioned; the value is their user id"
     NUMBER = "a whole number of up to six digits"
+    NAME = "one word, as typed: a name the store looks up (a schedule)"
     TIME = "a local time, YYYY-MM-DD HH:MM, read by the store"
+    SPAN = "a stretch of time, from and to, each YYYY-MM-DD HH:MM, read by the store"
     CODE = "`name=value`, anywhere in the text"
     WORDS = "words to search by: at least one the search can use"
     TEXT = "free text to the end, as typed"
 
 
 # Shown as a word for what to type: <reason>, or [reason] when it may be left out.
-_PLACEHOLDERS = frozenset({Kind.NUMBER, Kind.WORDS, Kind.TEXT})
+_PLACEHOLDERS = frozenset({Kind.NUMBER, Kind.NAME, Kind.WORDS, Kind.TEXT})
 # Take the rest of the text, whether or not they are last.
-_TO_THE_END = frozenset({Kind.TIME, Kind.WORDS, Kind.TEXT})
+_TO_THE_END = frozenset({Kind.TIME, Kind.SPAN, Kind.WORDS, Kind.TEXT})
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class Arg:
                 Kind.PRIORITY: PRIORITY_SPAN,
                 Kind.USER: f"@{self.name}",
                 Kind.TIME: "YYYY-MM-DD HH:MM",
+                Kind.SPAN: "<from> <to>",
                 Kind.CODE: "<code>",
             }[self.kind]
         )
@@ -116,7 +120,7 @@ class Arg:
     def take(self, typed: str, *, last: bool, form: Form) -> tuple[Any, str]:
         """(this argument's value, the text after it) from `typed`, the text where it stands."""
         if self.kind in _TO_THE_END:
-            if self.kind is Kind.TIME and not typed:
+            if self.kind in (Kind.TIME, Kind.SPAN) and not typed:
                 raise form.refusal()
             if self.kind is Kind.WORDS and not knowledge.words(text.to_plain(typed)):
                 raise form.refusal()  # the words a person reads: `R&amp;D` is no search for "amp"
@@ -138,6 +142,8 @@ class Arg:
                     field=Field.COMMAND, problem=f"unknown {self.name} {word!r}", choices=[*self.choices]
                 )
             return chosen
+        if self.kind is Kind.NAME:
+            return word
         if self.kind is Kind.PRIORITY:
             if word.upper() not in PRIORITIES:  # named as typed, not quoted: a title may follow it
                 raise InvalidInput(

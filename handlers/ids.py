@@ -24,3 +24,4 @@ SUMMARY = "summary"
 CAUSE = "cause"
 RESOLUTION = "resolution"
 UPDATE_TEXT = "update_text"
+TAKE_COVER = "oncall_take_cover"  # I'll cover, on a cover request; its value is the request's number

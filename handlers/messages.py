@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import ids, text
 from handlers.render import Message, Renderer, mention, truncate_text
-from store import home_views, outbox
+from store import home_views, outbox, paging
 from store.change import (
     STATE_CHANGES,
     Acknowledged,
@@ -63,7 +63,7 @@ from store.operations import (
     Topic,
     Upload,
 )
-from store.policy import Policy
+from store.policy import SCHEDULE, Policy
 from store.timeline import SYSTEM_ACTOR
 from store.timers import clock_due
 
@@ -117,8 +117,17 @@ class Composer:
         """Who a reminder speaks to: the commander, or the current escalation level when there is none."""
         if incident.commander:
             return [mention(incident.commander)]
-        level = self.level(incident.escalation_level) or self.level(1)
-        return [mention(target) for target in level.notify] if level else []
+        number = incident.escalation_level if self.level(incident.escalation_level) else 1
+        return [mention(target) for target in self.targets(incident, number)]
+
+    def targets(self, incident: Incident, number: int) -> list[str]:
+        """The ids level `number` paged: its users, groups and channels, and for each of its schedules
+        whoever was on call when it paged (store/paging.py)."""
+        level = self.level(number)
+        if level is None:
+            return []
+        fixed = [target for target in level.notify if not target.startswith(SCHEDULE)]
+        return list(dict.fromkeys([*fixed, *paging.paged(incident, number)]))
 
     def pir_document(self, facts: Any, names: Mapping[str, str] | None = None) -> str:
         """The review draft, in Markdown, from templates/pir.md.j2; `names`: display names by user id."""
@@ -331,14 +340,13 @@ def _acknowledged(change: Acknowledged, composer: Composer) -> list[Operation]:
     incident = change.incident
     made_commander = incident.commander == change.actor  # acknowledging made them commander
     # A person a page named was invited with it (conversations.invite is Tier 3: not again).
-    paged = {user for n in range(1, incident.escalation_level + 1) for user in _named(composer, n)}
+    paged = {user for n in range(1, incident.escalation_level + 1) for user in _named(composer, incident, n)}
     invite = made_commander and change.actor not in paged
     return [*(_invite([change.actor]) if invite else []), _state_post(change, composer)]
 
 
-def _named(composer: Composer, level: int) -> list[str]:
-    target = composer.level(level)
-    return list(target.notify) if target else []
+def _named(composer: Composer, incident: Incident, level: int) -> list[str]:
+    return composer.targets(incident, level)
 
 
 def _role_assigned(change: RoleAssigned, composer: Composer) -> list[Operation]:
@@ -498,12 +506,14 @@ def _page(change: Declared | Escalated, composer: Composer, *, level: int, repea
         change=change,
         page_level=target,
         page_number=level,
+        page_targets=composer.targets(incident, level),
         repeat=repeat,
     )
-    users = [t for t in target.notify if t[:1] in ("U", "W")]
-    groups = [t for t in target.notify if t[:1] == "S"]
+    paged = composer.targets(incident, level)
+    users = [t for t in paged if t[:1] in ("U", "W")]
+    groups = [t for t in paged if t[:1] == "S"]
     ops = [*_invite(users, groups), _post(message, metadata, urgent=True)]
-    ops += [_post(message, metadata, channel=t, urgent=True) for t in target.notify if t[:1] in ("C", "G")]
+    ops += [_post(message, metadata, channel=t, urgent=True) for t in paged if t[:1] in ("C", "G")]
     # A page reaches each paged person directly too, repeats included: one op, one DM each, in a group
     # or named too.
     if composer.policy.direct_message and (users or groups):

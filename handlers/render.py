@@ -150,6 +150,12 @@ def describe_entry(entry: Any) -> str:
             return (
                 f"paged level {after}" + (" again" if before == after else "") + (f": {text}" if text else "")
             )
+        case "paged_on_call":
+            return (
+                f"paged {mention(after)}, on call for {before}"
+                if after
+                else f"nobody on call for {before} to page"
+            )
         case "sla_breached":
             return f"{after} SLA breached"
         case "pir":
@@ -189,6 +195,14 @@ def _captured_details(entry: Any) -> str:
         *([f"files: {names}"] if names else []),
     ]
     return f" ({', '.join(details)})" if details else ""
+
+
+def local(value: datetime | None, zone: ZoneInfo) -> str:
+    """`Mon 2026-12-07 09:00 GMT`: a moment on a schedule's own clock, which may not be Tocsin's."""
+    if value is None:
+        return "-"
+    at = value.astimezone(zone)
+    return f"{at:%a} {at.year:04d}-{at.month:02d}-{at.day:02d} {at.hour:02d}:{at.minute:02d} {at.tzname()}"
 
 
 def truncate_text(value: str, limit: int) -> str:
@@ -245,6 +259,7 @@ class Renderer:
             named_mention=named_mention,
             duration=duration,
             when=self.when,
+            local=local,
             milestones=self.milestones,
             clip=truncate_text,
             describe_entry=describe_entry,
@@ -274,6 +289,9 @@ class Renderer:
             return "-"
         at = value.astimezone(self.timezone)
         return f"{at.year:04d}-{at.month:02d}-{at.day:02d} {at.hour:02d}:{at.minute:02d} {at.tzname()}"
+
+    def span(self, start: datetime, end: datetime, zone: ZoneInfo) -> str:
+        return f"from {local(start, zone)} to {local(end, zone)}"
 
     def text(self, name: str, **context: Any) -> str:
         try:

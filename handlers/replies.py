@@ -12,12 +12,14 @@ from store.errors import (
     AlreadyAcknowledged,
     AlreadyConfirmed,
     AmbiguousChannel,
+    CoverTaken,
     DomainError,
     Forbidden,
     IllegalTransition,
     InvalidInput,
     NoIncidentHere,
     NotFound,
+    NotOnRota,
     PirRequired,
     StalePrompt,
     TooLong,
@@ -87,6 +89,16 @@ def describe(error: DomainError, *, renderer: Renderer) -> str:
             )
         case StalePrompt(incident_id=incident, state=state):
             return f":information_source: This prompt no longer applies: {incident} is *{state}* now, so nothing was changed."
+        case NotOnRota(schedule=schedule, action=action, admins=admins):
+            admin = f" or an admin ({', '.join(mention(a) for a in admins)})" if admins else ""
+            return f":lock: Only the people on the {mrkdwn(schedule)} rota{admin} may {action} {mrkdwn(schedule)}."
+        case CoverTaken(schedule=schedule, by=by, actor=actor) if by == actor:
+            return f":information_source: You already cover this stretch of {mrkdwn(schedule)}."
+        case CoverTaken(schedule=schedule, by=by):
+            return (
+                f":information_source: {mention(by)} already covers this stretch of {mrkdwn(schedule)}. "
+                f"To change that, remove their override (`/incident oncall {mrkdwn(schedule)}` lists it)."
+            )
         case PirRequired(incident_id=incident, priority=priority):
             return (
                 f":no_entry: {incident} is {priority}, which needs a post-incident review before it can close. "

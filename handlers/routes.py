@@ -11,7 +11,7 @@ from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from handlers import actions, commands, events, fallback, home, ids, shortcuts, views
+from handlers import actions, commands, events, fallback, home, ids, oncall, shortcuts, views
 from handlers.deps import Deps
 
 COMMAND = "/incident"
@@ -40,6 +40,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     app.action(ids.RESOLVE)(actions.on_action_resolve)
     app.action(ids.CONFIRM_RESTORED)(actions.on_action_confirm_restored)
     app.action(ids.STILL_BROKEN)(actions.on_action_still_broken)
+    app.action(ids.TAKE_COVER)(oncall.on_action_take_cover)
     app.view(ids.DECLARE_VIEW)(views.on_view_declare)
     app.view(ids.RESOLVE_VIEW)(views.on_view_resolve)
     app.view(ids.UPDATE_VIEW)(views.on_view_update)

@@ -34,6 +34,9 @@ class Field(StrEnum):
     PROBLEM_KEY = "problem key"
     USER = "user"
     INCIDENT = "incident"
+    SCHEDULE = "schedule"
+    OVERRIDE = "override"
+    COVER = "cover request"
     COMMAND = "command"  # a command's words did not fit any of its forms (handlers/grammar.py)
 
 
@@ -72,6 +75,24 @@ class Forbidden(DomainError):
     admins: list[str]
     owner: str | None = None  # someone else who may: an action item's owner, an incident's reporter
     owner_role: str = "owner"
+
+
+@dataclass
+class NotOnRota(DomainError):
+    """Only a schedule's participants and the admins may change who is on call of it."""
+
+    schedule: str
+    action: str
+    admins: list[str]
+
+
+@dataclass
+class CoverTaken(DomainError):
+    """A cover request someone already took: `by` covers it (perhaps the person asking again)."""
+
+    schedule: str
+    by: str
+    actor: str
 
 
 @dataclass

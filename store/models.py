@@ -141,6 +141,9 @@ class Incident(Base):
         Integer, default=0, server_default="0"
     )  # time spent resolved
     level_paged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # current level first paged
+    # Who each level's schedules resolved to when it last paged ({"1": ["U..."]}): the people a reminder
+    # speaks to and who was invited are those it paged, not whoever is on call by the time it is read.
+    on_call_paged: Mapped[dict[str, list[str]] | None] = mapped_column(JSON)
     last_page_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # current level last paged
     active_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # acknowledged or reopened
     last_nudge_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -213,6 +216,54 @@ class HomeView(Base):
 
     user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ScheduleOverride(Base):
+    """Someone on call of a schedule instead of its rota, from `starts_at` to `ends_at`; of overlapping
+    overrides the later created wins. `cover`: the cover request it answered, if any."""
+
+    __tablename__ = "schedule_overrides"
+    __table_args__ = (Index("ix_schedule_overrides_schedule_ends", "schedule", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule: Mapped[str] = mapped_column(String(32))
+    user: Mapped[str] = mapped_column(String(32))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(32))
+    cover_id: Mapped[int | None] = mapped_column(Integer)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removed_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class ScheduleState(Base):
+    """Who was last announced on call of a schedule: a hand-off happens when that is no longer who is,
+    once, by whichever process changes this row first."""
+
+    __tablename__ = "schedule_states"
+
+    schedule: Mapped[str] = mapped_column(String(32), primary_key=True)
+    on_call: Mapped[str | None] = mapped_column(String(32))
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CoverRequest(Base):
+    """A call in a schedule's channel for someone to take a stretch of it; whoever presses I'll cover
+    first becomes the override (`covered_by`), once."""
+
+    __tablename__ = "schedule_covers"
+    __table_args__ = (Index("ix_schedule_covers_schedule_ends", "schedule", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule: Mapped[str] = mapped_column(String(32))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    requested_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    covered_by: Mapped[str | None] = mapped_column(String(32))
+    covered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ActionItem(Base):

@@ -118,6 +118,18 @@ class React:
 
 
 @dataclass(frozen=True)
+class Edit:
+    """Edit a message of no incident that Tocsin posted, where a click on it was made (a cover request,
+    once taken): the click names its channel and ts."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class SetUsergroup:
     """Make a schedule's user group hold who is on call of it: `users`, as planned at the hand-off, unless
     the relay can ask who is on call when it delivers (bot/delivery.py's `on_call`)."""
@@ -136,7 +148,18 @@ class PublishHome:
 
 
 Operation = (
-    CreateChannel | Invite | Topic | Pin | Refresh | Post | Dm | Upload | React | PublishHome | SetUsergroup
+    CreateChannel
+    | Invite
+    | Topic
+    | Pin
+    | Refresh
+    | Post
+    | Dm
+    | Upload
+    | React
+    | PublishHome
+    | SetUsergroup
+    | Edit
 )
 
 
@@ -169,6 +192,14 @@ def encode(operation: Operation) -> tuple[str, dict[str, Any]]:
             return "publish_home", {"user": user}
         case SetUsergroup(usergroup=usergroup, schedule=schedule, users=users):
             return "set_usergroup", {"usergroup": usergroup, "schedule": schedule, "users": users}
+        case Edit(channel=channel, ts=ts, text=text, blocks=blocks, metadata=metadata):
+            return "edit", {
+                "channel": channel,
+                "ts": ts,
+                "text": text,
+                "blocks": blocks,
+                "metadata": metadata,
+            }
     raise TypeError(f"not an outbox operation: {operation!r}")
 
 
@@ -257,6 +288,14 @@ def decode(name: str, payload: dict[str, Any]) -> Operation:
             return React(channel=payload["channel"], ts=payload["ts"], name=payload["name"])
         case "publish_home":
             return PublishHome(user=payload["user"])
+        case "edit":
+            return Edit(
+                channel=payload["channel"],
+                ts=payload["ts"],
+                text=payload["text"],
+                blocks=payload.get("blocks"),
+                metadata=payload.get("metadata"),
+            )
         case "set_usergroup":
             return SetUsergroup(
                 usergroup=payload["usergroup"], schedule=payload["schedule"], users=list(payload["users"])
@@ -347,6 +386,8 @@ def route(operation: Operation, *, priority: str | None) -> Route:
             return Route(at(HOUSEKEEPING), "home", "views.publish")
         case SetUsergroup(usergroup=usergroup):
             return Route(at(MESSAGE), f"usergroup:{usergroup}", "usergroups.users.update")
+        case Edit(channel=channel):
+            return Route(at(MESSAGE), f"to:{channel}", "chat.update")
     raise TypeError(f"not an outbox operation: {operation!r}")
 
 

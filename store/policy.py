@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from store.rota import Schedule
+
 PRIORITIES = ("P1", "P2", "P3", "P4")
 IMPACTS = ("extensive", "significant", "moderate", "minor")
 URGENCIES = ("critical", "high", "medium", "low")
 ROLES = ("commander", "comms", "scribe")
+SCHEDULE = "schedule:"  # an escalation target: whoever is on call of the named schedule
 # The cause and resolution codes of an incident that Tocsin resolved because its alert cleared.
 AUTO_RESOLVE_CODES = ("unknown", "no-action")
 
@@ -27,8 +30,13 @@ class PriorityPolicy:
 @dataclass(frozen=True)
 class EscalationLevel:
     name: str
-    notify: tuple[str, ...]
+    notify: tuple[str, ...]  # user, user group and channel ids, and `schedule:<name>`
     after: timedelta | None = None
+
+    @property
+    def schedules(self) -> tuple[str, ...]:
+        """The schedules this level pages whoever is on call of, when it pages."""
+        return tuple(t.removeprefix(SCHEDULE) for t in self.notify if t.startswith(SCHEDULE))
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,7 @@ class Policy:
     require_confirmation: bool = False  # ... but only once someone confirmed service is restored
     capture_emoji: tuple[str, ...] = ("pushpin", "memo")  # reactions that capture a message (timeline.)
     ack_emoji: str | None = "white_check_mark"  # Tocsin's reaction confirming a capture
+    schedules: Mapping[str, Schedule] = field(default_factory=dict)  # on-call rotas, by name
 
     def priority_for(self, impact: str, urgency: str) -> str:
         return self.priority_matrix[impact][urgency]

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import actions, knowledge, machine, timers
+from store import actions, knowledge, machine, paging, timers
 from store.change import (
     STATE_CHANGES,
     Declared,
@@ -173,7 +173,7 @@ async def declare(
     category = choose(Field.CATEGORY, category or default_category(policy), policy.categories)
     priority = _priority(priority, impact, urgency, policy=policy)
     earlier = await knowledge.similar(session, title, limit=3)  # done incidents: never this one
-    paging = bool(policy.escalation_levels)
+    pages = bool(policy.escalation_levels)
     incident = Incident(
         title=title,
         description=description,
@@ -187,9 +187,9 @@ async def declare(
         channel_id=None if policy.per_incident else origin_channel,
         declared_at=now,
         detected_at=detected_at,
-        escalation_level=1 if paging else 0,
-        level_paged_at=now if paging else None,
-        last_page_at=now if paging else None,
+        escalation_level=1 if pages else 0,
+        level_paged_at=now if pages else None,
+        last_page_at=now if pages else None,
         reopen_count=0,
         resolution_paused_seconds=0,
         alert_source=alert_source,
@@ -200,8 +200,9 @@ async def declare(
     await record(
         session, incident, at=now, actor=reporter, kind="declared", after=State.TRIAGE.value, text=title
     )
-    if paging:
+    if pages:
         await record(session, incident, at=now, actor=SYSTEM_ACTOR, kind="escalation", after="1")
+        await paging.resolve(session, incident, policy=policy, level=1, now=now)
     await timers.replan(session, incident, policy=policy, now=now, fresh=True)
     return Declared(incident=incident, actor=reporter)
 
@@ -563,6 +564,7 @@ async def escalate(
         after=str(level),
         text=reason or None,
     )
+    await paging.resolve(session, incident, policy=policy, level=level, now=now)
     await timers.replan(session, incident, policy=policy, now=now)
     return Escalated(
         incident=incident, actor=actor, level=level, repeat=level == before, reason=reason or None

@@ -17,7 +17,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from store import dialect
+from store import dialect, paging
 from store.models import ActionItem, Incident, State, Timer, table_of
 from store.policy import Policy
 from store.timeline import SYSTEM_ACTOR, record
@@ -349,6 +349,7 @@ async def fire(
             before=str(before),
             after=str(level),
         )
+        await paging.resolve(session, incident, policy=policy, level=level, now=now)
         fired = Fired(incident, "escalation", {"level": level, "repeat": repeat})
     elif timer.kind == "update_nudge":
         incident.last_nudge_at = now

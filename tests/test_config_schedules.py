@@ -11,7 +11,7 @@ import yaml
 
 from bot.config import ConfigError, parse_duration, parse_policy, placeholders, slack_references
 from store.rota import Layer, Schedule, Window
-from tests.conftest import shipped_config
+from tests.conftest import ROOT, shipped_config
 
 WEEKDAYS = frozenset(range(5))
 
@@ -34,7 +34,7 @@ def layer(**given: Any) -> dict[str, Any]:
 
 
 def test_the_shipped_schedule_is_read_into_the_policy() -> None:
-    policy = parse_policy(shipped_config())
+    policy = parse_policy(yaml.safe_load((ROOT / "app.yaml").read_text()))
     assert policy.schedules == {
         "platform": Schedule(
             name="platform",

@@ -20,7 +20,7 @@ FORMS = [form for command in TABLE for form in command.forms]
 PARSER = {command.verb: command for command in TABLE}
 # A usage's pieces after the form's words: a bracketed placeholder, the time pattern, or a word.
 SPAN = f"{PRIORITIES[0]}-{PRIORITIES[-1]}"
-PIECE = re.compile(r"\[[^\]]*\]|<[^>]*>|YYYY-MM-DD HH:MM|\S+")
+PIECE = re.compile(r"\[[^\]]*\]|<from> <to>|<[^>]*>|YYYY-MM-DD HH:MM|\S+")
 
 
 def _names(arg: Arg, piece: str) -> bool:
@@ -39,6 +39,8 @@ def _names(arg: Arg, piece: str) -> bool:
             return inner == SPAN
         case Kind.TIME:
             return inner == "YYYY-MM-DD HH:MM"
+        case Kind.SPAN:
+            return inner == "<from> <to>"
         case _:
             return inner.strip("<>") in (arg.name, arg.label) and (arg.optional or piece.startswith("<"))
 
@@ -70,6 +72,8 @@ def _example(arg: Arg) -> str:
         Kind.USER: "<@U0EXAMPLE|sam>",
         Kind.NUMBER: "7",
         Kind.TIME: "2026-12-01 14:30",
+        Kind.SPAN: "2026-12-01 14:30 2026-12-01 18:00",
+        Kind.NAME: "platform",
         Kind.CODE: "x",
         Kind.WORDS: "database failover",
         Kind.TEXT: "some words",

@@ -42,9 +42,9 @@ def fast_config() -> dict:
 
 
 class Replicas:
-    def __init__(self, tmp_path, fake, database_url) -> None:
+    def __init__(self, tmp_path, fake, database_url, *, config: dict | None = None, **env: str) -> None:
         path = tmp_path / "app.yaml"
-        path.write_text(yaml.safe_dump(fast_config()))
+        path.write_text(yaml.safe_dump(config or fast_config()))
         self.tmp_path, self.fake = tmp_path, fake
         self.env = environment(
             SLACK_BOT_TOKEN="xoxb-test",
@@ -52,6 +52,7 @@ class Replicas:
             SLACK_API_URL=fake.api_url,
             DATABASE_URL=database_url,
             TOCSIN_CONFIG=str(path),
+            **env,
         )
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.ports: dict[str, int] = {}

@@ -14,9 +14,10 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from bot.config import load_policy
-from handlers import shortcuts, views
+from handlers import ids, shortcuts, views
 from handlers.messages import Composer, channel_name
 from handlers.render import TEMPLATES, Renderer, TemplatesMissing
+from store import oncall, rota
 from store.change import (
     STATE_CHANGES,
     Change,
@@ -30,7 +31,7 @@ from store.change import (
     StatusUpdate,
 )
 from store.machine import Action
-from store.models import ActionItem, Incident, State, TimelineEntry
+from store.models import ActionItem, CoverRequest, Incident, ScheduleOverride, State, TimelineEntry
 from store.policy import IMPACTS, PRIORITIES, URGENCIES
 from tests.helpers import mrkdwn_texts
 
@@ -144,10 +145,27 @@ def test_escalation_page_mentions_users_groups_and_channels() -> None:
     level = POLICY.escalation_levels[0]
     change = Escalated(incident=i, actor="U2", level=1, repeat=False, reason=EVIL)
     message = COMPOSER.render(
-        "escalation_page.json.j2", i, change=change, page_level=level, page_number=1, repeat=False
+        "escalation_page.json.j2",
+        i,
+        change=change,
+        page_level=level,
+        page_number=1,
+        page_targets=COMPOSER.targets(i, 1),
+        repeat=False,
     )
     check(message)
     assert "<!subteam^S0123TIER1>" in message.text
+    nobody = COMPOSER.render(
+        "escalation_page.json.j2",
+        i,
+        change=change,
+        page_level=level,
+        page_number=2,
+        page_targets=[],
+        repeat=False,
+    )
+    check(nobody)
+    assert "nobody on call" in nobody.text
 
 
 def test_timeline_list_and_help() -> None:
@@ -251,6 +269,45 @@ def test_plain_text_reads_as_a_person_reads_it() -> None:
     assert name == "inc-7-r-d-is-down-see-ops-carol"
 
 
+def test_on_call_messages() -> None:
+    """`/incident oncall` for many schedules stays within 50 blocks; hand-offs (to someone and to
+    nobody), their DM, and a cover request before and after it is taken."""
+    zone = ZoneInfo("Europe/London")
+    layer = rota.Layer("weekly", ("U1", "U2"), timedelta(weeks=1), datetime(2026, 12, 7, 9))
+    schedule = rota.Schedule("platform", zone, (layer,), channel="C0ONCALL", usergroup="S0PLATFORM")
+    shift = rota.Shift("U1", NOW, NOW + timedelta(days=7), layer="weekly")
+    nobody = rota.Shift(None, NOW, NOW + timedelta(days=1))
+    override = ScheduleOverride(
+        id=3,
+        schedule="platform",
+        user="U3",
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=8),
+        created_at=NOW,
+        created_by="U1",
+    )
+    cover = CoverRequest(
+        id=4,
+        schedule="platform",
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=8),
+        requested_by="U1",
+        created_at=NOW,
+        covered_by="U2",
+    )
+    listing = oncall.OnCall(schedule, shift, [shift, nobody, shift], [override] * 12, [cover] * 12)
+    renderer = COMPOSER.renderer
+    for many in (0, 1, 25):
+        shown = renderer.message("oncall_show.json.j2", schedules=[listing] * many, everything=True)
+        check(shown)
+    for incoming, outgoing in ((shift, "U2"), (nobody, "U1"), (shift, None)):
+        handoff = oncall.Handoff(schedule, outgoing, incoming, NOW)
+        for name in ("oncall_handoff.json.j2", "oncall_handoff_dm.json.j2"):
+            check(renderer.message(name, schedule=schedule, handoff=handoff, policy=POLICY))
+    check(renderer.message("oncall_cover_requested.json.j2", schedule=schedule, cover=cover, ids=ids))
+    check(renderer.message("oncall_cover_taken.json.j2", schedule=schedule, cover=cover))
+
+
 def test_every_template_is_checked_here() -> None:
     """A new template joins these tests (hostile text, Block Kit), or this fails."""
     checked = (
@@ -272,6 +329,11 @@ def test_every_template_is_checked_here() -> None:
             "incident_stats.json.j2",
             "incident_timeline.json.j2",
             "incident_topic.txt.j2",
+            "oncall_cover_requested.json.j2",
+            "oncall_cover_taken.json.j2",
+            "oncall_handoff.json.j2",
+            "oncall_handoff_dm.json.j2",
+            "oncall_show.json.j2",
             "pir.md.j2",
             "pir_uploaded.txt.j2",
             "resolve_modal.json.j2",
