@@ -146,12 +146,12 @@ class Tocsin:
             facts = await home_facts(session, user=user, now=self.clock(), policy=self.settings.policy)
         return render_home(self.composer, facts)
 
-    async def _on_call(self, schedule: str) -> list[str]:
+    async def _on_call(self, schedule: str) -> list[str] | None:
         """Who a schedule's user group should hold now: read when its update is delivered, so that a late
-        or retried update sets the person on call then."""
+        or retried update sets the person on call then (None: a schedule app.yaml no longer has)."""
         found = self.settings.policy.schedules.get(schedule)
         if found is None:
-            return []
+            return None
         async with self.db.read() as session:
             shift = await overrides.on_call(session, found, at=self.clock())
         return [shift.user] if shift.user else []

@@ -790,22 +790,22 @@ def _log_level(environ: Mapping[str, str], problems: list[str]) -> str:
     return log_level
 
 
+def _token(
+    environ: Mapping[str, str], problems: list[str], name: str, pattern: re.Pattern[str], needs: str
+) -> str | None:
+    """A shared secret from the environment (None: unset), or the problem naming what it must be."""
+    token = environ.get(name, "").strip() or None
+    if token is not None and not pattern.fullmatch(token):
+        problems.append(f"{name}: must be {needs}; e.g. the output of `openssl rand -hex 32`)")
+    return token
+
+
 def _alert_token(environ: Mapping[str, str], problems: list[str]) -> str | None:
-    alert_token = environ.get("TOCSIN_ALERT_TOKEN", "").strip() or None
-    if alert_token is not None and not _ALERT_TOKEN.fullmatch(alert_token):
-        problems.append(
-            "TOCSIN_ALERT_TOKEN: must be at least 16 printable characters without spaces "
-            "(e.g. the output of `openssl rand -hex 32`)"
-        )
-    return alert_token
+    needs = "at least 16 printable characters without spaces (a bearer token"
+    return _token(environ, problems, "TOCSIN_ALERT_TOKEN", _ALERT_TOKEN, needs)
 
 
 def _calendar_token(environ: Mapping[str, str], problems: list[str]) -> str | None:
     """Calendar apps subscribe to a feed by its URL alone, so the token travels in the URL."""
-    calendar_token = environ.get("TOCSIN_CALENDAR_TOKEN", "").strip() or None
-    if calendar_token is not None and not _CALENDAR_TOKEN.fullmatch(calendar_token):
-        problems.append(
-            "TOCSIN_CALENDAR_TOKEN: must be at least 16 letters, digits, -, _, . or ~ "
-            "(it goes in the calendar feed's URL; e.g. the output of `openssl rand -hex 32`)"
-        )
-    return calendar_token
+    needs = "at least 16 letters, digits, -, _, . or ~ (it goes in the calendar feed's URL"
+    return _token(environ, problems, "TOCSIN_CALENDAR_TOKEN", _CALENDAR_TOKEN, needs)

@@ -76,7 +76,7 @@ class Courier:
         composer: Composer,
         classify: Callable[[OutboxMessage, SlackApiError], Outcome],
         home: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
-        on_call: Callable[[str], Awaitable[list[str]]] | None = None,
+        on_call: Callable[[str], Awaitable[list[str] | None]] | None = None,
     ) -> None:
         """`home`: a user's App Home view, as it should show now (None: PublishHome rows are dropped).
         `on_call`: who is on call of a schedule now, by its name (None: a SetUsergroup sets the users it
@@ -316,9 +316,11 @@ class Courier:
     async def _set_usergroup(self, operation: SetUsergroup) -> Outcome:
         """A schedule's user group, made to hold who is on call of it. With `on_call`, who is on call when
         this is delivered: rows of no incident keep no order between them, so a late or retried update
-        must not bring back an earlier hand-off's people. Nobody on call leaves the group as it is
+        must not bring back an earlier hand-off's people; a schedule it does not know (None: app.yaml
+        no longer has it) sets the users queued. Nobody on call leaves the group as it is
         (Slack refuses an empty user group)."""
-        users = await self.on_call(operation.schedule) if self.on_call else list(operation.users)
+        now = await self.on_call(operation.schedule) if self.on_call else None
+        users = list(operation.users) if now is None else now
         fields = {"usergroup": operation.usergroup, "schedule": operation.schedule}
         if not users:
             log.info("nobody on call: user group left as it is", extra={"event": "usergroup_kept", **fields})

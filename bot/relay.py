@@ -164,7 +164,7 @@ class Relay:
         horizon: float = 1.0,
         stale_after: timedelta = timedelta(seconds=3),
         home: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
-        on_call: Callable[[str], Awaitable[list[str]]] | None = None,
+        on_call: Callable[[str], Awaitable[list[str] | None]] | None = None,
     ) -> None:
         self.db, self.slack, self.composer, self.clock = db, slack, composer, clock
         self.courier = Courier(

@@ -35,29 +35,24 @@ async def do_oncall(call: Call, *, schedule: str | None) -> Message:
     return call.message("oncall_show.json.j2", schedules=shown, everything=schedule is None)
 
 
-async def do_override(call: Call, *, schedule: str, person: str, when: str) -> Message:
+async def _change(call: Call, use_case: Callable[..., Awaitable[Any]], **given: Any) -> Any:
+    """One store use case, in one write transaction, by who typed the command, now."""
     deps = call.deps
     async with deps.db.write() as session:
-        found, row = await oncall.add_override(
-            session,
-            policy=deps.policy,
-            schedule=schedule,
-            user=person,
-            when=when,
-            actor=call.invocation.user,
-            now=deps.clock(),
+        return await use_case(
+            session, policy=deps.policy, actor=call.invocation.user, now=deps.clock(), **given
         )
-    span = deps.renderer.span(row.starts_at, row.ends_at, found.timezone)
+
+
+async def do_override(call: Call, *, schedule: str, person: str, when: str) -> Message:
+    found, row = await _change(call, oncall.add_override, schedule=schedule, user=person, when=when)
+    span = call.deps.renderer.span(row.starts_at, row.ends_at, found.timezone)
     return _ok(f"Override {row.id}: <@{person}> is on call of {found.name} {span}.")
 
 
 async def do_override_remove(call: Call, *, number: int) -> Message:
-    deps = call.deps
-    async with deps.db.write() as session:
-        found, row = await oncall.remove_override(
-            session, policy=deps.policy, number=number, actor=call.invocation.user, now=deps.clock()
-        )
-    span = deps.renderer.span(row.starts_at, row.ends_at, found.timezone)
+    found, row = await _change(call, oncall.remove_override, number=number)
+    span = call.deps.renderer.span(row.starts_at, row.ends_at, found.timezone)
     return _ok(f"Override {row.id} of {found.name} (<@{row.user}>, {span}) is removed.")
 
 
@@ -77,11 +72,7 @@ async def do_cover(call: Call, *, schedule: str, when: str) -> Message:
 
 
 async def do_cover_cancel(call: Call, *, number: int) -> Message:
-    deps = call.deps
-    async with deps.db.write() as session:
-        found, row = await oncall.cancel_cover(
-            session, policy=deps.policy, number=number, actor=call.invocation.user, now=deps.clock()
-        )
+    found, row = await _change(call, oncall.cancel_cover, number=number)
     return _ok(f"Cover request {row.id} of {found.name} is cancelled.")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,6 +81,17 @@ def span(typed: str, schedule: rota.Schedule, *, now: datetime) -> tuple[datetim
     return max(start, now), end
 
 
+R = TypeVar("R", ScheduleOverride, CoverRequest)
+
+
+async def _locked(
+    session: AsyncSession, model: type[R], number: int, policy: Policy
+) -> tuple[R | None, rota.Schedule | None]:
+    """Row `number`, locked, and its schedule (None for one app.yaml no longer has)."""
+    row = await session.get(model, number, with_for_update=True)
+    return row, policy.schedules.get(row.schedule) if row is not None else None
+
+
 def _may_change(schedule: rota.Schedule, actor: str, policy: Policy, action: str) -> None:
     if actor not in schedule.participants and not policy.is_admin(actor):
         raise NotOnRota(schedule=schedule.name, action=action, admins=sorted(policy.admins))
@@ -103,8 +115,7 @@ async def add_override(
 async def remove_override(
     session: AsyncSession, *, policy: Policy, number: int, actor: str, now: datetime
 ) -> tuple[rota.Schedule, ScheduleOverride]:
-    row = await session.get(ScheduleOverride, number, with_for_update=True)
-    schedule = policy.schedules.get(row.schedule) if row is not None else None
+    row, schedule = await _locked(session, ScheduleOverride, number, policy)
     if row is None or schedule is None or row.removed_at is not None or row.ends_at <= now:
         raise InvalidInput(
             field=Field.OVERRIDE,
@@ -140,8 +151,7 @@ async def take_cover(
     session: AsyncSession, *, policy: Policy, number: int, actor: str, now: datetime
 ) -> tuple[rota.Schedule, CoverRequest, ScheduleOverride]:
     """`actor` takes cover request `number`: the first to press becomes the override, once."""
-    row = await session.get(CoverRequest, number, with_for_update=True)
-    schedule = policy.schedules.get(row.schedule) if row is not None else None
+    row, schedule = await _locked(session, CoverRequest, number, policy)
     if row is None or schedule is None:
         raise InvalidInput(field=Field.COVER, problem="this cover request is no longer open")
     if row.covered_by is not None:
@@ -176,8 +186,7 @@ async def take_cover(
 async def cancel_cover(
     session: AsyncSession, *, policy: Policy, number: int, actor: str, now: datetime
 ) -> tuple[rota.Schedule, CoverRequest]:
-    row = await session.get(CoverRequest, number, with_for_update=True)
-    schedule = policy.schedules.get(row.schedule) if row is not None else None
+    row, schedule = await _locked(session, CoverRequest, number, policy)
     if row is None or schedule is None or row.cancelled_at is not None or row.ends_at <= now:
         raise InvalidInput(field=Field.COVER, problem=f"there is no open cover request {number}")
     if row.covered_by is not None:

@@ -755,7 +755,7 @@ def test_the_alert_token_is_read_from_the_environment_and_checked() -> None:
         load_settings({**base, "TOCSIN_ALERT_TOKEN": "short"})
     assert caught.value.problems == [
         "TOCSIN_ALERT_TOKEN: must be at least 16 printable characters without spaces "
-        "(e.g. the output of `openssl rand -hex 32`)"
+        "(a bearer token; e.g. the output of `openssl rand -hex 32`)"
     ]
 
 
