@@ -15,12 +15,14 @@ from handlers.grammar import Call
 from handlers.render import Message, Renderer
 from handlers.replies import answer
 from store import oncall, outbox
+from store.models import ScheduleOverride
 from store.operations import Edit, Operation, Post, SetUsergroup
 from store.policy import Policy
 
 log = logging.getLogger("tocsin.handlers")
 HANDOFF_EVENT = "oncall_handoff"  # message metadata of a hand-off notice
-COVER_EVENT = "oncall_cover_request"  # ... and of a cover request
+COVER_EVENT = "oncall_cover_request"  # ... of a cover request
+OVERRIDE_EVENT = "oncall_override"  # ... and of the DM telling someone of an override made for them
 
 
 def _ok(text: str) -> Message:
@@ -36,12 +38,24 @@ async def do_oncall(call: Call, *, schedule: str | None) -> Message:
 
 
 async def _change(call: Call, use_case: Callable[..., Awaitable[Any]], **given: Any) -> Any:
-    """One store use case, in one write transaction, by who typed the command, now."""
-    deps = call.deps
+    """One store use case, in one write transaction, by who typed the command, now; an override that
+    someone made or removed for another person is told to that person, in the same transaction."""
+    deps, now, actor = call.deps, call.deps.clock(), call.invocation.user
     async with deps.db.write() as session:
-        return await use_case(
-            session, policy=deps.policy, actor=call.invocation.user, now=deps.clock(), **given
-        )
+        found, row = await use_case(session, policy=deps.policy, actor=actor, now=now, **given)
+        if isinstance(row, ScheduleOverride) and row.user != actor:
+            removed = row.removed_at is not None
+            told = call.message(
+                "oncall_override_notice.json.j2", schedule=found, override=row, actor=actor, removed=removed
+            )
+            metadata = {
+                "event_type": OVERRIDE_EVENT,
+                "event_payload": {"schedule": found.name, "override": row.id},
+            }
+            dm = Post(channel=row.user, text=told.text, blocks=told.blocks, metadata=metadata)
+            outbox.enqueue(session, dm, now=now, incident_number=None)
+    deps.wake_relay()
+    return found, row
 
 
 async def do_override(call: Call, *, schedule: str, person: str, when: str) -> Message:

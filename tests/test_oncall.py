@@ -110,10 +110,17 @@ async def test_an_override_beats_the_rota_is_listed_and_can_be_removed(bot) -> N
     assert "Mon 2026-12-07 12:00 GMT → <@U0DAVE>" in shown
     assert "Mon 2026-12-07 18:00 GMT → <@U0ALICE>" in shown  # back to the rota when it ends
     assert "Override *1*: <@U0DAVE>" in shown and "`/incident override remove 1`" in shown
+    await drained(bot)
+    [told] = bot.fake.dms("U0DAVE")
+    assert told.text.startswith(
+        ":calendar: <@U0ALICE> put you on call for *platform* from Mon 2026-12-07 12:00 GMT"
+    )
     removed = await bot.slack.command("override remove 1", user="U0DAVE")  # its own person may
     assert "Override 1 of platform" in said(removed) and "is removed" in said(removed)
     shown = said(await bot.slack.command("oncall platform"))
     assert "U0DAVE" not in shown and "Tue 2026-12-08 09:00 GMT → <@U0BOB>" in shown
+    await drained(bot)
+    assert len(bot.fake.dms("U0DAVE")) == 1, "removing your own override tells nobody"
 
 
 @pytest.mark.parametrize(

@@ -306,6 +306,16 @@ def test_on_call_messages() -> None:
             check(renderer.message(name, schedule=schedule, handoff=handoff, policy=POLICY))
     check(renderer.message("oncall_cover_requested.json.j2", schedule=schedule, cover=cover, ids=ids))
     check(renderer.message("oncall_cover_taken.json.j2", schedule=schedule, cover=cover))
+    for removed in (False, True):
+        check(
+            renderer.message(
+                "oncall_override_notice.json.j2",
+                schedule=schedule,
+                override=override,
+                actor="U1",
+                removed=removed,
+            )
+        )
 
 
 def test_every_template_is_checked_here() -> None:
@@ -333,6 +343,7 @@ def test_every_template_is_checked_here() -> None:
             "oncall_cover_taken.json.j2",
             "oncall_handoff.json.j2",
             "oncall_handoff_dm.json.j2",
+            "oncall_override_notice.json.j2",
             "oncall_show.json.j2",
             "pir.md.j2",
             "pir_uploaded.txt.j2",

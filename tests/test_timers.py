@@ -179,11 +179,14 @@ async def test_firing_stamps_the_incident_and_plans_what_comes_next(db: Database
         timeline = await service.timeline(session, incident)
     assert (incident.response_warned_at, incident.response_breached_at) == (NOW + 15 * M, NOW + 15 * M)
     assert (incident.escalation_level, incident.level_paged_at) == (2, NOW + 15 * M)
-    assert [(e.kind, e.actor, e.to_value) for e in timeline if e.actor == SYSTEM_ACTOR][-3:] == [
+    # the shipped level 2 pages schedule:platform: Alice's week (a Sunday, so no office-hours layer)
+    assert [(e.kind, e.actor, e.to_value) for e in timeline if e.actor == SYSTEM_ACTOR][-4:] == [
         ("escalation", SYSTEM_ACTOR, "1"),
         ("sla_breached", SYSTEM_ACTOR, "response"),
         ("escalation", SYSTEM_ACTOR, "2"),
+        ("paged_on_call", SYSTEM_ACTOR, "U0123ALICE"),
     ]
+    assert incident.on_call_paged == {"2": ["U0123ALICE"]}
     assert await pending(db, number) == {
         ("sla_warning", "resolution", NOW + 3 * H),
         ("sla_breached", "resolution", NOW + 4 * H),
