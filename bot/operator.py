@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
@@ -22,6 +23,9 @@ from store import metrics, oncall, outbox, overrides, pir, rota, service, timers
 from store.db import Database
 from store.errors import DomainError, NotFound
 from store.models import OutboxMessage
+
+# `--at 2026-12-24T20:00`: ISO 8601 without an offset, read on the schedule's clock
+_NAIVE_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:00)?")
 
 
 class OperatorError(Exception):
@@ -95,7 +99,8 @@ async def _timers(session: AsyncSession, settings: Settings, ref: str | None, ou
     for timer in rows:
         left = int((timer.due_at - now).total_seconds())
         print(
-            f"{policy.public_id(timer.incident_number or 0):<10} {timer.kind:<18} {timer.key or '-':<11} "
+            f"{policy.public_id(timer.incident_number) if timer.incident_number else '-':<10} "
+            f"{timer.kind:<18} {timer.key or '-':<11} "
             f"{_when(timer.due_at, settings):<25} {'overdue ' if left < 0 else ''}{abs(left)}s",
             file=out,
         )
@@ -135,7 +140,9 @@ def _moment(at: str | None, schedule: rota.Schedule) -> datetime:
     if not at:
         return datetime.now(UTC)
     try:
-        return rota.parse_local(at, schedule.timezone)
+        return rota.parse_local(
+            at.replace("T", " ", 1)[:16] if _NAIVE_ISO.fullmatch(at) else at, schedule.timezone
+        )
     except ValueError as local:
         try:
             given = datetime.fromisoformat(at)

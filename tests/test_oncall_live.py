@@ -121,6 +121,10 @@ async def test_the_calendar_feed_and_the_command_line(tmp_path, fake, database_u
         assert code == 0, err
         assert "on call: U0CAROL  from Tue 2026-12-08 00:00 UTC  until Wed 2026-12-09 00:00 UTC" in out
         assert "next:    Wed 2026-12-09 00:00 UTC  ->  U0ALICE" in out
+        code, out, err = await run("oncall", "--at", "2026-12-08T23:59", env=replicas.env)  # every schedule
+        assert code == 0 and "on call: U0CAROL" in out and "platform (UTC) at Tue 2026-12-08 23:59 UTC" in out
+        code, out, err = await run("timers", env=replicas.env)
+        assert code == 0 and "-          handoff:platform" in out, out
         code, out, err = await run("oncall", "nope", env=replicas.env)
         assert code == 1 and "There is no schedule called 'nope'" in err and "Traceback" not in err
         code, out, err = await run("oncall", "platform", "--at", "someday", env=replicas.env)
