@@ -28,6 +28,7 @@ from bot.relay import HELD, Relay, Traffic, pause_reason
 from bot.scheduler import Sweeper, guarded, start_jobs
 from bot.slack import TOKEN_ERRORS, SlackFacade, make_client, slack_error
 from handlers import alerts, calendar
+from handlers import web as web_view
 from handlers.deps import Deps
 from handlers.home import render_home
 from handlers.messages import Composer
@@ -315,6 +316,8 @@ class Tocsin:
             app.add_routes(alerts.routes(self.deps, token=self.settings.alert_token))
         if self.settings.calendar_token:  # unset: the calendar feeds do not exist (404)
             app.add_routes(calendar.routes(self.deps, token=self.settings.calendar_token))
+        # Under /, behind Sign in with Slack; without its settings, / says the web view is off.
+        web_view.install(app, settings=self.settings.web, slack=self.slack, clock=self.clock)
 
         async def on_startup(_: web.Application) -> None:
             await self.start()

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -20,6 +21,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.config_schedules import read_schedules, schedule_references
 from bot.logs import LEVELS
+from handlers.web import DEFAULT_AUTHORIZE_URL, WebSettings
 from store.policy import (
     AUTO_RESOLVE_CODES,
     IMPACTS,
@@ -68,6 +70,7 @@ class Settings:
     log_level: str = "INFO"  # TOCSIN_LOG_LEVEL, one of bot.logs.LEVELS
     calendar_token: str | None = None  # TOCSIN_CALENDAR_TOKEN; None: the calendar feed is off
     quota_scale: float = 1.0  # TOCSIN_SLACK_QUOTA_SCALE: times Slack's published Web API quotas
+    web: WebSettings | None = None  # SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, TOCSIN_PUBLIC_URL; None: off
 
 
 @dataclass(frozen=True)
@@ -708,6 +711,7 @@ def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings
     alert_token = _alert_token(environ, problems)
     calendar_token = _calendar_token(environ, problems)
     quota_scale = _quota_scale(environ, problems)
+    web = _web(environ, problems)
     policy, config_path = None, Path(DEFAULT_CONFIG)
     try:
         config_path = find_config(environ)
@@ -728,6 +732,7 @@ def load_settings(environ: Mapping[str, str], *, mode: str = "http") -> Settings
         log_level=log_level,
         calendar_token=calendar_token,
         quota_scale=quota_scale,
+        web=web,
     )
 
 
@@ -809,3 +814,52 @@ def _calendar_token(environ: Mapping[str, str], problems: list[str]) -> str | No
     """Calendar apps subscribe to a feed by its URL alone, so the token travels in the URL."""
     needs = "at least 16 letters, digits, -, _, . or ~ (it goes in the calendar feed's URL"
     return _token(environ, problems, "TOCSIN_CALENDAR_TOKEN", _CALENDAR_TOKEN, needs)
+
+
+WEB_NEEDS = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "TOCSIN_PUBLIC_URL")
+
+
+def _web(environ: Mapping[str, str], problems: list[str]) -> WebSettings | None:
+    """Sign in with Slack's credentials and the address people reach Tocsin at: all three or none (the
+    web view is off); only some of them is a mistake, not a choice."""
+    given = {name: environ.get(name, "").strip() for name in WEB_NEEDS}
+    authorize_url = environ.get("SLACK_AUTHORIZE_URL", "").strip() or DEFAULT_AUTHORIZE_URL
+    authorize_problem = _url_problem(authorize_url, root=False)
+    if authorize_problem:
+        problems.append(f'SLACK_AUTHORIZE_URL: "{authorize_url}" {authorize_problem}')
+    if not any(given.values()):
+        return None
+    before = len(problems)
+    for name in WEB_NEEDS:
+        if not given[name]:
+            problems.append(
+                f"{name}: is not set (the web view needs {', '.join(WEB_NEEDS[:-1])} and {WEB_NEEDS[-1]}; "
+                "set all three, or none to leave it off)"
+            )
+    public_url = given["TOCSIN_PUBLIC_URL"].rstrip("/")
+    problem = _url_problem(public_url, root=True) if public_url else None
+    if problem:
+        problems.append(f'TOCSIN_PUBLIC_URL: "{given["TOCSIN_PUBLIC_URL"]}" {problem}')
+    if len(problems) > before:
+        return None
+    return WebSettings(
+        client_id=given["SLACK_CLIENT_ID"],
+        client_secret=given["SLACK_CLIENT_SECRET"],
+        public_url=public_url,
+        authorize_url=authorize_url,
+    )
+
+
+def _url_problem(url: str, *, root: bool) -> str | None:
+    """What is wrong with an http(s) URL; `root`: it must be a site's address, with no path (the web
+    view's pages and its sign-in callback are at the root of the address people reach Tocsin at)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is no number raises ValueError
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "is not an http(s) URL (e.g. https://tocsin.example.com)"
+    if root and (parts.path not in ("", "/") or parts.query or parts.fragment):
+        return "must be the site's address without a path (e.g. https://tocsin.example.com)"
+    return None

@@ -49,6 +49,10 @@ METHOD_SCOPES = {
     "reactions.add": "reactions:write",
     "chat.getPermalink": None,
     "auth.test": None,
+    # Sign in with Slack (handlers/web): called with the app's client credentials and then the person's
+    # own token, never the bot token; the person grants the user scopes openid and profile as they sign in.
+    "openid.connect.token": None,
+    "openid.connect.userInfo": None,
 }
 INVITE_BATCH = 1000  # conversations.invite takes up to 1000 users
 # Errors with which Slack refuses a whole conversations.invite because of one of its users.
@@ -169,6 +173,12 @@ def slack_error(error: SlackApiError) -> str:
     return str(code or f"http_{error.response.status_code}")
 
 
+def _refusal(error: SlackApiError) -> dict[str, Any]:
+    """Slack's error answer as a dict, `ok` false and `error` its code (http_<status> for a 5xx page)."""
+    data = error.response.data if isinstance(error.response.data, dict) else {}
+    return {**data, "ok": False, "error": slack_error(error)}
+
+
 def failed_method(error: SlackApiError) -> str:
     """The Web API method Slack refused, e.g. chat.postMessage."""
     return str(error.response.api_url or "").rstrip("/").rsplit("/", 1)[-1]
@@ -254,6 +264,64 @@ class SlackFacade:
         response = await self.client.auth_test()
         self.known_identity = dict(response.data) if isinstance(response.data, dict) else {}
         return self.known_identity
+
+    async def team_id(self) -> str | None:
+        """The workspace the bot token is installed in (auth.test's team_id, asked once and kept); None
+        while Slack cannot say (logged)."""
+        if not self.known_identity.get("team_id"):
+            try:
+                await self.identity()
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
+                code = slack_error(error) if isinstance(error, SlackApiError) else type(error).__name__
+                log.warning(
+                    "cannot ask Slack for the workspace", extra={"event": "team_unknown", "error": code}
+                )
+                return None
+        team = self.known_identity.get("team_id")
+        return str(team) if team else None
+
+    async def openid_token(
+        self, *, client_id: str, client_secret: str, code: str, redirect_uri: str
+    ) -> dict[str, Any]:
+        """openid.connect.token: a Sign in with Slack code exchanged for the person's access token and
+        id_token, authorized by the app's client credentials. Slack's refusal (invalid_code,
+        bad_redirect_uri...) is returned as its answer, `ok` false: it is the person's to see, not an
+        operator's. Never sent twice: a code is good for one exchange."""
+        client = self._client_for(token="", resend_on_connection_error=False)
+        # The credentials go in the form, which Slack reads as well as HTTP Basic: slack_sdk's
+        # openid_connect_token sends Basic through aiohttp's BasicAuth, deprecated since aiohttp 3.14.
+        form = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "code": code,
+            "redirect_uri": redirect_uri,
+        }
+        try:
+            response = await client.api_call("openid.connect.token", data=form)
+        except SlackApiError as error:
+            return _refusal(error)
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    async def openid_user(self, *, access_token: str) -> dict[str, Any]:
+        """openid.connect.userInfo with the person's access token: who they are (`sub`, `name`,
+        `https://slack.com/team_id`); Slack's refusal is returned as its answer, `ok` false."""
+        try:
+            response = await self._client_for(token=access_token).openid_connect_userInfo()
+        except SlackApiError as error:
+            return _refusal(error)
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    def _client_for(self, *, token: str, resend_on_connection_error: bool = True) -> AsyncWebClient:
+        """A client for a token other than the bot's ("" for none), on the facade's session and quota."""
+        if self._session is None:
+            self._connect()
+        return make_client(
+            token=token,
+            base_url=self._base_url,
+            session=self._session,
+            resend_on_connection_error=resend_on_connection_error,
+            paced=self.pacing,
+        )
 
     async def bot_user_id(self) -> str | None:
         if not self.known_identity.get("user_id"):

@@ -11,6 +11,12 @@ what people do there (``add_message``, ``react``, ``pin_by``: the test sends the
 ``tests/signed.py``), and each person's Home tab (``home``, ``publishes``).
 Faults are scripted: ``fail_next``, ``set_down``, ``revoke_token``, ``lose_answer``.
 
+Sign in with Slack: a browser sent to ``authorize_url`` comes back to the redirect_uri with a code for the
+person ``sign_in_as`` named (``authorizations`` records each visit's query); ``openid.connect.token``
+exchanges the code, once, for an access token and an id_token carrying the nonce, checking the app's
+credentials (``client_id``, ``client_secret``) and the redirect_uri as Slack does; ``openid.connect.userInfo``
+answers for that person.
+
 The bot token's scopes are checked only when given (``FakeSlack(scopes=...)``): a method the token lacks
 the scope for (NEEDED_SCOPES) is answered ``missing_scope``, naming the scope ``needed``, and without
 ``chat:write.public`` the bot posts only where it is a member.
@@ -28,6 +34,8 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import math
@@ -39,6 +47,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from slack_sdk.errors import SlackObjectFormationError
@@ -60,6 +69,10 @@ MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_TEXT = 40_000
 TRIGGER_LIFETIME = 3.0  # seconds a trigger_id stays usable
+OPENID_CODE_LIFETIME = 600.0  # seconds a Sign in with Slack code can be exchanged
+# Methods authorized by other credentials than the bot token, which their handlers check: the app's
+# client id and secret, or the token of the person who signed in.
+OPENID_METHODS = frozenset({"openid.connect.token", "openid.connect.userInfo"})
 RESPONSE_URL_USES = 5  # Slack accepts five posts per response_url
 MODEL_ERRORS = (SlackObjectFormationError, TypeError, ValueError, KeyError, AttributeError)
 HISTORY_LIMIT = 999  # the most conversations.history and .replies return at once
@@ -318,6 +331,25 @@ class Channel:
     user: str | None = None  # for a DM (D...): the person it is with
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    """The person the fake's Sign in with Slack signs in (``FakeSlack.sign_in_as``)."""
+
+    user: str
+    team: str
+    name: str
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """An authorization code the fake issued, for whom, with the nonce and redirect_uri it was asked for."""
+
+    person: SignedIn
+    nonce: str | None
+    redirect_uri: str
+    at: float  # monotonic
+
+
 @dataclass
 class _Fault:
     status: int
@@ -381,6 +413,13 @@ class FakeSlack:
         self._uploads: dict[str, dict] = {}  # file id -> {"filename", "length", "content"}
         self._response_urls: dict[str, int] = {}  # issued url -> times used
         self._triggers: dict[str, float] = {}  # issued trigger id -> monotonic time
+        self.client_id = "1111.2222"  # the app's credentials for Sign in with Slack
+        self.client_secret = "fake-client-secret"
+        self.authorizations: list[dict[str, str]] = []  # each authorize visit's query
+        self._signed_in: SignedIn | None = None
+        self._grants: dict[str, _Grant] = {}  # authorization code -> its grant, until exchanged
+        self._person_tokens: dict[str, SignedIn] = {}  # openid access token -> its person
+        self._id_token_key = secrets.token_bytes(32)
         self._used_triggers: set[str] = set()
         self._sockets: list[web.WebSocketResponse] = []
         self._socket_open = asyncio.Event()
@@ -393,6 +432,8 @@ class FakeSlack:
         """The Web API methods the fake answers, each by its handler."""
         return {
             "auth.test": self._auth_test,
+            "openid.connect.token": self._openid_connect_token,
+            "openid.connect.userInfo": self._openid_connect_user_info,
             "apps.connections.open": self._apps_connections_open,
             "users.info": self._users_info,
             "usergroups.list": self._usergroups_list,
@@ -431,6 +472,7 @@ class FakeSlack:
         app.router.add_post("/upload/{file_id}", self._on_upload)
         app.router.add_post("/response/{key}", self._on_response_url)
         app.router.add_get("/socket", self._on_socket)
+        app.router.add_get("/openid/connect/authorize", self._on_openid_authorize)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -454,6 +496,11 @@ class FakeSlack:
     @property
     def api_url(self) -> str:
         return f"{self.base_url}/api/"
+
+    @property
+    def authorize_url(self) -> str:
+        """Where Sign in with Slack sends the browser (SLACK_AUTHORIZE_URL)."""
+        return f"{self.base_url}/openid/connect/authorize"
 
     # ------------------------------------------------------------------ test controls
 
@@ -622,6 +669,12 @@ class FakeSlack:
         url = f"{self.base_url}/response/{uuid.uuid4().hex}"
         self._response_urls[url] = 0
         return url
+
+    def sign_in_as(self, *, user: str, team: str | None = None, name: str | None = None) -> SignedIn:
+        """The person Sign in with Slack signs in from now on, as if they were signed in to Slack in the
+        browser: a member of the app's workspace unless `team` says another."""
+        self._signed_in = SignedIn(user=user, team=team or self.team_id, name=name or user)
+        return self._signed_in
 
     def new_trigger_id(self, *, age: float = 0.0) -> str:
         """A trigger_id like Slack's; it is single use and expires three seconds after it was issued,
@@ -841,6 +894,10 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "invalid_json"})
         token = _bearer(request) or args.get("token")
         args.pop("token", None)
+        client = _basic(request)
+        if method == "openid.connect.token" and client is not None:  # HTTP Basic, or the form's fields
+            args.setdefault("client_id", client[0])
+            args.setdefault("client_secret", client[1])
 
         fault = _Fault(503, None, None) if self._down else self._next_fault(method)
         if fault is None and self.quotas is not None and token and method in slackspec.methods():
@@ -856,7 +913,8 @@ class FakeSlack:
         try:
             if method not in slackspec.methods():
                 raise SlackError("unknown_method")
-            self._authorize(method, token)
+            if method not in OPENID_METHODS:
+                self._authorize(method, token)
             if fault is not None:
                 raise SlackError(fault.error or "fatal_error")
             self._require_scopes(method, args)
@@ -866,7 +924,8 @@ class FakeSlack:
             if handler is None:
                 self.problems.append(f"{method}: not implemented by the fake (unknown_method)")
                 raise SlackError("unknown_method")
-            body = {"ok": True, **handler(args)}
+            given = {**args, "token": token} if method == "openid.connect.userInfo" else args
+            body = {"ok": True, **handler(given)}
         except SlackError as e:
             body = {"ok": False, "error": e.error, **e.extra}
         lost = self._lost.get(method, 0) > 0
@@ -1231,6 +1290,85 @@ class FakeSlack:
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
+        }
+
+    async def _on_openid_authorize(self, request: web.Request) -> web.Response:
+        """The page Sign in with Slack sends the browser to: back to the redirect_uri with a code and the
+        state, for the person sign_in_as() named. Slack takes `team` as a hint the person may drop from
+        the address, so the fake signs in whoever it was told, of whichever workspace."""
+        query = dict(request.query)
+        self.authorizations.append(query)
+        redirect_uri = query.get("redirect_uri", "")
+        mistakes = []
+        if query.get("response_type") != "code":
+            mistakes.append(f"response_type={query.get('response_type')!r}, not 'code'")
+        if "openid" not in query.get("scope", "").split():
+            mistakes.append(f"scope {query.get('scope')!r} lacks openid")
+        if query.get("client_id") != self.client_id:
+            mistakes.append(f"client_id {query.get('client_id')!r} is not the app's")
+        if not re.match(r"https?://", redirect_uri):
+            mistakes.append(f"redirect_uri {redirect_uri!r} is not an http(s) URL")
+        if mistakes:
+            self.problems.extend(f"openid/connect/authorize: {mistake}" for mistake in mistakes)
+            return web.Response(status=400, text="; ".join(mistakes))
+        if self._signed_in is None:
+            return web.Response(status=400, text="nobody signs in to the fake Slack: call fake.sign_in_as()")
+        code = secrets.token_urlsafe(24)
+        self._grants[code] = _Grant(self._signed_in, query.get("nonce"), redirect_uri, time.monotonic())
+        back = {"code": code, **({"state": query["state"]} if "state" in query else {})}
+        joiner = "&" if "?" in redirect_uri else "?"
+        return web.Response(status=302, headers={"Location": f"{redirect_uri}{joiner}{urlencode(back)}"})
+
+    def _openid_connect_token(self, args: dict) -> dict:
+        if args.get("client_id") != self.client_id:
+            raise SlackError("invalid_client_id")
+        if args.get("client_secret") != self.client_secret:
+            raise SlackError("bad_client_secret")
+        if (args.get("grant_type") or "authorization_code") != "authorization_code":
+            raise SlackError("invalid_grant_type")  # refresh tokens are not modelled
+        grant = self._grants.pop(str(args.get("code") or ""), None)  # a code is good for one exchange
+        if grant is None or time.monotonic() - grant.at > OPENID_CODE_LIFETIME:
+            raise SlackError("invalid_code")
+        if args.get("redirect_uri") != grant.redirect_uri:
+            raise SlackError("bad_redirect_uri")
+        access_token = f"xoxp-openid-{secrets.token_hex(16)}"
+        self._person_tokens[access_token] = grant.person
+        return {"access_token": access_token, "token_type": "Bearer", "id_token": self._id_token(grant)}
+
+    def _id_token(self, grant: _Grant) -> str:
+        """A JWT as Slack's, signed with a key of the fake's own (HS256: the bot does not check it)."""
+        now, person = int(time.time()), grant.person
+        claims = {
+            "iss": "https://slack.com",
+            "sub": person.user,
+            "aud": self.client_id,
+            "exp": now + 3600,
+            "iat": now,
+            "auth_time": now,
+            **({"nonce": grant.nonce} if grant.nonce is not None else {}),
+            "https://slack.com/user_id": person.user,
+            "https://slack.com/team_id": person.team,
+            "name": person.name,
+        }
+        signed = f"{_jwt_part({'alg': 'HS256', 'typ': 'JWT'})}.{_jwt_part(claims)}"
+        signature = hmac.new(self._id_token_key, signed.encode(), hashlib.sha256).digest()
+        return f"{signed}.{_jwt_part(signature)}"
+
+    def _openid_connect_user_info(self, args: dict) -> dict:
+        token = args.get("token")
+        if not token:
+            raise SlackError("not_authed")
+        person = self._person_tokens.get(token)
+        if person is None:
+            raise SlackError("invalid_auth")
+        return {
+            "sub": person.user,
+            "https://slack.com/user_id": person.user,
+            "https://slack.com/team_id": person.team,
+            "name": person.name,
+            "given_name": person.name.split(" ")[0],
+            "locale": "en-US",
+            "https://slack.com/team_name": "Tocsin Test" if person.team == self.team_id else "Elsewhere",
         }
 
     def _apps_connections_open(self, args: dict) -> dict:
@@ -1782,6 +1920,23 @@ def _decode_cursor(cursor: Any, prefix: str) -> str:
     if not value.startswith(prefix):
         raise SlackError("invalid_cursor")
     return value.removeprefix(prefix)
+
+
+def _basic(request: web.Request) -> tuple[str, str] | None:
+    """(user, password) of an HTTP Basic Authorization header, if the request has one."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+def _jwt_part(value: dict | bytes) -> str:
+    raw = value if isinstance(value, bytes) else json.dumps(value, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def _bearer(request: web.Request) -> str | None:
