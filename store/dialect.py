@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, column, func, text
+from sqlalchemy import Integer, Select, and_, column, func, literal_column, select, table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -75,3 +75,20 @@ async def search_done(session: AsyncSession, terms: list[str], *, limit: int) ->
     else:
         result = await session.execute(_PG_SIMILAR, {"query": " | ".join(terms), "limit": limit})
     return [row[0] for row in result]
+
+
+def matches_done(session: AsyncSession, terms: list[str]) -> ColumnElement[bool]:
+    """Resolved or closed incidents whose title or resolution summary has every one of `terms` (words, as
+    store/knowledge.py splits them), for a WHERE clause; no other incident matches, since the full-text
+    indexes hold only these (migrations 0008 and 0010). The states are literals, as in the search above."""
+    done = text(f"incidents.state IN ('{_DONE[0]}', '{_DONE[1]}')")
+    if is_sqlite(session):
+        match = " ".join(f'"{term}"' for term in terms)
+        indexed: Select[Any] = (
+            select(literal_column("rowid"))
+            .select_from(table("incidents_fts"))
+            .where(literal_column("incidents_fts").bool_op("MATCH")(match))
+        )
+        return and_(done, literal_column("incidents.number").in_(indexed))
+    query = func.to_tsquery(literal_column("'english'"), " & ".join(terms))
+    return and_(done, literal_column(PG_DOCUMENT).bool_op("@@")(query))

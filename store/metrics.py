@@ -8,13 +8,17 @@ read by their row numbers in the sorted values so SQLite and PostgreSQL compute 
 non-cancelled incidents grouped by priority (SLA compliance, rates, and each time figure's count and sum),
 one ranked read per time figure for its median and p90, and one read of the open backlog. Each piece reads
 its columns by label.
+
+`by_day` (the web view's trend, and `weekly`'s weeks) is one scan of the window grouped by UTC day, giving
+the counts and sums that add up: a week's mean is its days' sums over their counts, not a mean of means.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import RowMapping, and_, case, func, literal, select
@@ -128,33 +132,35 @@ def _tally(condition: Any) -> ColumnElement[int]:
     return func.sum(case((condition, literal(1)), else_=literal(0)))
 
 
-async def _per_priority(
-    session: AsyncSession, durations: dict[str, ColumnElement[float]], counted: list[Any], *, policy: Policy
-) -> Rows:
-    """Everything else about the window's non-cancelled incidents: one scan, grouped by priority."""
-    acknowledge, resolve = durations["mtta_seconds"], durations["mttr_seconds"]
+def _clocks(durations: dict[str, ColumnElement[float]], *, policy: Policy) -> dict[str, ColumnElement[bool]]:
+    """Per SLA clock, whether it ran out (`_done`: stopped or breached) and whether it was met."""
     response_met = and_(
         Incident.acknowledged_at.is_not(None),
         Incident.response_breached_at.is_(None),
-        acknowledge <= _target(policy, "response"),
+        durations["mtta_seconds"] <= _target(policy, "response"),
     )
     resolution_met = and_(
         Incident.resolved_at.is_not(None),
         Incident.resolution_breached_at.is_(None),
-        resolve <= _target(policy, "resolution"),
+        durations["mttr_seconds"] <= _target(policy, "resolution"),
     )
+    return {
+        "response_done": Incident.acknowledged_at.is_not(None) | Incident.response_breached_at.is_not(None),
+        "response_met": response_met,
+        "resolution_done": Incident.resolved_at.is_not(None) | Incident.resolution_breached_at.is_not(None),
+        "resolution_met": resolution_met,
+    }
+
+
+async def _per_priority(
+    session: AsyncSession, durations: dict[str, ColumnElement[float]], counted: list[Any], *, policy: Policy
+) -> Rows:
+    """Everything else about the window's non-cancelled incidents: one scan, grouped by priority."""
     columns: list[ColumnElement[Any]] = [
         func.count().label("incidents"),
         _tally(Incident.reopen_count > 0).label("reopened"),
         _tally(Incident.escalation_level > 1).label("escalated"),
-        _tally(Incident.acknowledged_at.is_not(None) | Incident.response_breached_at.is_not(None)).label(
-            "response_done"
-        ),
-        _tally(response_met).label("response_met"),
-        _tally(Incident.resolved_at.is_not(None) | Incident.resolution_breached_at.is_not(None)).label(
-            "resolution_done"
-        ),
-        _tally(resolution_met).label("resolution_met"),
+        *(_tally(condition).label(name) for name, condition in _clocks(durations, policy=policy).items()),
     ]
     for name, value in durations.items():
         columns += [func.count(value).label(f"{name}_count"), func.sum(value).label(f"{name}_sum")]
@@ -309,3 +315,107 @@ async def daily(session: AsyncSession, *, now: datetime, days: int) -> list[dict
         total, n = entry.pop("_sum"), entry.pop("_n")
         entry["mttr_seconds"] = round(total / n, 1) if n else None
     return list(table.values())
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What some days' incidents add up to: the counts and sums behind their means and shares, so that
+    days add up to weeks. The times and the SLA clocks leave out cancelled incidents, as `report` does."""
+
+    incidents: int = 0  # declared, cancelled ones included
+    cancelled: int = 0
+    mtta_count: int = 0
+    mtta_sum: float = 0.0
+    mttr_count: int = 0
+    mttr_sum: float = 0.0
+    sla_measured: int = 0  # clocks that ran out: response and resolution, each counted
+    sla_met: int = 0
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Tally)))
+
+    @property
+    def mtta_seconds(self) -> float | None:
+        return _round(self.mtta_sum / self.mtta_count) if self.mtta_count else None
+
+    @property
+    def mttr_seconds(self) -> float | None:
+        return _round(self.mttr_sum / self.mttr_count) if self.mttr_count else None
+
+    @property
+    def sla_compliance(self) -> float | None:
+        """The share of the SLA clocks that ran out and were met; None when none ran out."""
+        return _share(self.sla_met, self.sla_measured)
+
+
+async def by_day(
+    session: AsyncSession, *, policy: Policy, start: datetime, end: datetime
+) -> dict[date, Tally]:
+    """Per UTC day, the incidents declared from `start` to `end`: one scan, grouped by day; days without
+    incidents are left out."""
+    day = dialect.utc_day(session, Incident.declared_at)
+    durations = _durations(session)
+    kept = Incident.state != State.CANCELLED
+    clocks = _clocks(durations, policy=policy)
+    acknowledge, resolve = (case((kept, durations[name])) for name in ("mtta_seconds", "mttr_seconds"))
+    result = await session.execute(
+        select(
+            day.label("day"),
+            func.count().label("incidents"),
+            _tally(~kept).label("cancelled"),
+            func.count(acknowledge).label("mtta_count"),
+            func.sum(acknowledge).label("mtta_sum"),
+            func.count(resolve).label("mttr_count"),
+            func.sum(resolve).label("mttr_sum"),
+            (_tally(kept & clocks["response_done"]) + _tally(kept & clocks["resolution_done"])).label(
+                "sla_measured"
+            ),
+            (_tally(kept & clocks["response_met"]) + _tally(kept & clocks["resolution_met"])).label(
+                "sla_met"
+            ),
+        )
+        .where(Incident.declared_at >= start, Incident.declared_at <= end)
+        .group_by(day)
+    )
+    return {
+        date.fromisoformat(str(row["day"])): Tally(
+            incidents=int(row["incidents"]),
+            cancelled=int(row["cancelled"] or 0),
+            mtta_count=int(row["mtta_count"] or 0),
+            mtta_sum=float(row["mtta_sum"] or 0),
+            mttr_count=int(row["mttr_count"] or 0),
+            mttr_sum=float(row["mttr_sum"] or 0),
+            sla_measured=int(row["sla_measured"] or 0),
+            sla_met=int(row["sla_met"] or 0),
+        )
+        for row in result.mappings()
+    }
+
+
+async def weekly(session: AsyncSession, *, policy: Policy, now: datetime, days: int) -> list[dict[str, Any]]:
+    """Per ISO week (Monday to Sunday, in UTC) of `report`'s window, oldest first, each week present:
+    incidents declared, cancelled, MTTA, MTTR and SLA compliance. The database adds up each day; the days,
+    at most `days` of them, are then added into their weeks."""
+    start = now - timedelta(days=days)
+    weeks: dict[date, Tally] = {}
+    monday = _monday(start.astimezone(UTC).date())
+    while monday <= now.astimezone(UTC).date():
+        weeks[monday], monday = Tally(), monday + timedelta(days=7)
+    for day, tally in (await by_day(session, policy=policy, start=start, end=now)).items():
+        weeks[_monday(day)] = weeks.get(_monday(day), Tally()) + tally
+    return [
+        {
+            "week": "{}-W{:02d}".format(*monday.isocalendar()[:2]),
+            "starts": monday.isoformat(),
+            "incidents": tally.incidents,
+            "cancelled": tally.cancelled,
+            "mtta_seconds": tally.mtta_seconds,
+            "mttr_seconds": tally.mttr_seconds,
+            "sla_compliance": tally.sla_compliance,
+        }
+        for monday, tally in sorted(weeks.items())
+    ]
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     Enum,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -81,6 +83,11 @@ class Incident(Base):
         Index("ix_incidents_state", "state"),
         Index("ix_incidents_channel_id", "channel_id"),
         Index("ix_incidents_declared_at", "declared_at"),
+        # The web view's list filtered by priority or category, newest first, and its knowledge base,
+        # most recently resolved first (store/browse.py).
+        Index("ix_incidents_priority_declared_at", "priority", "declared_at"),
+        Index("ix_incidents_category_declared_at", "category", "declared_at"),
+        Index("ix_incidents_resolved_at", "resolved_at"),
         {"sqlite_autoincrement": True},
     )
 
@@ -162,6 +169,8 @@ class Incident(Base):
     confirmed_by: Mapped[str | None] = mapped_column(String(32))
     alert_source: Mapped[str | None] = mapped_column(String(32))
     alert_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Kept off the stakeholders' status page (store/statuspage.py) by its commander, comms lead or an admin.
+    status_hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     timeline: Mapped[list[TimelineEntry]] = relationship(
         back_populates="incident", order_by="TimelineEntry.id", lazy="raise"
