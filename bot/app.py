@@ -34,7 +34,9 @@ from handlers.home import render_home
 from handlers.messages import Composer
 from handlers.render import Renderer
 from handlers.routes import register
-from store import health, overrides, workers
+from handlers.web import pages
+from handlers.web.live import Live
+from store import dashboard, health, overrides, workers
 from store.db import Database
 from store.home import home_facts
 
@@ -140,6 +142,10 @@ class Tocsin:
         )
         self.bolt = self._bolt()
         register(self.bolt, self.deps)
+        templates = web_view.html_templates()
+        self.live = Live(
+            fingerprint=self._dashboard_fingerprint, render=lambda: pages.live_part(self.deps, templates)
+        )
 
     async def _home_view(self, user: str) -> dict[str, Any]:
         """A user's App Home tab as it should show now: rendered when its views.publish is delivered."""
@@ -156,6 +162,13 @@ class Tocsin:
         async with self.db.read() as session:
             shift = await overrides.on_call(session, found, at=self.clock())
         return [shift.user] if shift.user else []
+
+    async def _dashboard_fingerprint(self) -> object:
+        async with self.db.read() as session:
+            return await dashboard.fingerprint(session)
+
+    async def _close_live(self, _: web.Application) -> None:
+        self.live.close()  # open dashboards would otherwise hold the shutdown until they time out
 
     def _bolt(self) -> AsyncApp:
         bolt_log = logging.getLogger("tocsin.bolt")
@@ -317,7 +330,16 @@ class Tocsin:
         if self.settings.calendar_token:  # unset: the calendar feeds do not exist (404)
             app.add_routes(calendar.routes(self.deps, token=self.settings.calendar_token))
         # Under /, behind Sign in with Slack; without its settings, / says the web view is off.
-        web_view.install(app, settings=self.settings.web, slack=self.slack, clock=self.clock)
+        policy = self.settings.policy
+        web_view.install(
+            app,
+            settings=self.settings.web,
+            slack=self.slack,
+            clock=self.clock,
+            pages=pages.routes(self.deps, self.live),
+            public=["/status"] if policy.status_page_enabled and policy.status_page_public else [],
+        )
+        app.on_shutdown.append(self._close_live)
 
         async def on_startup(_: web.Application) -> None:
             await self.start()

@@ -222,6 +222,7 @@ TOP_KEYS = {
     "alerts",
     "closure",
     "timeline",
+    "status_page",
 }
 
 
@@ -248,6 +249,7 @@ def parse_policy(raw: Any) -> Policy:
     alerts = _alerts(r, top.get("alerts"), "alerts", categories, codes, basics.default_priority)
     closure = _closure(r, top.get("closure") or {}, "closure")
     capture_emoji, ack_emoji = _timeline(r, top.get("timeline") or {}, "timeline")
+    status_enabled, status_public = _status_page(r, top.get("status_page") or {}, "status_page")
     if r.problems:
         raise ConfigError(r.problems)
     return Policy(
@@ -278,6 +280,8 @@ def parse_policy(raw: Any) -> Policy:
         require_confirmation=closure.require_confirmation,
         capture_emoji=capture_emoji,
         ack_emoji=ack_emoji,
+        status_page_enabled=status_enabled,
+        status_page_public=status_public,
         schedules=schedules,
     )
 
@@ -579,6 +583,12 @@ def _timeline(r: _Reader, raw: Any, path: str) -> tuple[tuple[str, ...], str | N
     if "ack_emoji" in node and node["ack_emoji"] is None:
         return capture, None
     return capture, r.string(node, "ack_emoji", path, _EMOJI, "white_check_mark", what=EMOJI_NAME)
+
+
+def _status_page(r: _Reader, raw: Any, path: str) -> tuple[bool, bool]:
+    """`/status`, for stakeholders: on or off, and whether it needs a Slack sign-in."""
+    node = r.mapping(raw, path, {"enabled", "public"})
+    return r.boolean(node, "enabled", path, False), r.boolean(node, "public", path, False)
 
 
 def slack_references(document: Any) -> list[SlackReference]:

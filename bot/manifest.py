@@ -45,7 +45,11 @@ def manifest(*, url: str | None, socket: bool) -> dict[str, Any]:
             ],
             "slash_commands": [command],
         },
-        "oauth_config": {"scopes": {"bot": bot_scopes()}},
+        # Sign in with Slack for the web view: the person's id, name and workspace, nothing more.
+        "oauth_config": {
+            "scopes": {"bot": bot_scopes(), "user": ["openid", "profile"]},
+            **({"redirect_urls": [f"{url.rstrip('/')}/auth/callback"]} if url else {}),
+        },
         "settings": {
             "event_subscriptions": events,
             "interactivity": interactivity,

@@ -19,7 +19,7 @@ from handlers.grammar import PRIORITY_SPAN, Arg, Call, Command, Form, Grammar, I
 from handlers.messages import Composer
 from handlers.render import Message, mrkdwn
 from handlers.replies import NO_USER, answer
-from store import actions, closure, knowledge, metrics, pir, service, timeline
+from store import actions, closure, knowledge, metrics, pir, service, statuspage, timeline
 from store.change import Change, Closed, PirDraft
 from store.machine import STATUS_ACTIONS, Action
 from store.models import Incident
@@ -358,6 +358,12 @@ async def do_stats(call: Call, *, window: str) -> Message:
     )
 
 
+async def do_statuspage(call: Call, *, visibility: str) -> Message:
+    change = await call.change(statuspage.set_hidden, hidden=visibility == "hide")
+    where = "kept off the status page" if change.hidden else "back on the status page"
+    return _ok(f"{call.public_id(change)} is {where}.")
+
+
 async def do_detected(call: Call, *, when: str) -> Message:
     change = await call.change(service.set_detected, when)
     return _ok(
@@ -540,6 +546,16 @@ GRAMMAR: Grammar = (
             do_detected,
             Form(
                 "detected", (Arg("when", Kind.TIME),), "when it really began", note=" (when it really began)"
+            ),
+        ),
+        Command.of(
+            "statuspage",
+            do_statuspage,
+            Form(
+                "statuspage",
+                (Arg("visibility", Kind.CHOICE, choices=("hide", "show")),),
+                "keep it off the web status page, or put it back",
+                Who.COMMANDER,
             ),
         ),
         Command.of(

@@ -90,6 +90,8 @@ class Policy:
     capture_emoji: tuple[str, ...] = ("pushpin", "memo")  # reactions that capture a message (timeline.)
     ack_emoji: str | None = "white_check_mark"  # Tocsin's reaction confirming a capture
     schedules: Mapping[str, Schedule] = field(default_factory=dict)  # on-call rotas, by name
+    status_page_enabled: bool = False  # `/status`: the open incidents stakeholders may see
+    status_page_public: bool = False  # ... without signing in
 
     def priority_for(self, impact: str, urgency: str) -> str:
         return self.priority_matrix[impact][urgency]
