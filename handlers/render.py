@@ -177,6 +177,10 @@ def describe_entry(entry: Any) -> str:
             return f"detected: it began at {after}"
         case "alert":
             return (text if text.startswith("alert") else f"alert {text}") if text else f"alert {after}"
+        case "status_page_hidden" | "status_page_shown":
+            return (
+                "kept off the status page" if kind == "status_page_hidden" else "put back on the status page"
+            )
     if kind in COMMAND_WORDS:
         return f"{COMMAND_WORDS[kind]} ({before} → {after})" + (f": {text}" if text else "")
     return f"{kind}: {before} → {after}" + (f" ({text})" if text else "")
