@@ -140,3 +140,29 @@ async def test_the_status_page_shows_only_what_it_should(web_bot, http) -> None:
     assert "Payroll" not in page
     assert "U0ALICE" not in page and "alice" not in page.lower().split("<main>")[1]
     assert shown.channel.id not in page and "timeline" not in page
+
+
+async def test_every_page_needs_a_session_but_the_public_status_page(web_bot, http) -> None:
+    incident = await declare(web_bot, "P3 Slow search")
+    pages = ["/", "/live/dashboard", "/incidents", "/incidents.csv", f"/incidents/{incident.id}"]
+    pages += ["/reports", "/reports.csv", "/reports.json", "/kb", f"/kb/{incident.id}"]
+    for path in pages:
+        async with http.get(
+            web_bot.url + path, allow_redirects=False, headers={"Accept": "text/html"}
+        ) as page:
+            assert page.status == 302 and page.headers["Location"].startswith("/login?"), path
+        async with http.get(web_bot.url + path, allow_redirects=False) as script:
+            assert script.status == 401, path
+    async with http.get(web_bot.url + "/status", allow_redirects=False) as status:
+        assert status.status == 200
+
+
+async def test_notes_and_updates_are_escaped_on_the_incident_page(web_bot, http) -> None:
+    incident = await declare(web_bot, "P3 Slow search")
+    await web_bot.slack.command(f"{incident.id} note {EVIL} <!channel>")
+    await web_bot.slack.command(f"{incident.id} update {EVIL}")
+    browser = await signed_in(web_bot, http)
+    page = (await browser.get(f"/incidents/{incident.id}")).text
+    timeline = page.split('id="timeline"')[1]
+    assert timeline.count("&lt;script&gt;alert(1)&lt;/script&gt; R&amp;D &lt;b&gt;down&lt;/b&gt;") == 2
+    assert "<script>alert" not in page and "<b>down" not in page
