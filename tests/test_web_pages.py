@@ -50,9 +50,10 @@ async def signed_in(bot: RunningBot, http: aiohttp.ClientSession) -> Browser:
 
 async def resolved(bot: RunningBot, text: str) -> str:
     incident = await declare(bot, text)
-    await bot.slack.command(f"{incident.id} ack")
+    await bot.slack.command(f"{incident.id} ack", user="U0ALICE")
     await bot.slack.command(
-        f"{incident.id} resolve Rolled back the deploy cause=application-error resolution=rollback"
+        f"{incident.id} resolve Rolled back the deploy cause=application-error resolution=rollback",
+        user="U0ALICE",
     )
     await drained(bot)
     return incident.id
@@ -100,6 +101,8 @@ async def test_an_incident_page_shows_its_timeline_and_review(web_bot, http) -> 
     page = await browser.get(f"/incidents/{ref}")
     assert page.status == 200
     assert 'id="timeline"' in page.text and "Rolled back the deploy" in page.text
+    assert "Commander alice" in page.text  # by display name, not id
+    assert "<table>" in page.text.split('id="review"')[1]  # the draft's tables, as tables
     assert 'id="review"' in page.text and "<h1>" in page.text.split('id="review"')[1]
     assert "<script>alert" not in page.text
     assert (await browser.get("/incidents/INC-999")).status == 404

@@ -24,16 +24,19 @@ def _scale(series: Sequence[Series]) -> float:
     return top if top > 0 else 1.0
 
 
-def _x(index: int, count: int) -> float:
+def _x(index: int, count: int, *, bars: bool = False) -> float:
+    """Where point `index` of `count` stands: lines run edge to edge, bars sit in the middle of their band."""
     span = WIDTH - LEFT - RIGHT
-    return LEFT + (span * index / (count - 1) if count > 1 else span / 2)
+    if bars or count < 2:
+        return LEFT + span * (index + 0.5) / max(1, count)
+    return LEFT + span * index / (count - 1)
 
 
 def _y(value: float, top: float) -> float:
     return TOP + (HEIGHT - TOP - BOTTOM) * (1 - value / top)
 
 
-def _axes(labels: Sequence[str], top: float, unit: str) -> list[str]:
+def _axes(labels: Sequence[str], top: float, unit: str, *, bars: bool = False) -> list[str]:
     parts = [
         f'<line x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{WIDTH - RIGHT}" y2="{HEIGHT - BOTTOM}" class="axis"/>',
         f'<text x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end" class="tick">{escape(_number(top))}{escape(unit)}</text>',
@@ -41,7 +44,7 @@ def _axes(labels: Sequence[str], top: float, unit: str) -> list[str]:
     ]
     step = max(1, len(labels) // 6)  # at most about six labels under the axis
     for index in range(0, len(labels), step):
-        x = _x(index, len(labels))
+        x = _x(index, len(labels), bars=bars)
         parts.append(
             f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" class="tick">{escape(labels[index])}</text>'
         )
@@ -49,7 +52,9 @@ def _axes(labels: Sequence[str], top: float, unit: str) -> list[str]:
 
 
 def _number(value: float) -> str:
-    return f"{value:.0f}" if value >= 10 else f"{value:.1f}".rstrip("0").rstrip(".")
+    if value >= 10:
+        return f"{value:.0f}"
+    return f"{value:.2g}" if value < 1 else f"{value:.1f}".rstrip("0").rstrip(".")
 
 
 def _legend(series: Sequence[Series]) -> list[str]:
@@ -88,12 +93,12 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], *, u
 def bar_chart(title: str, labels: Sequence[str], values: Sequence[float | None], *, unit: str = "") -> Markup:
     """One bar per label (incidents a week, MTTR by priority)."""
     top = _scale([Series(title, values)])
-    parts = _axes(labels, top, unit)
+    parts = _axes(labels, top, unit, bars=True)
     span = (WIDTH - LEFT - RIGHT) / max(1, len(labels))
     for index, value in enumerate(values):
         if value is None:
             continue
-        x = _x(index, len(labels)) - span * 0.35
+        x = _x(index, len(labels), bars=True) - span * 0.35
         y = _y(value, top)
         parts.append(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{span * 0.7:.1f}" height="{HEIGHT - BOTTOM - y:.1f}" fill="{COLOURS[0]}">'
@@ -103,8 +108,10 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float | None],
 
 
 def _svg(title: str, parts: list[str]) -> Markup:
+    """The chart with its title shown above it, as a figure's caption."""
     body = "".join(parts)
     return Markup(
+        f"<figure><figcaption>{escape(title)}</figcaption>"
         f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" xmlns="http://www.w3.org/2000/svg">'
-        f"<title>{escape(title)}</title>{body}</svg>"
+        f"<title>{escape(title)}</title>{body}</svg></figure>"
     )

@@ -4,11 +4,12 @@ escaped there (autoescape), after being turned from Slack's encoding into what a
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ from store.policy import PRIORITIES
 STATIC = WEB_TEMPLATES / "static"
 WINDOWS = (7, 30, 90)  # the report page's windows, in days
 LONGEST = 3660  # days: a chosen range longer than this is a typo
-_MARKDOWN = MarkdownIt("commonmark", {"html": False})  # raw HTML in a draft is shown as text
+NAMES_WAIT = 1.0  # seconds a page waits for display names before it shows ids
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")  # raw HTML in a draft is shown as text
 _REF = re.compile(r"([A-Za-z][A-Za-z0-9]*)-(\d{1,9})")
 _STATIC_TYPES = {".css": "text/css", ".js": "text/javascript"}
 
@@ -63,12 +65,32 @@ def routes(deps: Deps, live: Live) -> list[web.RouteDef]:
     ]
 
 
-def show(deps: Deps, request: web.Request, name: str, *, status: int = 200, **context: Any) -> web.Response:
-    """A page, with what every template uses to show stored text, times and ids."""
-    return render(request, name, status=status, **helpers(deps), **context)
+def show(
+    deps: Deps,
+    request: web.Request,
+    name: str,
+    *,
+    status: int = 200,
+    names: dict[str, str] | None = None,
+    **context: Any,
+) -> web.Response:
+    """A page, with what every template uses to show stored text, times, people and ids."""
+    return render(request, name, status=status, **helpers(deps, names or {}), **context)
 
 
-def helpers(deps: Deps) -> dict[str, Any]:
+async def names_of(deps: Deps, users: Iterable[str | None]) -> dict[str, str]:
+    """Display names for the people a page shows: what Slack tells within NAMES_WAIT (the facade keeps
+    them a while); anyone not known in time is shown by their id."""
+    wanted = sorted({user for user in users if user and text.USER_ID.fullmatch(user)})
+    if not wanted:
+        return {}
+    try:
+        return await asyncio.wait_for(deps.slack.display_names(wanted), timeout=NAMES_WAIT)
+    except TimeoutError:
+        return {}
+
+
+def helpers(deps: Deps, names: dict[str, str]) -> dict[str, Any]:
     zone = deps.policy.timezone
 
     def when(moment: datetime | None) -> str:
@@ -80,7 +102,7 @@ def helpers(deps: Deps) -> dict[str, Any]:
         "public_id": deps.policy.public_id,
         "duration": duration,
         "duration_seconds": lambda seconds: duration(timedelta(seconds=seconds or 0)),
-        "person": lambda user: plain(f"<@{user}>") if user else "-",
+        "person": lambda user: (names.get(user) or plain(f"<@{user}>")) if user else "-",
         "policy": deps.policy,
         "at": _ms,
     }
@@ -105,8 +127,9 @@ async def live_part(deps: Deps, templates: Environment) -> str:
     async with deps.db.read() as session:
         found = await dashboard.open_incidents(session, policy=deps.policy, now=now)
         state = await health.report(session, now=now)
+    names = await names_of(deps, [row.commander for row in found.rows])
     template = templates.get_template("_dashboard_live.html.j2")
-    return template.render(open=found, health=state, now=now, **helpers(deps))
+    return template.render(open=found, health=state, now=now, **helpers(deps, names))
 
 
 def _ms(moment: datetime) -> int:
@@ -170,6 +193,7 @@ async def on_incidents(deps: Deps, request: web.Request) -> web.Response:
         deps,
         request,
         "incidents.html.j2",
+        names=await names_of(deps, [row.commander for row in listing.rows]),
         listing=listing,
         page_query=lambda n: urlencode(
             [*((k, v) for k, v in request.query.items() if k != "page"), ("page", n)]
@@ -217,6 +241,9 @@ async def on_incident(deps: Deps, request: web.Request) -> web.Response:
             shown = await browse.incident_page(session, number, policy=deps.policy, now=now)
     except NotFound:
         return show(deps, request, "not_found.html.j2", status=404, what=request.match_info["ref"])
+    i = shown.incident
+    people = [i.commander, i.comms, i.scribe, i.reporter, *(e.actor for e in shown.timeline)]
+    names = await names_of(deps, [*people, *(a.item.owner for a in shown.actions)])
     review = None
     if shown.review is not None:
         review = Markup(_MARKDOWN.render(deps.composer.pir_document(shown.review)))
@@ -224,6 +251,7 @@ async def on_incident(deps: Deps, request: web.Request) -> web.Response:
         deps,
         request,
         "incident.html.j2",
+        names=names,
         page=shown,
         i=shown.incident,
         id=deps.policy.public_id(number),
