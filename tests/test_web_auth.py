@@ -163,7 +163,9 @@ async def test_signing_in_with_slack_takes_the_person_to_the_page_they_asked_for
     assert query_of(slack.location)["state"] == sent["state"]
     assert (callback.status, callback.location) == (302, "/incidents?state=open")
     assert SESSION_COOKIE in browser.cookies and SIGN_IN_COOKIE not in browser.cookies
-    assert arrived.status == 200 and arrived.url == "/incidents?state=open"  # the guard let the person through
+    assert (
+        arrived.status == 200 and arrived.url == "/incidents?state=open"
+    )  # the guard let the person through
 
     (exchange,) = fake.calls_of("openid.connect.token")
     assert exchange.args["redirect_uri"] == f"{PUBLIC}/auth/callback" and exchange.args["code"]
