@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 16, 40  # room for the axis labels
+LEFT, RIGHT, TOP, BOTTOM = 48, 36, 16, 40  # room for the axis labels, the last one centred on its point
 COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#d97706")
 
 
@@ -54,7 +54,7 @@ def _axes(labels: Sequence[str], top: float, unit: str, *, bars: bool = False) -
 def _number(value: float) -> str:
     if value >= 10:
         return f"{value:.0f}"
-    return f"{value:.2g}" if value < 1 else f"{value:.1f}".rstrip("0").rstrip(".")
+    return f"{value:.2f}" if value < 1 else f"{value:.1f}".rstrip("0").rstrip(".")
 
 
 def _legend(series: Sequence[Series]) -> list[str]:
@@ -65,6 +65,12 @@ def _legend(series: Sequence[Series]) -> list[str]:
         parts.append(f'<rect x="{x}" y="{HEIGHT - 14}" width="10" height="10" fill="{colour}"/>')
         parts.append(f'<text x="{x + 14}" y="{HEIGHT - 5}" class="legend">{escape(one.name)}</text>')
     return parts
+
+
+def time_unit(seconds: Sequence[float | None]) -> tuple[str, float]:
+    """The unit that shows these durations as readable numbers: hours, minutes or seconds."""
+    top = max((s for s in seconds if s is not None), default=0.0)
+    return ("h", 3600.0) if top >= 3600 else ("min", 60.0) if top >= 60 else ("s", 1.0)
 
 
 def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], *, unit: str = "") -> Markup:

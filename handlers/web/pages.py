@@ -25,7 +25,7 @@ from handlers.deps import Deps
 from handlers.render import describe_entry, duration
 from handlers.web import WEB, render
 from handlers.web.auth import WEB_TEMPLATES
-from handlers.web.charts import Series, bar_chart, line_chart
+from handlers.web.charts import Series, bar_chart, line_chart, time_unit
 from handlers.web.live import Live
 from store import browse, dashboard, health, metrics, statuspage
 from store.errors import NotFound
@@ -138,20 +138,19 @@ def _ms(moment: datetime) -> int:
 
 def trend_charts(days: list[dashboard.Day]) -> list[Markup]:
     labels = [f"{d.day:%d %b}" for d in days]
-    hours = [
-        Series("MTTA", [_hours(d.mtta_seconds) for d in days]),
-        Series("MTTR", [_hours(d.mttr_seconds) for d in days]),
-    ]
+    mtta, mttr = [d.mtta_seconds for d in days], [d.mttr_seconds for d in days]
+    unit, size = time_unit([*mtta, *mttr])
+    times = [Series("MTTA", _in(mtta, size)), Series("MTTR", _in(mttr, size))]
     compliance = [None if d.sla_compliance is None else d.sla_compliance * 100 for d in days]
     return [
-        line_chart("MTTA and MTTR, hours, by day declared", labels, hours, unit="h"),
+        line_chart(f"MTTA and MTTR by day declared ({unit})", labels, times, unit=unit),
         line_chart("SLA compliance, % of clocks met", labels, [Series("SLA met", compliance)], unit="%"),
         bar_chart("Incidents declared per day", labels, [float(d.declared) for d in days]),
     ]
 
 
-def _hours(seconds: float | None) -> float | None:
-    return None if seconds is None else seconds / 3600
+def _in(seconds: list[float | None], size: float) -> list[float | None]:
+    return [None if value is None else value / size for value in seconds]
 
 
 def filters_of(request: web.Request, policy: Any) -> browse.Filters:
@@ -243,10 +242,13 @@ async def on_incident(deps: Deps, request: web.Request) -> web.Response:
         return show(deps, request, "not_found.html.j2", status=404, what=request.match_info["ref"])
     i = shown.incident
     people = [i.commander, i.comms, i.scribe, i.reporter, *(e.actor for e in shown.timeline)]
-    names = await names_of(deps, [*people, *(a.item.owner for a in shown.actions)])
+    people += [a.item.owner for a in shown.actions]
+    if shown.review is not None:
+        people += [e.actor for e in shown.review.updates]
+    names = await names_of(deps, people)
     review = None
     if shown.review is not None:
-        review = Markup(_MARKDOWN.render(deps.composer.pir_document(shown.review)))
+        review = Markup(_MARKDOWN.render(deps.composer.pir_document(shown.review, names)))
     return show(
         deps,
         request,
@@ -304,18 +306,17 @@ async def on_reports(deps: Deps, request: web.Request) -> web.Response:
 
 def report_charts(figures: dict[str, Any], weeks: list[dict[str, Any]]) -> list[Markup]:
     labels = [str(w.get("week", "")) for w in weeks]
+    mtta, mttr = [w.get("mtta_seconds") for w in weeks], [w.get("mttr_seconds") for w in weeks]
+    unit, size = time_unit([*mtta, *mttr])
     by_priority = figures["incidents"]["by_priority"]
     sla = figures["sla"]
     return [
         bar_chart("Incidents per week", labels, [float(w.get("incidents") or 0) for w in weeks]),
         line_chart(
-            "MTTA and MTTR by week, hours",
+            f"MTTA and MTTR by week ({unit})",
             labels,
-            [
-                Series("MTTA", [_hours(w.get("mtta_seconds")) for w in weeks]),
-                Series("MTTR", [_hours(w.get("mttr_seconds")) for w in weeks]),
-            ],
-            unit="h",
+            [Series("MTTA", _in(mtta, size)), Series("MTTR", _in(mttr, size))],
+            unit=unit,
         ),
         line_chart(
             "SLA compliance by week, %",
