@@ -40,6 +40,13 @@ def lines(report: dict[str, Any]) -> list[str]:
         )
     )
     out.append(
+        "MTTA / MTTR by priority: "
+        + ", ".join(
+            f"{p} {_time(v['mtta_seconds'])} / {_time(v['mttr_seconds'])}"
+            for p, v in report["times_by_priority"].items()
+        )
+    )
+    out.append(
         f"Reopen rate: {_share(report['reopen_rate'])}; escalation rate (paged beyond level 1): {_share(report['escalation_rate'])}"
     )
     out.append(f"Open now: {len(report['open'])}")
@@ -76,6 +83,9 @@ def as_csv(report: dict[str, Any]) -> str:
     for priority, shares in report["sla"].items():
         for clock, value in shares.items():
             writer.writerow([f"sla.{priority}", clock, "" if value is None else value])
+    for priority, means in report["times_by_priority"].items():
+        for figure, value in means.items():
+            writer.writerow([f"times_by_priority.{priority}", figure, "" if value is None else value])
     for key in ("reopen_rate", "escalation_rate"):
         writer.writerow([key, "", "" if report[key] is None else report[key]])
     for item in report["open"]:

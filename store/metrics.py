@@ -70,6 +70,7 @@ async def report(session: AsyncSession, *, policy: Policy, now: datetime, days: 
         "incidents": _incidents(volume),
         **await _times(session, durations, counted, per_priority),
         "sla": _sla(per_priority),
+        "times_by_priority": _times_by_priority(per_priority),
         **_rates(per_priority),
         "open": await _backlog(session, policy=policy, now=now),
         "repeats": _repeats(volume),
@@ -187,6 +188,19 @@ def _sla(per_priority: Rows) -> dict[str, dict[str, float | None]]:
             "resolution_met": _share(row["resolution_met"], row["resolution_done"]),
         }
     return sla
+
+
+def _times_by_priority(per_priority: Rows) -> dict[str, dict[str, float | None]]:
+    """Per priority, the mean of each time figure (None where no incident stopped that clock)."""
+    means: dict[str, dict[str, float | None]] = {
+        p: {"mtta_seconds": None, "mttr_seconds": None} for p in PRIORITIES
+    }
+    for row in per_priority:
+        means[row["priority"]] = {
+            name: _round(float(row[f"{name}_sum"]) / row[f"{name}_count"]) if row[f"{name}_count"] else None
+            for name in ("mtta_seconds", "mttr_seconds")
+        }
+    return means
 
 
 def _rates(per_priority: Rows) -> dict[str, float | None]:

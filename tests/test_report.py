@@ -46,6 +46,12 @@ async def test_stats_detected_and_report_formats(bot, database_url) -> None:
     }
     assert report["window_days"] == 7 and report["incidents"]["total"] == 1
     assert report["mttd_seconds"]["mean"] > 0 and report["mttr_seconds"]["mean"] is None
+    by_priority = report["times_by_priority"]  # the P2 was acknowledged, not resolved
+    assert by_priority["P2"]["mtta_seconds"] == report["mtta_seconds"]["mean"] is not None
+    assert by_priority["P2"]["mttr_seconds"] is None and by_priority["P1"] == {
+        "mtta_seconds": None,
+        "mttr_seconds": None,
+    }
     assert report["open"][0]["id"] == "INC-1" and report["open"][0]["state"] == "investigating"
     code, out, err = await run("report", "--format", "csv", env=env)
     rows = list(csv.reader(io.StringIO(out)))

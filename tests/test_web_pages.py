@@ -112,7 +112,7 @@ async def test_reports_render_charts_and_download(web_bot, http) -> None:
     await resolved(web_bot, "P2 Checkout errors")
     browser = await signed_in(web_bot, http)
     page = await browser.get("/reports?days=7")
-    assert page.status == 200 and "the last 7 days" in page.text and page.text.count("<svg") == 5
+    assert page.status == 200 and "the last 7 days" in page.text and page.text.count("<svg") == 7
     as_json = json.loads((await browser.get("/reports.json?days=7")).text)
     assert as_json["window_days"] == 7 and as_json["incidents"]["total"] == 1
     as_csv = (await browser.get("/reports.csv?days=7")).text

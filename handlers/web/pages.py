@@ -325,6 +325,7 @@ def report_charts(figures: dict[str, Any], weeks: list[dict[str, Any]]) -> list[
             unit="%",
         ),
         bar_chart("Incidents by priority", list(by_priority), [float(v) for v in by_priority.values()]),
+        *_times_by_priority(figures["times_by_priority"]),
         bar_chart(
             "Resolution SLA met by priority, %",
             list(sla),
@@ -332,6 +333,15 @@ def report_charts(figures: dict[str, Any], weeks: list[dict[str, Any]]) -> list[
             unit="%",
         ),
     ]
+
+
+def _times_by_priority(means: dict[str, dict[str, float | None]]) -> list[Markup]:
+    charts = []
+    for name, label in (("mtta_seconds", "MTTA"), ("mttr_seconds", "MTTR")):
+        values = [means[p][name] for p in means]
+        unit, size = time_unit(values)
+        charts.append(bar_chart(f"{label} by priority ({unit})", list(means), _in(values, size), unit=unit))
+    return charts
 
 
 def _percent(share: float | None) -> float | None:
