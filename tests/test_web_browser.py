@@ -272,7 +272,7 @@ async def test_an_incident_page_shows_its_timeline_and_review_draft(web_bot, pag
 async def test_the_charts_render(web_bot, page) -> None:
     await resolved(web_bot, "P2 Checkout errors")
     await sign_in(page, web_bot, "/")
-    for path, count in (("/", 3), ("/reports", 5)):
+    for path, count in (("/", 3), ("/reports", 7)):
         await page.goto(web_bot.url + path)
         charts = page.locator("svg.chart")
         await expect(charts).to_have_count(count)

@@ -31,8 +31,8 @@ class Live:
         every: float = 1.0,
     ) -> None:
         self.fingerprint, self.render, self.every = fingerprint, render, every
-        self.pages: set[asyncio.Queue[str | None]] = set()
-        self.latest: str | None = None
+        self.pages: set[asyncio.Queue[bytes | None]] = set()
+        self.latest: bytes | None = None  # the last part, as the event every page is sent
         self._seen: Any = object()
         self._rendered_at = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -47,14 +47,13 @@ class Live:
             }
         )
         await response.prepare(request)
-        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1)
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)
         self.pages.add(queue)
         self._start()
         try:
-            first = self.latest if self.latest is not None else await self._fresh()
-            await response.write(_event(first))
-            while (part := await _next(queue)) is not None:
-                await response.write(_event(part) if part else b": keep-alive\n\n")
+            await response.write(self.latest if self.latest is not None else await self._fresh())
+            while (event := await _next(queue)) is not None:
+                await response.write(event or b": keep-alive\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the page was closed or reloaded
         finally:
@@ -72,8 +71,9 @@ class Live:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._watch())
 
-    async def _fresh(self) -> str:
-        self.latest, self._rendered_at = await self.render(), time.monotonic()
+    async def _fresh(self) -> bytes:
+        """The part rendered now, encoded once as the event for every page."""
+        self.latest, self._rendered_at = _event(await self.render()), time.monotonic()
         return self.latest
 
     async def _watch(self) -> None:
@@ -82,27 +82,27 @@ class Live:
                 seen = await self.fingerprint()
                 if seen != self._seen or time.monotonic() - self._rendered_at > REFRESH:
                     self._seen = seen
-                    part = await self._fresh()
+                    event = await self._fresh()
                     for queue in list(self.pages):
-                        _replace(queue, part)
+                        _replace(queue, event)
             except Exception:  # a database hiccup: the pages keep what they show, and we look again
                 log.exception("live update failed", extra={"event": "web_live_failed"})
             await asyncio.sleep(self.every)
 
 
-async def _next(queue: asyncio.Queue[str | None]) -> str | None:
-    """The next part, "" when it is time for a keep-alive, None when the stream should end."""
+async def _next(queue: asyncio.Queue[bytes | None]) -> bytes | None:
+    """The next event, b"" when it is time for a keep-alive, None when the stream should end."""
     try:
         return await asyncio.wait_for(queue.get(), timeout=KEEP_ALIVE)
     except TimeoutError:
-        return ""
+        return b""
 
 
-def _replace(queue: asyncio.Queue[str | None], part: str | None) -> None:
+def _replace(queue: asyncio.Queue[bytes | None], event: bytes | None) -> None:
     """Only the newest part matters to a page that has not read the last one yet."""
     with contextlib.suppress(asyncio.QueueEmpty):
         queue.get_nowait()
-    queue.put_nowait(part)
+    queue.put_nowait(event)
 
 
 def _event(part: str) -> bytes:
