@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 import yaml
@@ -86,6 +87,13 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 def config() -> dict[str, Any]:
     """app.yaml as shipped; a test may change it before the bot starts."""
     return shipped_config()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain HTTP client keeping no cookies of its own (the web view's tests keep them by hand)."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        yield session
 
 
 @pytest.fixture
