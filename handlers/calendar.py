@@ -3,7 +3,6 @@ subscribe to from their calendar. Calendar apps cannot send a header, so the tok
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 from datetime import datetime
@@ -11,7 +10,7 @@ from datetime import datetime
 from aiohttp import web
 from icalendar import Calendar, Event
 
-from handlers.deps import Deps
+from handlers.deps import Deps, names_in_time
 from store import oncall, rota
 from store.errors import InvalidInput
 
@@ -36,19 +35,12 @@ def routes(deps: Deps, *, token: str) -> list[web.RouteDef]:
             return web.Response(status=404, text=f"no schedule called {name!r}\n")
         if user:  # one person's own shifts: "my on-call" in their calendar
             shifts = [shift for shift in shifts if shift.user == user]
-        names = await _names(deps, {shift.user for shift in shifts if shift.user})
+        names = await names_in_time(deps.slack, (shift.user for shift in shifts), wait=NAMES_WAIT)
         body = as_ical(schedule, shifts, names=names, now=now)
         headers = {"Cache-Control": CACHE}
         return web.Response(body=body, content_type="text/calendar", charset="utf-8", headers=headers)
 
     return [web.get("/schedules/{name}.ics", on_schedule_calendar)]
-
-
-async def _names(deps: Deps, users: set[str]) -> dict[str, str]:
-    try:
-        return await asyncio.wait_for(deps.slack.display_names(sorted(users)), timeout=NAMES_WAIT)
-    except TimeoutError:
-        return {}
 
 
 def as_ical(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import re
 from collections.abc import Awaitable, Callable
@@ -13,7 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import flows, oncall, render, reports, text, views
-from handlers.deps import Deps
+from handlers.deps import Deps, names_in_time
 from handlers.flows import UseCaseContext
 from handlers.grammar import PRIORITY_SPAN, Arg, Call, Command, Form, Grammar, Invocation, Kind, Who, dispatch
 from handlers.messages import Composer
@@ -304,7 +303,7 @@ async def do_timeline(call: Call) -> Message:
     async with call.reading() as (session, incident):
         shown = await timeline.visible(session, incident)
     entries = [entry for _, entry in shown]
-    names = await _names_in_time(call.deps, {entry.actor for entry in entries})
+    names = await names_in_time(call.deps.slack, (entry.actor for entry in entries), wait=NAMES_WAIT)
     numbers = {entry.id: number for number, entry in shown}
     return call.deps.composer.render(
         "incident_timeline.json.j2", incident, entries=entries, numbers=numbers, names=names
@@ -324,16 +323,6 @@ async def do_timeline_remove(call: Call, *, n: int) -> Message:
 def _quoted(stored: str | None) -> str:
     """An entry's former text, echoed privately as it read, with nothing live in it."""
     return "“" + render.truncate_text(text.literal(stored or ""), 300) + "”"
-
-
-async def _names_in_time(deps: Deps, users: set[str]) -> dict[str, str]:
-    """Display names for an answer given in the ack: what Slack tells within NAMES_WAIT seconds, so the
-    ack stays inside Slack's 3 seconds; anyone not yet known is shown by their mention alone."""
-    wanted = sorted(user for user in users if user and text.USER_ID.fullmatch(user))
-    try:
-        return await asyncio.wait_for(deps.slack.display_names(wanted), timeout=NAMES_WAIT)
-    except TimeoutError:
-        return {}
 
 
 async def do_list(call: Call) -> Message:

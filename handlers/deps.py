@@ -3,6 +3,7 @@ handlers/routes.py, where listeners take it as their `deps` argument. Handlers n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Any, Protocol
 
 from handlers.messages import Composer
 from handlers.render import Renderer
+from handlers.text import USER_ID
 from store.db import Database
 from store.policy import Policy
 
@@ -29,6 +31,18 @@ class Slack(Protocol):
     async def read_message(self, *, channel: str, ts: str) -> dict[str, Any] | None: ...
 
     async def permalink(self, *, channel: str, ts: str) -> str | None: ...
+
+
+async def names_in_time(slack: Slack, users: Iterable[str | None], *, wait: float) -> dict[str, str]:
+    """Display names for what is answered now (an ack, a page, a feed): what Slack tells within `wait`
+    seconds (the facade keeps names a while); anyone not known in time is shown by their id."""
+    wanted = sorted({user for user in users if user and USER_ID.fullmatch(user)})
+    if not wanted:
+        return {}
+    try:
+        return await asyncio.wait_for(slack.display_names(wanted), timeout=wait)
+    except TimeoutError:
+        return {}
 
 
 @dataclass(frozen=True)

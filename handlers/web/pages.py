@@ -4,7 +4,6 @@ escaped there (autoescape), after being turned from Slack's encoding into what a
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -21,7 +20,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from handlers import reports, text
-from handlers.deps import Deps
+from handlers.deps import Deps, names_in_time
 from handlers.render import describe_entry, duration
 from handlers.web import WEB, render
 from handlers.web.auth import WEB_TEMPLATES
@@ -79,15 +78,7 @@ def show(
 
 
 async def names_of(deps: Deps, users: Iterable[str | None]) -> dict[str, str]:
-    """Display names for the people a page shows: what Slack tells within NAMES_WAIT (the facade keeps
-    them a while); anyone not known in time is shown by their id."""
-    wanted = sorted({user for user in users if user and text.USER_ID.fullmatch(user)})
-    if not wanted:
-        return {}
-    try:
-        return await asyncio.wait_for(deps.slack.display_names(wanted), timeout=NAMES_WAIT)
-    except TimeoutError:
-        return {}
+    return await names_in_time(deps.slack, users, wait=NAMES_WAIT)
 
 
 def helpers(deps: Deps, names: dict[str, str]) -> dict[str, Any]:
