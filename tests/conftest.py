@@ -145,7 +145,9 @@ async def start_bot(
     runners: list[web.AppRunner] = []
     clients: list[SlackRequests] = []
 
-    async def start(**env: str) -> RunningBot:
+    async def start(*, port: int = 0, **env: str) -> RunningBot:
+        """`port`: 0 for any free one; a given one when the bot must know its address before it starts
+        (the web view's TOCSIN_PUBLIC_URL)."""
         path = tmp_path / f"app-{len(runners)}.yaml"
         path.write_text(yaml.safe_dump(config))
         settings = load_settings(
@@ -165,7 +167,7 @@ async def start_bot(
         tocsin = Tocsin(settings, clock=clock)
         runner = web.AppRunner(tocsin.web_app())
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
         runners.append(runner)
         port = runner.addresses[0][1]

@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from aiohttp import web
 
-from bot.app import Tocsin
-from bot.config import load_settings
-from tests.conftest import ROOT, SECRET, Clock, RunningBot
+from tests.conftest import ROOT, RunningBot
 from tests.fakeslack import FakeSlack
 from tests.helpers import declare, drained
 from tests.processes import free_port
-from tests.signed import SlackRequests
 from tests.test_web_auth import web_env
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -73,39 +68,13 @@ def config(config: dict[str, Any], p1_response: str | None) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def web_bot(
-    tmp_path: Path, database_url: str, fake: FakeSlack, config: dict[str, Any]
-) -> AsyncIterator[RunningBot]:
-    """The real bot, as conftest's start_bot starts it, on a port known before it starts: its public URL
-    is its own address."""
+async def web_bot(start_bot: Callable[..., Any], fake: FakeSlack) -> RunningBot:
+    """The real bot on a port known before it starts: its public URL is its own address."""
     fake.add_user("U0ALICE", "alice")
     fake.sign_in_as(user="U0ALICE", name="Alice")
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    path = tmp_path / "app.yaml"
-    path.write_text(yaml.safe_dump(config))
-    settings = load_settings(
-        {
-            "SLACK_BOT_TOKEN": "xoxb-test",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": fake.api_url,
-            "DATABASE_URL": database_url,
-            "TOCSIN_CONFIG": str(path),
-            "TOCSIN_SLACK_QUOTA_SCALE": "100",
-            **web_env(fake, url),
-        }
-    )
-    clock = Clock()
-    tocsin = Tocsin(settings, clock=clock)
-    runner = web.AppRunner(tocsin.web_app())
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    slack = SlackRequests(f"{url}/slack/events", SECRET, fake)
-    try:
-        yield RunningBot(tocsin=tocsin, url=url, slack=slack, fake=fake, clock=clock)
-    finally:
-        await slack.close()
-        await runner.cleanup()
+    running: RunningBot = await start_bot(port=port, **web_env(fake, f"http://127.0.0.1:{port}"))
+    return running
 
 
 @dataclass
